@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Prints a PostgreSQL URL that answers, for `make run` and `make test`.
+#
+# If the given URL ($1, default: the local server) answers, it is printed as is.
+# Otherwise, when PostgreSQL's initdb is installed, a private cluster is
+# created (once) under ./.data/postgres, started on port 54329, and its URL is
+# printed instead. Messages go to stderr; only the URL goes to stdout.
+set -euo pipefail
+
+url="${1:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+data="$root/.data/postgres"
+port=54329
+
+answers() { pg_isready -q -d "$1" -t 3 2>/dev/null; }
+
+if command -v pg_isready >/dev/null && answers "$url"; then
+  echo "$url"
+  exit 0
+fi
+
+bindir=""
+if command -v initdb >/dev/null; then
+  bindir="$(dirname "$(command -v initdb)")"
+else
+  bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+fi
+if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+  echo "PostgreSQL does not answer at $url and initdb is not installed: install PostgreSQL or set DATABASE_URL." >&2
+  exit 1
+fi
+
+# initdb and postgres refuse to run as root: run them as the postgres user
+# (or nobody) in a folder that user owns.
+as=()
+if [ "$(id -u)" = 0 ]; then
+  user=postgres
+  id "$user" >/dev/null 2>&1 || user=nobody
+  as=(runuser -u "$user" --)
+  mkdir -p "$data"
+  chown -R "$user" "$root/.data"
+else
+  mkdir -p "$data"
+fi
+
+private="postgres://postgres@127.0.0.1:$port/${url##*/}"
+private="${private%%\?*}?sslmode=disable"
+if answers "$private"; then
+  echo "$private"
+  exit 0
+fi
+
+if [ ! -f "$data/PG_VERSION" ]; then
+  echo "PostgreSQL does not answer at $url: creating a private cluster in $data" >&2
+  "${as[@]}" "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+fi
+echo "Starting the private PostgreSQL cluster in $data on port $port" >&2
+"${as[@]}" "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
+  -o "-p $port -k $data -c listen_addresses=127.0.0.1" start >/dev/null
+echo "$private"
