@@ -1,0 +1,114 @@
+// Package idempotency makes command endpoints safe to retry: a request sent
+// again with the same Idempotency-Key by the same caller gets the first
+// answer back, and the command runs once.
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/web"
+)
+
+// Header is the request header carrying the key.
+const Header = "Idempotency-Key"
+
+// Middleware remembers the answers to requests that carry an Idempotency-Key.
+// userID returns the authenticated caller (the key is scoped to them), so it
+// runs after authentication. A key reused with a different request (method,
+// path or body) → 409; a key whose first request is still running → 409.
+// Answers with a status of 500 or more are not remembered, so a retry runs again.
+func Middleware(pool *pgxpool.Pool, log *slog.Logger, userID func(*gin.Context) int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		key := c.GetHeader(Header)
+		if key == "" || c.Request.Method == http.MethodGet {
+			c.Next()
+			return
+		}
+		if len(key) > 200 {
+			web.Error(c, domain.Invalid("invalid header", map[string]string{Header: "must have at most 200 characters"}))
+			return
+		}
+		body, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			web.Error(c, web.BindError(err))
+			return
+		}
+		c.Request.Body = io.NopCloser(bytes.NewReader(body))
+		sum := sha256.Sum256(append([]byte(c.Request.Method+" "+c.Request.URL.Path+"\n"), body...))
+		fp := hex.EncodeToString(sum[:])
+		uid := userID(c)
+		ctx := c.Request.Context()
+
+		_, err = pool.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3)`, uid, key, fp)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			var storedFP string
+			var status *int
+			var stored []byte
+			err = pool.QueryRow(ctx, `SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2`, uid, key).Scan(&storedFP, &status, &stored)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				web.Error(c, domain.Errorf(domain.CodeConflict, "a request with this Idempotency-Key is in progress; retry"))
+			case err != nil:
+				web.Error(c, err)
+			case storedFP != fp:
+				web.Error(c, domain.Errorf(domain.CodeConflict, "Idempotency-Key was already used for a different request"))
+			case status == nil:
+				web.Error(c, domain.Errorf(domain.CodeConflict, "a request with this Idempotency-Key is in progress; retry"))
+			default:
+				c.Header("Idempotent-Replayed", "true")
+				c.Data(*status, "application/json; charset=utf-8", stored)
+				c.Abort()
+			}
+			return
+		}
+		if err != nil {
+			web.Error(c, err)
+			return
+		}
+
+		rec := &recorder{ResponseWriter: c.Writer}
+		c.Writer = rec
+		c.Next()
+		status := rec.Status()
+		// The command ran: remember its answer even if the client went away.
+		sctx := context.WithoutCancel(ctx)
+		if status >= 500 {
+			if _, err := pool.Exec(sctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2`, uid, key); err != nil {
+				log.Error("release idempotency key", "error", err)
+			}
+			return
+		}
+		if _, err := pool.Exec(sctx, `UPDATE idempotency_keys SET status = $3, body = $4 WHERE user_id = $1 AND key = $2`, uid, key, status, rec.buf.Bytes()); err != nil {
+			log.Error("store idempotent answer", "error", err)
+		}
+	}
+}
+
+type recorder struct {
+	gin.ResponseWriter
+	buf bytes.Buffer
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.buf.Write(b)
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) WriteString(s string) (int, error) {
+	r.buf.WriteString(s)
+	return r.ResponseWriter.WriteString(s)
+}
