@@ -1,0 +1,856 @@
+// Package eventstoretest is the conformance suite every event store runs:
+//
+//	func TestConformance(t *testing.T) {
+//		eventstoretest.Run(t, func(t *testing.T) eventstoretest.Harness { … })
+//	}
+//
+// It checks appends with expected versions, idempotent retries, stream and
+// global reads, catch-up subscriptions across a restart, and — the point of
+// the whole exercise — that a catch-up reader running during many concurrent
+// appends, some of them held back just before they commit, sees every event
+// exactly once in strictly increasing position order.
+package eventstoretest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockstep/lockstep/eventstore"
+)
+
+// Harness is one store under test, fresh for each subtest.
+type Harness struct {
+	// Store is the store under test, preferably empty; on a shared server
+	// nothing else may write to it while the suite runs. The suite closes it
+	// at the end of the subtest.
+	Store eventstore.Store
+	// Reopen makes a new Store over the same data, as a process restart
+	// would; the suite closes the old one first. Nil skips the restart test.
+	Reopen func(t *testing.T) eventstore.Store
+	// Commits, when not nil, must be called by the store's appends (all
+	// stores Reopen makes included) just before they commit; the suite uses it
+	// to hold some committers back. The store must then be able to run at
+	// least HeldCommitters+2 appends at once (pool size). Nil: the concurrency
+	// tests run without held committers.
+	Commits *CommitHook
+	// StreamPositionsUnknown: ReadStream may return events with Position 0
+	// (EventStoreDB servers read streams from an index without positions).
+	StreamPositionsUnknown bool
+	// IDsCheckedPerStreamOnly: the store detects an already-stored event id
+	// only within the stream appended to (EventStoreDB has no lookup by id).
+	IDsCheckedPerStreamOnly bool
+	// Timeout bounds every wait of the suite. Default 30s.
+	Timeout time.Duration
+}
+
+// HeldCommitters is how many appends the gap test holds before they commit.
+const HeldCommitters = 3
+
+// CommitHook is a switchable callback the suite installs; a store under test
+// calls BeforeCommit from inside its append transactions.
+type CommitHook struct {
+	mu sync.RWMutex
+	fn func(ctx context.Context, stream string)
+}
+
+// BeforeCommit calls the installed callback, if any.
+func (h *CommitHook) BeforeCommit(ctx context.Context, stream string) {
+	if h == nil {
+		return
+	}
+	h.mu.RLock()
+	fn := h.fn
+	h.mu.RUnlock()
+	if fn != nil {
+		fn(ctx, stream)
+	}
+}
+
+func (h *CommitHook) set(fn func(ctx context.Context, stream string)) {
+	h.mu.Lock()
+	h.fn = fn
+	h.mu.Unlock()
+}
+
+// Run runs the suite; newStore is called once per subtest.
+func Run(t *testing.T, newStore func(t *testing.T) Harness) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s *suite)
+	}{
+		{"append_and_read_stream_round_trip", testRoundTrip},
+		{"invalid_events_are_refused", testInvalidEvents},
+		{"expected_version", testExpectedVersion},
+		{"concurrent_appenders_one_stream_one_winner_per_version", testConcurrentOneStream},
+		{"concurrent_appenders_with_catch_up_reader_skip_nothing", testNoGaps},
+		{"read_all_paging_yields_the_same_sequence", testReadAllPaging},
+		{"idempotent_append", testIdempotentAppend},
+		{"subscribe_from_saved_position_after_restart", testRestart},
+		{"subscribe_delivers_stored_then_live_events", testSubscribeCatchUpThenLive},
+		{"subscribe_stops_on_cancel_and_handler_error", testSubscribeStops},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newStore(t)
+			if h.Timeout == 0 {
+				h.Timeout = 30 * time.Second
+			}
+			s := &suite{Harness: h, store: h.Store}
+			t.Cleanup(func() {
+				s.Commits.set(nil)
+				s.store.Close()
+			})
+			base, err := h.Store.HeadPosition(s.ctx(t))
+			if err != nil {
+				t.Fatalf("head position: %v", err)
+			}
+			s.base = base
+			tc.fn(t, s)
+		})
+	}
+}
+
+type suite struct {
+	Harness
+	store eventstore.Store // the current one (after Reopen, the new one)
+	// base is the head of the global log when the subtest started: 0 for an
+	// empty store; a shared server's log holds earlier subtests' events.
+	base uint64
+}
+
+func (s *suite) ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), s.Timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// streamName is unique per call, so suites can share an EventStoreDB server.
+func streamName(prefix string) string {
+	return prefix + "-" + uuid.NewString()
+}
+
+func newEvent(typ string, n int) eventstore.EventData {
+	return eventstore.EventData{
+		ID:            uuid.New(),
+		Type:          typ,
+		SchemaVersion: 1,
+		Data:          json.RawMessage(fmt.Sprintf(`{"n": %d, "text": "step %d"}`, n, n)),
+		OccurredAt:    time.Now().UTC().Truncate(time.Millisecond),
+	}
+}
+
+func newEvents(typ string, count int) []eventstore.EventData {
+	out := make([]eventstore.EventData, count)
+	for i := range out {
+		out[i] = newEvent(typ, i)
+	}
+	return out
+}
+
+func mustAppend(t *testing.T, ctx context.Context, st eventstore.Store, stream string, exp eventstore.ExpectedVersion, evs ...eventstore.EventData) eventstore.AppendResult {
+	t.Helper()
+	res, err := st.Append(ctx, stream, exp, evs...)
+	if err != nil {
+		t.Fatalf("append %d events to %s (expected %d): %v", len(evs), stream, exp, err)
+	}
+	return res
+}
+
+func readStream(t *testing.T, ctx context.Context, st eventstore.Store, stream string) []eventstore.Event {
+	t.Helper()
+	evs, err := st.ReadStream(ctx, stream, 0, 0)
+	if err != nil {
+		t.Fatalf("read stream %s: %v", stream, err)
+	}
+	return evs
+}
+
+// readAll pages through the whole visible log with page size limit,
+// checking that positions strictly increase.
+func readAll(t *testing.T, ctx context.Context, st eventstore.Store, after uint64, limit int) []eventstore.Event {
+	t.Helper()
+	var out []eventstore.Event
+	for {
+		page, err := st.ReadAll(ctx, after, limit)
+		if err != nil {
+			t.Fatalf("read all after %d: %v", after, err)
+		}
+		if len(page) > limit {
+			t.Fatalf("read all after %d with limit %d returned %d events", after, limit, len(page))
+		}
+		for _, e := range page {
+			if e.Position <= after {
+				t.Fatalf("read all: position %d does not follow %d", e.Position, after)
+			}
+			after = e.Position
+		}
+		out = append(out, page...)
+		if len(page) < limit {
+			return out
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the harness timeout passes.
+func (s *suite) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(s.Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", s.Timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func ids(evs []eventstore.Event) []uuid.UUID {
+	out := make([]uuid.UUID, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func dataIDs(evs []eventstore.EventData) []uuid.UUID {
+	out := make([]uuid.UUID, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func testRoundTrip(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	stream := streamName("lecture")
+	in := newEvents("TaskAdded", 3)
+	in[0].Type = "LectureCreated"
+	in[0].SchemaVersion = 2
+	in[1].Metadata = eventstore.Metadata{CorrelationID: "corr-1", CausationID: "cause-1", UserID: 7, SessionID: 11, LectureID: 13}
+	in[2].Data = json.RawMessage(`{"title": "전화 걸기", "nested": {"list": [1, 2.5, "x", null, true]}}`)
+	before := time.Now().Add(-time.Second)
+	defaulted := eventstore.EventData{ID: uuid.New(), Type: "LectureUpdated", Data: json.RawMessage(`{}`)}
+
+	res := mustAppend(t, ctx, s.store, stream, eventstore.NoStream, in...)
+	if res.Version != 3 {
+		t.Fatalf("append result version = %d, want 3", res.Version)
+	}
+	res2 := mustAppend(t, ctx, s.store, stream, eventstore.Exactly(3), defaulted)
+	if res2.Version != 4 || res2.Position <= res.Position {
+		t.Fatalf("second append = %+v after %+v: want version 4 and a higher position", res2, res)
+	}
+	after := time.Now().Add(time.Second)
+
+	got := readStream(t, ctx, s.store, stream)
+	s.awaitVisible(t, ctx, res2.Position)
+	if len(got) != 4 {
+		t.Fatalf("read %d events, want 4", len(got))
+	}
+	all := readAll(t, ctx, s.store, s.base, 100)
+	var allOfStream []eventstore.Event
+	for _, e := range all {
+		if e.Stream == stream {
+			allOfStream = append(allOfStream, e)
+		}
+	}
+	if !reflect.DeepEqual(ids(allOfStream), ids(got)) {
+		t.Fatalf("ReadAll has the stream's events %v, ReadStream %v", ids(allOfStream), ids(got))
+	}
+	if allOfStream[2].Position != res.Position || allOfStream[3].Position != res2.Position {
+		t.Fatalf("append results %+v, %+v do not name the positions of their last events (%d, %d)", res, res2, allOfStream[2].Position, allOfStream[3].Position)
+	}
+	for i, e := range got {
+		if e.Version != int64(i+1) || e.Stream != stream {
+			t.Fatalf("event %d: stream %q version %d, want %q %d", i, e.Stream, e.Version, stream, i+1)
+		}
+		if !s.StreamPositionsUnknown && e.Position != allOfStream[i].Position {
+			t.Fatalf("event %d: ReadStream position %d, ReadAll position %d", i, e.Position, allOfStream[i].Position)
+		}
+		if i > 0 && !s.StreamPositionsUnknown && e.Position <= got[i-1].Position {
+			t.Fatalf("positions not increasing in the stream: %d after %d", e.Position, got[i-1].Position)
+		}
+		if !reflect.DeepEqual(e, allOfStream[i]) && !s.StreamPositionsUnknown {
+			t.Fatalf("event %d differs between ReadStream and ReadAll:\n%+v\n%+v", i, e, allOfStream[i])
+		}
+	}
+	for i, want := range in {
+		e := got[i]
+		if e.ID != want.ID || e.Type != want.Type || e.SchemaVersion != want.SchemaVersion || e.Metadata != want.Metadata {
+			t.Errorf("event %d envelope = {%s %s v%d %+v}, want {%s %s v%d %+v}", i, e.ID, e.Type, e.SchemaVersion, e.Metadata, want.ID, want.Type, want.SchemaVersion, want.Metadata)
+		}
+		if !sameJSON(e.Data, want.Data) {
+			t.Errorf("event %d data = %s, want %s", i, e.Data, want.Data)
+		}
+		if !e.OccurredAt.Equal(want.OccurredAt) || e.OccurredAt.Location() != time.UTC {
+			t.Errorf("event %d occurred_at = %v, want %v in UTC", i, e.OccurredAt, want.OccurredAt)
+		}
+	}
+	d := got[3]
+	if d.SchemaVersion != 1 || d.OccurredAt.Before(before) || d.OccurredAt.After(after) || d.Metadata != (eventstore.Metadata{}) {
+		t.Errorf("defaults: schema version %d (want 1), occurred_at %v (want between %v and %v), metadata %+v (want zero)", d.SchemaVersion, d.OccurredAt, before, after, d.Metadata)
+	}
+
+	part, err := s.store.ReadStream(ctx, stream, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ids(part), []uuid.UUID{in[1].ID, in[2].ID}) {
+		t.Errorf("ReadStream(after 1, limit 2) = %v, want events 2 and 3", ids(part))
+	}
+	none, err := s.store.ReadStream(ctx, streamName("nothing"), 0, 0)
+	if err != nil || len(none) != 0 {
+		t.Errorf("ReadStream of a missing stream = %d events, %v; want none, nil", len(none), err)
+	}
+	head, err := s.store.HeadPosition(ctx)
+	if err != nil || head != res2.Position {
+		t.Errorf("HeadPosition = %d, %v; want %d", head, err, res2.Position)
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
+
+func testInvalidEvents(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	stream := streamName("invalid")
+	good := newEvent("HelpRequested", 1)
+	dup := newEvent("HelpRequested", 2)
+	cases := []struct {
+		name   string
+		stream string
+		events []eventstore.EventData
+	}{
+		{"nil_id", stream, []eventstore.EventData{good, {Type: "HelpRequested", Data: json.RawMessage(`{}`)}}},
+		{"empty_type", stream, []eventstore.EventData{good, {ID: uuid.New(), Data: json.RawMessage(`{}`)}}},
+		{"data_not_json", stream, []eventstore.EventData{good, {ID: uuid.New(), Type: "HelpRequested", Data: json.RawMessage(`{"a":`)}}},
+		{"no_data", stream, []eventstore.EventData{good, {ID: uuid.New(), Type: "HelpRequested"}}},
+		{"no_events", stream, nil},
+		{"same_id_twice", stream, []eventstore.EventData{dup, dup}},
+		{"empty_stream_name", "", []eventstore.EventData{good}},
+	}
+	for _, c := range cases {
+		if _, err := s.store.Append(ctx, c.stream, eventstore.Any, c.events...); !errors.Is(err, eventstore.ErrInvalidEvent) {
+			t.Errorf("%s: err = %v, want ErrInvalidEvent", c.name, err)
+		}
+	}
+	if evs := readStream(t, ctx, s.store, stream); len(evs) != 0 {
+		t.Fatalf("refused appends stored %d events", len(evs))
+	}
+	if evs := readAll(t, ctx, s.store, s.base, 100); len(evs) != 0 {
+		t.Fatalf("refused appends stored %d events in the log", len(evs))
+	}
+}
+
+func testExpectedVersion(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	stream := streamName("session")
+	mustAppend(t, ctx, s.store, stream, eventstore.NoStream, newEvents("SessionOpened", 2)...)
+
+	refused := []struct {
+		name     string
+		stream   string
+		expected eventstore.ExpectedVersion
+	}{
+		{"no_stream_on_existing_stream", stream, eventstore.NoStream},
+		{"exactly_too_low", stream, eventstore.Exactly(1)},
+		{"exactly_too_high", stream, eventstore.Exactly(3)},
+		{"exactly_on_missing_stream", streamName("missing"), eventstore.Exactly(1)},
+	}
+	for _, c := range refused {
+		if _, err := s.store.Append(ctx, c.stream, c.expected, newEvent("SessionStarted", 0)); !errors.Is(err, eventstore.ErrConcurrency) {
+			t.Errorf("%s: err = %v, want ErrConcurrency", c.name, err)
+		}
+	}
+	if evs := readStream(t, ctx, s.store, stream); len(evs) != 2 {
+		t.Fatalf("refused appends changed the stream: %d events, want 2", len(evs))
+	}
+	if res := mustAppend(t, ctx, s.store, stream, eventstore.Exactly(2), newEvent("SessionStarted", 0)); res.Version != 3 {
+		t.Errorf("Exactly(2) append: version %d, want 3", res.Version)
+	}
+	if res := mustAppend(t, ctx, s.store, stream, eventstore.Any, newEvents("StepChanged", 2)...); res.Version != 5 {
+		t.Errorf("Any append on an existing stream: version %d, want 5", res.Version)
+	}
+	fresh := streamName("fresh")
+	if res := mustAppend(t, ctx, s.store, fresh, eventstore.Any, newEvent("SessionOpened", 0)); res.Version != 1 {
+		t.Errorf("Any append on a new stream: version %d, want 1", res.Version)
+	}
+	if evs := readStream(t, ctx, s.store, stream); len(evs) != 5 {
+		t.Errorf("stream has %d events, want 5", len(evs))
+	}
+}
+
+func testConcurrentOneStream(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	stream := streamName("progress")
+	const writers, rounds = 20, 3
+	var winners []uuid.UUID
+	for round := range rounds {
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			won     []eventstore.EventData
+			results []eventstore.AppendResult
+			others  []error
+		)
+		start := make(chan struct{})
+		for range writers {
+			ev := newEvent("SubtaskCompleted", round)
+			wg.Go(func() {
+				<-start
+				res, err := s.store.Append(ctx, stream, eventstore.Exactly(int64(round)), ev)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won = append(won, ev)
+					results = append(results, res)
+				case errors.Is(err, eventstore.ErrConcurrency):
+				default:
+					others = append(others, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(others) > 0 {
+			t.Fatalf("round %d: unexpected errors: %v", round, others)
+		}
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d of %d appends at version %d won, want exactly 1", round, len(won), writers, round)
+		}
+		if results[0].Version != int64(round+1) {
+			t.Fatalf("round %d: winner's version %d, want %d", round, results[0].Version, round+1)
+		}
+		winners = append(winners, won[0].ID)
+	}
+	if got := ids(readStream(t, ctx, s.store, stream)); !reflect.DeepEqual(got, winners) {
+		t.Fatalf("stream holds %v, want the winners %v", got, winners)
+	}
+
+	// With Any every writer gets its own version.
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		versions = map[int64]bool{}
+		errs     []error
+	)
+	for range writers {
+		wg.Go(func() {
+			res, err := s.store.Append(ctx, stream, eventstore.Any, newEvent("SubtaskStarted", 0))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			versions[res.Version] = true
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("concurrent Any appends failed: %v", errs)
+	}
+	for v := int64(rounds + 1); v <= rounds+writers; v++ {
+		if !versions[v] {
+			t.Fatalf("concurrent Any appends got versions %v, want each of %d..%d once", versions, rounds+1, rounds+writers)
+		}
+	}
+	if evs := readStream(t, ctx, s.store, stream); len(evs) != rounds+writers {
+		t.Fatalf("stream has %d events, want %d", len(evs), rounds+writers)
+	}
+}
+
+// collector records what a subscription delivers and checks order as it goes.
+type collector struct {
+	mu     sync.Mutex
+	events []eventstore.Event
+	seen   map[uuid.UUID]int
+	errs   []string
+}
+
+func newCollector() *collector { return &collector{seen: map[uuid.UUID]int{}} }
+
+func (c *collector) handle(_ context.Context, batch []eventstore.Event) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(batch) == 0 {
+		c.errs = append(c.errs, "empty batch delivered")
+	}
+	for _, e := range batch {
+		if n := len(c.events); n > 0 && e.Position <= c.events[n-1].Position {
+			c.errs = append(c.errs, fmt.Sprintf("position %d delivered after %d", e.Position, c.events[n-1].Position))
+		}
+		c.seen[e.ID]++
+		if c.seen[e.ID] == 2 {
+			c.errs = append(c.errs, fmt.Sprintf("event %s delivered twice", e.ID))
+		}
+		c.events = append(c.events, e)
+	}
+	return nil
+}
+
+func (c *collector) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.events)
+}
+
+func (c *collector) last() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.events) == 0 {
+		return 0
+	}
+	return c.events[len(c.events)-1].Position
+}
+
+func (c *collector) snapshot() ([]eventstore.Event, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]eventstore.Event(nil), c.events...), append([]string(nil), c.errs...)
+}
+
+// subscription is a background Subscribe call.
+type subscription struct {
+	*collector
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Subscribe has returned err
+	err    error
+}
+
+// result waits for the subscription to end and returns its error.
+func (s *suite) result(t *testing.T, sub *subscription) error {
+	t.Helper()
+	select {
+	case <-sub.done:
+		return sub.err
+	case <-time.After(s.Timeout):
+		t.Fatalf("subscription did not end within %s", s.Timeout)
+		return nil
+	}
+}
+
+// subscribe runs a subscription in the background until the test ends.
+func (s *suite) subscribe(t *testing.T, st eventstore.Store, after uint64) *subscription {
+	ctx, cancel := context.WithCancel(context.Background())
+	sub := &subscription{collector: newCollector(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		sub.err = st.Subscribe(ctx, after, sub.handle)
+		close(sub.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-sub.done:
+		case <-time.After(s.Timeout):
+			t.Errorf("subscription did not stop within %s of its context's end", s.Timeout)
+		}
+	})
+	return sub
+}
+
+// awaitVisible waits until readers of the global log may see position pos:
+// a store may hold readers back while older transactions are in flight.
+func (s *suite) awaitVisible(t *testing.T, ctx context.Context, pos uint64) {
+	t.Helper()
+	s.waitFor(t, fmt.Sprintf("position %d to become visible", pos), func() bool {
+		head, err := s.store.HeadPosition(ctx)
+		if err != nil {
+			t.Fatalf("head position: %v", err)
+		}
+		return head >= pos
+	})
+}
+
+func testNoGaps(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	const appenders = 50
+	sub := s.subscribe(t, s.store, s.base)
+
+	// Held appenders take their place in the log first, then wait just
+	// before committing until every other appender has committed and the
+	// reader has caught up with everything visible.
+	held := map[int]bool{}
+	release := make(chan struct{})
+	arrived := make(chan struct{}, appenders)
+	if s.Commits != nil {
+		for i := range HeldCommitters {
+			held[i*appenders/HeldCommitters] = true
+		}
+		s.Commits.set(func(ctx context.Context, stream string) {
+			if len(stream) < 5 || stream[:5] != "held-" {
+				return
+			}
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		})
+		defer s.Commits.set(nil)
+	}
+
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		appended = map[uuid.UUID]bool{}
+		errs     []error
+	)
+	appendOne := func(i int) {
+		prefix := "free"
+		if held[i] {
+			prefix = "held"
+		}
+		evs := newEvents("ParticipantJoined", 1+i%3)
+		_, err := s.store.Append(ctx, streamName(prefix), eventstore.NoStream, evs...)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		for _, e := range evs {
+			appended[e.ID] = true
+		}
+	}
+	for i := range held {
+		wg.Go(func() { appendOne(i) })
+	}
+	for range held {
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			t.Fatal("held appenders never reached their commit")
+		}
+	}
+	var free sync.WaitGroup
+	for i := range appenders {
+		if !held[i] {
+			free.Go(func() { appendOne(i) })
+		}
+	}
+	free.Wait()
+	if len(held) > 0 {
+		// Let the reader take everything it is shown while the held
+		// appenders are still open: a store that shows later commits
+		// before the held ones would make it skip them.
+		visible := readAll(t, ctx, s.store, s.base, 1000)
+		if n := len(visible); n > 0 {
+			s.waitFor(t, "the reader to catch up while appenders are held", func() bool { return sub.last() >= visible[n-1].Position })
+		}
+		close(release)
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("appends failed: %v", errs)
+	}
+	var all []eventstore.Event
+	s.waitFor(t, fmt.Sprintf("all %d appended events to become visible", len(appended)), func() bool {
+		all = readAll(t, ctx, s.store, s.base, 1000)
+		return len(all) >= len(appended)
+	})
+	s.waitFor(t, "the reader to reach the end of the log", func() bool { return sub.last() >= all[len(all)-1].Position })
+
+	got, problems := sub.snapshot()
+	if len(problems) > 0 {
+		t.Fatalf("subscription: %v", problems)
+	}
+	delivered := map[uuid.UUID]int{}
+	for _, e := range got {
+		delivered[e.ID]++
+	}
+	missing := 0
+	for id := range appended {
+		if delivered[id] != 1 {
+			missing++
+		}
+	}
+	if missing > 0 || len(got) != len(appended) {
+		t.Fatalf("reader got %d events for %d appended; %d appended events not delivered exactly once", len(got), len(appended), missing)
+	}
+	if paged := readAll(t, ctx, s.store, s.base, 7); !reflect.DeepEqual(ids(paged), ids(got)) || !reflect.DeepEqual(ids(all), ids(got)) {
+		t.Fatalf("the subscription's order differs from ReadAll's")
+	}
+}
+
+func testReadAllPaging(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	var appended []uuid.UUID
+	var last eventstore.AppendResult
+	for i := range 12 {
+		evs := newEvents("SubtaskAdded", 1+i%4)
+		last = mustAppend(t, ctx, s.store, streamName("lecture"), eventstore.NoStream, evs...)
+		appended = append(appended, dataIDs(evs)...)
+	}
+	s.awaitVisible(t, ctx, last.Position)
+	whole := readAll(t, ctx, s.store, s.base, 1000)
+	if !reflect.DeepEqual(ids(whole), appended) {
+		t.Fatalf("ReadAll of sequential appends = %v, want them in append order %v", ids(whole), appended)
+	}
+	for _, limit := range []int{1, 3, 7} {
+		if paged := readAll(t, ctx, s.store, s.base, limit); !reflect.DeepEqual(paged, whole) {
+			t.Fatalf("paging by %d yields a different sequence", limit)
+		}
+	}
+	mid := whole[len(whole)/2].Position
+	if rest := readAll(t, ctx, s.store, mid, 5); !reflect.DeepEqual(rest, whole[len(whole)/2+1:]) {
+		t.Fatalf("ReadAll after position %d is not the rest of the log", mid)
+	}
+	if evs, err := s.store.ReadAll(ctx, whole[len(whole)-1].Position, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("ReadAll after the head = %d events, %v; want none", len(evs), err)
+	}
+	if head, err := s.store.HeadPosition(ctx); err != nil || head != last.Position || head != whole[len(whole)-1].Position {
+		t.Fatalf("HeadPosition = %d, %v; want %d", head, err, last.Position)
+	}
+}
+
+func testIdempotentAppend(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	stream := streamName("help")
+	evs := newEvents("HelpRequested", 2)
+	first := mustAppend(t, ctx, s.store, stream, eventstore.NoStream, evs...)
+	third := mustAppend(t, ctx, s.store, stream, eventstore.Exactly(2), newEvent("HelpAnalyzed", 0))
+	s.awaitVisible(t, ctx, third.Position)
+	head := third.Position
+
+	for _, exp := range []eventstore.ExpectedVersion{eventstore.NoStream, eventstore.Any, eventstore.Exactly(3)} {
+		again, err := s.store.Append(ctx, stream, exp, evs...)
+		if err != nil || again != first {
+			t.Errorf("retried append (expected %d) = %+v, %v; want the first result %+v", exp, again, err, first)
+		}
+	}
+	refused := []struct {
+		name   string
+		stream string
+		events []eventstore.EventData
+	}{
+		{"stored_id_with_a_new_one", stream, []eventstore.EventData{evs[0], newEvent("HelpRequested", 9)}},
+		{"stored_id_in_another_stream", streamName("help"), []eventstore.EventData{evs[0]}},
+	}
+	for _, c := range refused {
+		if c.stream != stream && s.IDsCheckedPerStreamOnly {
+			continue
+		}
+		if _, err := s.store.Append(ctx, c.stream, eventstore.Any, c.events...); !errors.Is(err, eventstore.ErrConcurrency) {
+			t.Errorf("%s: err = %v, want ErrConcurrency", c.name, err)
+		}
+	}
+	if got := readStream(t, ctx, s.store, stream); len(got) != 3 {
+		t.Fatalf("stream has %d events after retries, want 3", len(got))
+	}
+	if all := readAll(t, ctx, s.store, s.base, 100); len(all) != 3 || all[len(all)-1].Position != head {
+		t.Fatalf("the log changed: %d events, want 3 ending at %d", len(all), head)
+	}
+}
+
+func testRestart(t *testing.T, s *suite) {
+	if s.Reopen == nil {
+		t.Skip("harness cannot reopen its store")
+	}
+	ctx := s.ctx(t)
+	var last eventstore.AppendResult
+	for i := range 5 {
+		last = mustAppend(t, ctx, s.store, streamName("progress"), eventstore.NoStream, newEvents("SubtaskCompleted", 1+i%2)...)
+	}
+	s.awaitVisible(t, ctx, last.Position)
+	before := readAll(t, ctx, s.store, s.base, 100)
+	saved := before[3].Position
+
+	s.store.Close()
+	if _, err := s.store.Append(ctx, streamName("closed"), eventstore.Any, newEvent("X", 0)); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("append to a closed store: %v, want ErrClosed", err)
+	}
+	s.store = s.Reopen(t)
+	var later []eventstore.EventData
+	for range 3 {
+		evs := newEvents("SubtaskStarted", 2)
+		mustAppend(t, ctx, s.store, streamName("progress"), eventstore.NoStream, evs...)
+		later = append(later, evs...)
+	}
+	want := append(ids(before[4:]), dataIDs(later)...)
+	sub := s.subscribe(t, s.store, saved)
+	s.waitFor(t, "the resumed subscription to deliver the rest", func() bool { return sub.count() >= len(want) })
+	sub.cancel()
+	if err := s.result(t, sub); !errors.Is(err, context.Canceled) {
+		t.Errorf("subscription ended with %v, want context.Canceled", err)
+	}
+	got, problems := sub.snapshot()
+	if len(problems) > 0 {
+		t.Fatalf("subscription: %v", problems)
+	}
+	if !reflect.DeepEqual(ids(got), want) {
+		t.Fatalf("resumed from position %d: got %d events %v, want exactly the %d after it %v", saved, len(got), ids(got), len(want), want)
+	}
+}
+
+func testSubscribeCatchUpThenLive(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	stream := streamName("session")
+	stored := newEvents("StepChanged", 5)
+	mustAppend(t, ctx, s.store, stream, eventstore.NoStream, stored[:2]...)
+	mustAppend(t, ctx, s.store, stream, eventstore.Exactly(2), stored[2:]...)
+
+	sub := s.subscribe(t, s.store, s.base)
+	s.waitFor(t, "the stored events", func() bool { return sub.count() >= len(stored) })
+	live := newEvents("SessionPaused", 3)
+	for i, e := range live {
+		mustAppend(t, ctx, s.store, stream, eventstore.Exactly(int64(len(stored)+i)), e)
+	}
+	s.waitFor(t, "the live events", func() bool { return sub.count() >= len(stored)+len(live) })
+	got, problems := sub.snapshot()
+	if len(problems) > 0 {
+		t.Fatalf("subscription: %v", problems)
+	}
+	if want := append(dataIDs(stored), dataIDs(live)...); !reflect.DeepEqual(ids(got), want) {
+		t.Fatalf("subscription delivered %v, want %v", ids(got), want)
+	}
+	for i, e := range got {
+		if e.Stream != stream || e.Version != int64(i+1) {
+			t.Fatalf("delivered event %d: %s v%d, want %s v%d", i, e.Stream, e.Version, stream, i+1)
+		}
+	}
+	select {
+	case <-sub.done:
+		t.Fatalf("subscription ended on its own: %v", sub.err)
+	default:
+	}
+}
+
+func testSubscribeStops(t *testing.T, s *suite) {
+	ctx := s.ctx(t)
+	mustAppend(t, ctx, s.store, streamName("help"), eventstore.NoStream, newEvents("HelpRequested", 3)...)
+
+	// Cancel while waiting for live events.
+	sub := s.subscribe(t, s.store, s.base)
+	s.waitFor(t, "the stored events", func() bool { return sub.count() >= 3 })
+	sub.cancel()
+	if err := s.result(t, sub); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled subscription returned %v, want context.Canceled", err)
+	}
+
+	// A failing handler stops the subscription with its error.
+	boom := errors.New("projector broke")
+	calls := 0
+	err := s.store.Subscribe(ctx, s.base, func(context.Context, []eventstore.Event) error {
+		calls++
+		return boom
+	})
+	if !errors.Is(err, boom) || calls != 1 {
+		t.Errorf("subscription with a failing handler returned %v after %d calls, want %v after 1", err, calls, boom)
+	}
+}

@@ -1,0 +1,562 @@
+// Package postgres is the PostgreSQL event store, Lockstep's default.
+//
+// # Positions are commit-safe
+//
+// A bigserial position is taken when a row is inserted but becomes visible when
+// its transaction commits, so a reader paging by "last position seen" could see
+// position 11, move on, and miss position 10 committing a moment later. This
+// store avoids that without a global lock:
+//
+//   - every Append runs in one transaction that takes its own transaction id
+//     (pg_current_xact_id(), a 64-bit xid8) and stores its events at
+//     position = txid*65536 + i, i being the event's index in the append (so an
+//     append holds at most 65,535 events);
+//   - readers (ReadAll, Subscribe, HeadPosition) return only events whose
+//     position is below pg_snapshot_xmin(pg_current_snapshot())*65536, i.e.
+//     events of transactions older than the oldest transaction still in flight.
+//
+// A transaction id below a snapshot's xmin belongs to a finished transaction,
+// and any transaction that starts later gets a larger id, so once a reader has
+// read up to position p no event at or below p can ever appear: paging by the
+// last position seen skips nothing. Concurrent appenders do not wait for each
+// other (unless they append to the same stream with Any) and still share
+// group commits. The price: any long transaction on the server that has taken
+// a transaction id, of any database, holds readers back until it ends.
+//
+// ReadStream is not held back that way: a command handler always sees its own
+// and every committed write to the stream it is about to append to.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lockstep/lockstep/eventstore"
+)
+
+// Channel is the LISTEN/NOTIFY channel every append notifies.
+const Channel = "lockstep_events"
+
+// MaxAppendEvents is the most events one Append may carry.
+const MaxAppendEvents = 65535
+
+// positionsPerTx is the room each transaction has in the position space.
+const positionsPerTx = 65536
+
+// streamLockClass is the first key of the advisory lock that serializes Any
+// appends to one stream (the second key is hashtext(stream)).
+const streamLockClass = 0x4c4b5354 // "LKST"
+
+// Config configures a Store. The zero value is usable.
+type Config struct {
+	// BatchSize is how many events Subscribe reads and hands over at once,
+	// and ReadAll's limit when it is given none. Default 500.
+	BatchSize int
+	// PollInterval is how often Subscribe re-reads when no notification
+	// arrives: a reader can be held back by a transaction that sends none.
+	// Default 250ms.
+	PollInterval time.Duration
+	// AnyRetries is how many times an Any append is retried after losing a
+	// race for the stream's next version to an Exactly append. Default 5.
+	AnyRetries int
+	// Logger reports trouble with the notification listener. Default: discard.
+	Logger *slog.Logger
+	// BeforeCommit, when set, is called inside every append transaction just
+	// before it commits, with the append's context and stream. Tests use it to
+	// hold committers back; production leaves it nil.
+	BeforeCommit func(ctx context.Context, stream string)
+	// Now is the clock for events without OccurredAt. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.AnyRetries == 0 {
+		c.AnyRetries = 5
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every problem of c at once (after defaults are applied,
+// only negative values can be wrong).
+func (c Config) Validate() error {
+	var errs []error
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("postgres event store: BatchSize %d < 0", c.BatchSize))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, fmt.Errorf("postgres event store: PollInterval %s < 0", c.PollInterval))
+	}
+	if c.AnyRetries < 0 {
+		errs = append(errs, fmt.Errorf("postgres event store: AnyRetries %d < 0", c.AnyRetries))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the PostgreSQL event store. It uses the events table of
+// migration 00001 and does not own the pool: Close leaves it open.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  Config
+
+	mu        sync.Mutex // guards listening and the closing of done
+	done      chan struct{}
+	listening bool
+	wg        sync.WaitGroup
+	wake      wakeup
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// New returns a Store over pool. It panics on a nil pool or an invalid config
+// (a programming error; call cfg.Validate first to handle it).
+func New(pool *pgxpool.Pool, cfg Config) *Store {
+	if pool == nil {
+		panic("postgres event store: nil pool")
+	}
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	cfg.setDefaults()
+	return &Store{pool: pool, cfg: cfg, done: make(chan struct{}), wake: wakeup{ch: make(chan struct{})}}
+}
+
+// Close stops the store's notification listener and makes every method
+// return eventstore.ErrClosed. Running subscriptions return ErrClosed.
+func (s *Store) Close() {
+	s.mu.Lock()
+	if !s.closed() {
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Store) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed() {
+		return eventstore.ErrClosed
+	}
+	return s.pool.Ping(ctx)
+}
+
+// errVersion: the stream's version was not the expected one.
+var errVersion = errors.New("version mismatch")
+
+// Append appends events to stream atomically if its version matches
+// expected.
+//
+// Idempotency: when every event id of the append is already stored in this
+// stream, in the same order at consecutive versions, nothing is written and
+// the result of that earlier append is returned (Version and Position of its
+// last event), whatever expected says. When only some of the ids are stored,
+// or they are stored in another stream or another order, the append fails
+// with eventstore.ErrConcurrency.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if s.closed() {
+		return eventstore.AppendResult{}, eventstore.ErrClosed
+	}
+	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if len(events) > MaxAppendEvents {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: %d events in one append to %s (at most %d)", eventstore.ErrInvalidEvent, len(events), stream, MaxAppendEvents)
+	}
+	rows, err := s.rows(events)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := s.tryAppend(ctx, stream, expected, rows)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, errVersion) && !isUniqueViolation(err) {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+		}
+		// Someone else wrote: either these very events (a retried append)
+		// or other events of the stream.
+		prior, stored, lerr := s.lookupStored(ctx, stream, rows.ids)
+		if lerr != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, lerr)
+		}
+		if stored {
+			return prior, nil
+		}
+		if expected != eventstore.Any || attempt >= s.cfg.AnyRetries {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s at expected version %d: %w", stream, expected, eventstore.ErrConcurrency)
+		}
+	}
+}
+
+// appendRows are an append's events as column arrays.
+type appendRows struct {
+	ids        []uuid.UUID
+	types      []string
+	schemas    []int32
+	data       []string
+	metadata   []string
+	occurredAt []time.Time
+}
+
+func (s *Store) rows(events []eventstore.EventData) (appendRows, error) {
+	now := s.cfg.Now()
+	r := appendRows{
+		ids:        make([]uuid.UUID, len(events)),
+		types:      make([]string, len(events)),
+		schemas:    make([]int32, len(events)),
+		data:       make([]string, len(events)),
+		metadata:   make([]string, len(events)),
+		occurredAt: make([]time.Time, len(events)),
+	}
+	for i, e := range events {
+		e = e.WithDefaults(now)
+		if e.SchemaVersion > math.MaxInt32 {
+			return r, fmt.Errorf("%w: schema version %d too large", eventstore.ErrInvalidEvent, e.SchemaVersion)
+		}
+		md, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return r, fmt.Errorf("%w: metadata: %v", eventstore.ErrInvalidEvent, err)
+		}
+		r.ids[i], r.types[i], r.schemas[i] = e.ID, e.Type, int32(e.SchemaVersion)
+		r.data[i], r.metadata[i], r.occurredAt[i] = string(e.Data), string(md), e.OccurredAt
+	}
+	return r, nil
+}
+
+const insertSQL = `
+WITH inserted AS (
+    INSERT INTO events (position, stream, version, event_id, type, schema_version, data, metadata, occurred_at, txid)
+    SELECT $1::bigint * 65536 + u.i - 1, $2, $3::bigint + u.i, u.id, u.typ, u.sv, u.d::jsonb, u.m::jsonb, u.oa, pg_current_xact_id()
+    FROM unnest($4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[])
+         WITH ORDINALITY AS u(id, typ, sv, d, m, oa, i)
+    RETURNING 1
+)
+SELECT pg_notify('` + Channel + `', ''), (SELECT count(*) FROM inserted)`
+
+func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, r appendRows) (eventstore.AppendResult, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if expected == eventstore.Any {
+		// Any appends to one stream take turns instead of racing for the
+		// same version; the lock is released when the transaction ends.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(streamLockClass), stream); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+	}
+	var txid, version int64
+	err = tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint, coalesce(max(version), 0) FROM events WHERE stream = $1`, stream).Scan(&txid, &version)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if expected != eventstore.Any && version != int64(expected) {
+		return eventstore.AppendResult{}, errVersion
+	}
+	if txid >= math.MaxInt64/positionsPerTx {
+		return eventstore.AppendResult{}, fmt.Errorf("transaction id %d out of the position range", txid)
+	}
+	var n int64
+	err = tx.QueryRow(ctx, insertSQL, txid, stream, version, r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(nil, &n)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if n != int64(len(r.ids)) {
+		return eventstore.AppendResult{}, fmt.Errorf("inserted %d events of %d", n, len(r.ids))
+	}
+	if s.cfg.BeforeCommit != nil {
+		s.cfg.BeforeCommit(ctx, stream)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return eventstore.AppendResult{
+		Version:  version + int64(len(r.ids)),
+		Position: uint64(txid)*positionsPerTx + uint64(len(r.ids)-1),
+	}, nil
+}
+
+// lookupStored tells whether ids are all stored in stream, in order, at
+// consecutive versions (stored == true, with that append's result), stored
+// nowhere (false, nil), or anything else (ErrConcurrency).
+func (s *Store) lookupStored(ctx context.Context, stream string, ids []uuid.UUID) (eventstore.AppendResult, bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT event_id, stream, version, position FROM events WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return eventstore.AppendResult{}, false, err
+	}
+	type where struct {
+		stream   string
+		version  int64
+		position int64
+	}
+	found := map[uuid.UUID]where{}
+	for rows.Next() {
+		var id uuid.UUID
+		var w where
+		if err := rows.Scan(&id, &w.stream, &w.version, &w.position); err != nil {
+			rows.Close()
+			return eventstore.AppendResult{}, false, err
+		}
+		found[id] = w
+	}
+	if err := rows.Err(); err != nil {
+		return eventstore.AppendResult{}, false, err
+	}
+	if len(found) == 0 {
+		return eventstore.AppendResult{}, false, nil
+	}
+	first, ok := found[ids[0]]
+	if len(found) != len(ids) || !ok || first.stream != stream {
+		return eventstore.AppendResult{}, false, fmt.Errorf("%w: %d of %d event ids are already stored, not as this append to %s", eventstore.ErrConcurrency, len(found), len(ids), stream)
+	}
+	for i, id := range ids {
+		w := found[id]
+		if w.stream != stream || w.version != first.version+int64(i) {
+			return eventstore.AppendResult{}, false, fmt.Errorf("%w: event ids already stored, not as this append to %s", eventstore.ErrConcurrency, stream)
+		}
+	}
+	last := found[ids[len(ids)-1]]
+	return eventstore.AppendResult{Version: last.version, Position: uint64(last.position)}, true, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+const eventColumns = `position, stream, version, event_id, type, schema_version, data, metadata, occurred_at`
+
+// ReadStream returns up to limit events of stream with a version above
+// afterVersion, in version order (limit <= 0: all of them). It reads every
+// committed event, without the readers' hold-back.
+func (s *Store) ReadStream(ctx context.Context, stream string, afterVersion int64, limit int) ([]eventstore.Event, error) {
+	if s.closed() {
+		return nil, eventstore.ErrClosed
+	}
+	var lim any // NULL: no limit
+	if limit > 0 {
+		lim = limit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3`, stream, afterVersion, lim)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	events, err := collect(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	return events, nil
+}
+
+// visibleBound is the exclusive upper bound of the positions readers may see.
+const visibleBound = `(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 65536)`
+
+// ReadAll returns up to limit events with a position above after, in
+// position (commit-safe) order; limit <= 0 means Config.BatchSize.
+func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Event, error) {
+	if s.closed() {
+		return nil, eventstore.ErrClosed
+	}
+	if limit <= 0 {
+		limit = s.cfg.BatchSize
+	}
+	if after >= math.MaxInt64 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE position > $1 AND position < `+visibleBound+`
+		ORDER BY position LIMIT $2`, int64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read all after %d: %w", after, err)
+	}
+	events, err := collect(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read all after %d: %w", after, err)
+	}
+	return events, nil
+}
+
+// HeadPosition is the position of the newest event readers may see now.
+func (s *Store) HeadPosition(ctx context.Context) (uint64, error) {
+	if s.closed() {
+		return 0, eventstore.ErrClosed
+	}
+	var head int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE position < `+visibleBound).Scan(&head)
+	if err != nil {
+		return 0, fmt.Errorf("head position: %w", err)
+	}
+	return uint64(head), nil
+}
+
+func collect(rows pgx.Rows) ([]eventstore.Event, error) {
+	var events []eventstore.Event
+	for rows.Next() {
+		var (
+			e        eventstore.Event
+			position int64
+			schema   int32
+			data     []byte
+		)
+		if err := rows.Scan(&position, &e.Stream, &e.Version, &e.ID, &e.Type, &schema, &data, &e.Metadata, &e.OccurredAt); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e.Position, e.SchemaVersion, e.Data = uint64(position), int(schema), json.RawMessage(data)
+		e.OccurredAt = e.OccurredAt.UTC()
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}
+
+// Subscribe delivers every event after position after, stored ones first and
+// then live ones, in batches of at most Config.BatchSize. It wakes within
+// milliseconds of an append (LISTEN/NOTIFY) and re-reads at least every
+// PollInterval. It returns ctx.Err() when ctx is done, handle's error when
+// handle fails, ErrClosed when the store is closed, or a read error.
+func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.Handler) error {
+	s.mu.Lock()
+	if s.closed() {
+		s.mu.Unlock()
+		return eventstore.ErrClosed
+	}
+	if !s.listening {
+		s.listening = true
+		s.startListener()
+	}
+	s.mu.Unlock()
+	timer := time.NewTimer(s.cfg.PollInterval)
+	defer timer.Stop()
+	pos := after
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		woken := s.wake.wait() // before reading, so no notification is lost
+		batch, err := s.ReadAll(ctx, pos, s.cfg.BatchSize)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		if len(batch) > 0 {
+			if err := handle(ctx, batch); err != nil {
+				return err
+			}
+			pos = batch[len(batch)-1].Position
+			if len(batch) == s.cfg.BatchSize {
+				continue
+			}
+		}
+		timer.Reset(s.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return eventstore.ErrClosed
+		case <-woken:
+		case <-timer.C:
+		}
+	}
+}
+
+// wakeup is a broadcast: wait returns a channel closed by the next fire.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *wakeup) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+}
+
+// startListener runs one LISTEN connection (outside the pool) for every
+// subscription of this store until Close, reconnecting after failures.
+func (s *Store) startListener() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		<-s.done
+		cancel()
+	}()
+	go func() {
+		defer s.wg.Done()
+		backoff := 100 * time.Millisecond
+		for ctx.Err() == nil {
+			err := s.listenOnce(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			s.cfg.Logger.Warn("event store listener failed; subscriptions poll until it is back", "error", err, "retry_in", backoff)
+			s.wake.fire() // anything may have been missed
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}()
+}
+
+func (s *Store) listenOnce(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return err
+	}
+	s.wake.fire() // appends during (re)connection may have been missed
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		s.wake.fire()
+	}
+}
