@@ -1,0 +1,144 @@
+package bus
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// postgresInsertChunk bounds one INSERT (3 parameters per message, PostgreSQL
+// allows 65535).
+const postgresInsertChunk = 1000
+
+// postgresBackend stores each topic in watermill-sql's default PostgreSQL
+// schema with a BYTEA payload column (any bytes, not only JSON).
+type postgresBackend struct {
+	cfg     Config
+	pool    *pgxpool.Pool
+	db      *sql.DB // database/sql view of pool, for watermill-sql's subscriber
+	schema  wsql.DefaultPostgreSQLSchema
+	offsets wsql.DefaultPostgreSQLOffsetsAdapter
+	wlog    watermill.LoggerAdapter
+	ready   sync.Map // topic → struct{}: tables exist
+}
+
+func newPostgres(cfg Config, wlog watermill.LoggerAdapter) (*postgresBackend, error) {
+	return &postgresBackend{
+		cfg:  cfg,
+		pool: cfg.Pool,
+		db:   stdlib.OpenDBFromPool(cfg.Pool),
+		schema: wsql.DefaultPostgreSQLSchema{
+			GeneratePayloadType: func(string) string { return "BYTEA" },
+			SubscribeBatchSize:  cfg.BatchSize,
+		},
+		wlog: wlog,
+	}, nil
+}
+
+// ensureTopic creates the topic's tables once per process, under an advisory
+// lock so concurrent first uses (even from other instances) do not collide.
+func (p *postgresBackend) ensureTopic(ctx context.Context, topic string) error {
+	if _, ok := p.ready.Load(topic); ok {
+		return nil
+	}
+	queries := append(p.schema.SchemaInitializingQueries(topic), p.offsets.SchemaInitializingQueries(topic)...)
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "lockstep.bus:"+topic); err != nil {
+			return err
+		}
+		for _, q := range queries {
+			if _, err := tx.Exec(ctx, q.Query, q.Args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create tables of topic %s: %w", topic, err)
+	}
+	p.ready.Store(topic, struct{}{})
+	return nil
+}
+
+// publish inserts msgs with watermill-sql's own insert query, in one
+// transaction, so a nil return means every message is committed.
+func (p *postgresBackend) publish(ctx context.Context, topic string, msgs []*message.Message) error {
+	if err := p.ensureTopic(ctx, topic); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		for start := 0; start < len(msgs); start += postgresInsertChunk {
+			chunk := msgs[start:min(start+postgresInsertChunk, len(msgs))]
+			q, err := p.schema.InsertQuery(topic, chunk)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, q.Query, q.Args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (p *postgresBackend) subscriber(group string, fromEnd bool) (message.Subscriber, error) {
+	ackDeadline := p.cfg.AckDeadline
+	inner, err := wsql.NewSubscriber(p.db, wsql.SubscriberConfig{
+		ConsumerGroup:  group,
+		AckDeadline:    &ackDeadline,
+		PollInterval:   p.cfg.PollInterval,
+		ResendInterval: p.cfg.ResendInterval,
+		RetryInterval:  max(p.cfg.PollInterval, 500*time.Millisecond),
+		SchemaAdapter:  p.schema,
+		OffsetsAdapter: p.offsets,
+	}, p.wlog)
+	if err != nil {
+		return nil, err
+	}
+	return &postgresSubscriber{p: p, inner: inner, group: group, fromEnd: fromEnd}, nil
+}
+
+type postgresSubscriber struct {
+	p       *postgresBackend
+	inner   *wsql.Subscriber
+	group   string
+	fromEnd bool
+}
+
+func (s *postgresSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := s.p.ensureTopic(ctx, topic); err != nil {
+		return nil, err
+	}
+	if s.fromEnd {
+		// A new group starts after the newest committed message. (watermill-sql
+		// would otherwise insert a zero offset: the topic's whole history.)
+		q := fmt.Sprintf(`
+			INSERT INTO %[1]s (consumer_group, offset_acked, last_processed_transaction_id)
+			SELECT $1, coalesce(last."offset", 0), coalesce(last.transaction_id, '0'::xid8)
+			FROM (SELECT 1) AS one
+			LEFT JOIN (SELECT "offset", transaction_id FROM %[2]s
+			           ORDER BY transaction_id DESC, "offset" DESC LIMIT 1) AS last ON true
+			ON CONFLICT (consumer_group) DO NOTHING`,
+			s.p.offsets.MessagesOffsetsTable(topic), s.p.schema.MessagesTable(topic))
+		if _, err := s.p.pool.Exec(ctx, q, s.group); err != nil {
+			return nil, fmt.Errorf("position group %s at the end of %s: %w", s.group, topic, err)
+		}
+	}
+	return s.inner.Subscribe(ctx, topic)
+}
+
+func (s *postgresSubscriber) Close() error { return s.inner.Close() }
+
+func (p *postgresBackend) ping(ctx context.Context) error { return p.pool.Ping(ctx) }
+
+// close releases the database/sql wrapper; the pool belongs to the caller.
+func (p *postgresBackend) close() error { return p.db.Close() }

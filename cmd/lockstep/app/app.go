@@ -1,0 +1,269 @@
+// Package app assembles the whole Lockstep backend from its parts. It is the
+// only package (with the CLI in package main) that knows every concrete
+// implementation; tests start it on port 0 through package apptest.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lockstep/lockstep/auth"
+	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/eventstore"
+	"github.com/lockstep/lockstep/eventstore/eventstoredb"
+	"github.com/lockstep/lockstep/eventstore/postgres"
+	"github.com/lockstep/lockstep/idempotency"
+	"github.com/lockstep/lockstep/metrics"
+	"github.com/lockstep/lockstep/migrations"
+	"github.com/lockstep/lockstep/pgdb"
+	"github.com/lockstep/lockstep/projections"
+	"github.com/lockstep/lockstep/web"
+)
+
+// App is the whole backend in one process. Tests start it on port 0.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	store   eventstore.Store
+	bus     *bus.Bus
+	metrics *metrics.Metrics
+	auth    *auth.Service
+	engine  *gin.Engine
+	// authed authenticates a request (Bearer token; ?token= on WebSocket upgrades).
+	authed gin.HandlerFunc
+	// idem honours Idempotency-Key on commands (after authed).
+	idem    gin.HandlerFunc
+	group   *projections.Group
+	runners []*projections.Runner
+	// workers run beside the HTTP server until the context ends.
+	workers []func(ctx context.Context) error
+
+	ln  net.Listener
+	srv *http.Server
+}
+
+// New connects to everything, migrates the database and assembles the API.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) {
+	a = &App{cfg: cfg, log: log, metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+
+	a.pool, err = pgdb.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	n, err := migrations.Up(ctx, a.pool, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("database ready", "migrations_applied", n)
+
+	switch cfg.EventStore {
+	case "eventstoredb":
+		es, err := eventstoredb.New(eventstoredb.Config{URL: cfg.EventStoreURL, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("connect EventStoreDB: %w", err)
+		}
+		a.store = a.metrics.InstrumentStore(es)
+	default:
+		a.store = a.metrics.InstrumentStore(postgres.New(a.pool, postgres.Config{Logger: log}))
+	}
+
+	a.bus, err = bus.New(ctx, bus.Config{Backend: cfg.Bus, Pool: a.pool, KafkaBrokers: cfg.KafkaBrokers, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+
+	tokens, err := auth.NewTokens(auth.Config{Secret: cfg.secret(log), AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
+	if err != nil {
+		return nil, err
+	}
+	a.auth = auth.NewService(a.pool, tokens, log, time.Now, auth.WithLoginLimits(auth.LoginLimits{
+		PerEmail: cfg.LoginFailuresPerEmail, PerAddress: cfg.LoginFailuresPerAddr, Window: cfg.LoginWindow,
+	}))
+	if cfg.AdminEmail != "" {
+		if err := a.auth.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
+			return nil, fmt.Errorf("ensure admin account: %w", err)
+		}
+		log.Info("admin account ensured", "email", cfg.AdminEmail)
+	}
+
+	a.authed = tokens.Authenticate()
+	a.idem = idempotency.Middleware(a.pool, log, func(c *gin.Context) int64 { return auth.ActorFrom(c).UserID })
+	a.group = projections.NewGroup(a.pool, cfg.Projectors)
+	a.engine = a.routes()
+	// Each feature wires its commands, queries, projectors and workers in a
+	// file of its own (wire_*.go).
+	for _, wire := range []func(context.Context) error{a.wireLectures, a.wireSessions, a.wireHelp, a.wireDashboards, a.wireAnalytics} {
+		if err := wire(ctx); err != nil {
+			return nil, err
+		}
+	}
+	a.metrics.RegisterProjections(a.store, a.runners)
+	return a, nil
+}
+
+func (a *App) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.ContextWithFallback = true
+	r.HandleMethodNotAllowed = false
+	// Client addresses (the login rate limit counts them) come from the TCP
+	// peer, never from an X-Forwarded-For anyone could set.
+	_ = r.SetTrustedProxies(nil)
+	r.Use(web.Recovery(a.log), web.Logger(a.log), a.metrics.Middleware(), web.BodyLimit(1<<20))
+	r.NoRoute(web.NoRoute)
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", a.ready)
+	r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
+
+	a.auth.Routes(r)
+	a.auth.AdminRoutes(r)
+	return r
+}
+
+// addProjector runs a projector in this deployment.
+func (a *App) addProjector(p projections.Projector) *projections.Runner {
+	r := projections.NewRunner(projections.Config{Store: a.store, Pool: a.pool, Projector: p, Logger: a.log})
+	a.runners = append(a.runners, r)
+	a.group.Add(r)
+	return r
+}
+
+// ready answers 200 only when the database, the event store and the bus answer.
+func (a *App) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	failed := false
+	check := func(name string, err error) {
+		if err != nil {
+			checks[name] = err.Error()
+			failed = true
+			return
+		}
+		checks[name] = "ok"
+	}
+	check("database", a.pool.Ping(ctx))
+	check("event_store", a.store.Ping(ctx))
+	check("bus", a.bus.Ping(ctx))
+	if failed {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
+}
+
+// Listen binds the HTTP address; Run calls it when not done before.
+func (a *App) Listen() error {
+	if a.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.ln = ln
+	return nil
+}
+
+// Addr is the bound address (after Listen).
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Run serves until ctx is done, then shuts down gracefully: it stops
+// accepting, drains in-flight requests, and stops projectors and workers at a
+// batch boundary.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(a.runners)+len(a.workers)+1)
+	if a.cfg.Projectors {
+		for _, r := range a.runners {
+			wg.Go(func() {
+				if err := r.Run(bg); err != nil {
+					errs <- fmt.Errorf("projector %s: %w", r.Name(), err)
+				}
+			})
+		}
+	}
+	if a.cfg.Workers {
+		for _, w := range a.workers {
+			wg.Go(func() {
+				if err := w(bg); err != nil && !errors.Is(err, context.Canceled) {
+					errs <- err
+				}
+			})
+		}
+	}
+
+	a.srv = &http.Server{Handler: a.engine, ReadHeaderTimeout: 10 * time.Second}
+	if !a.cfg.API {
+		a.srv.Handler = a.opsOnly()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.srv.Serve(a.ln) }()
+	a.log.Info("lockstep serving", "addr", a.Addr(), "event_store", a.cfg.EventStore, "bus", a.cfg.Bus,
+		"api", a.cfg.API, "projectors", a.cfg.Projectors, "workers", a.cfg.Workers)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = err
+	case err := <-errs:
+		runErr = err
+	}
+	a.log.Info("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.srv.Shutdown(sctx); err != nil {
+		a.log.Error("http shutdown", "error", err)
+	}
+	stopBG()
+	wg.Wait()
+	a.log.Info("stopped")
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// opsOnly serves only health, readiness and metrics (for projector/worker-only instances).
+func (a *App) opsOnly() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", a.engine)
+	mux.Handle("/readyz", a.engine)
+	mux.Handle("/metrics", a.engine)
+	return mux
+}
+
+// Close releases connections.
+func (a *App) Close() {
+	if a.bus != nil {
+		_ = a.bus.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+}
