@@ -22,6 +22,7 @@ import (
 	"github.com/lockstep/lockstep/eventstore/eventstoredb"
 	"github.com/lockstep/lockstep/eventstore/postgres"
 	"github.com/lockstep/lockstep/idempotency"
+	"github.com/lockstep/lockstep/live"
 	"github.com/lockstep/lockstep/metrics"
 	"github.com/lockstep/lockstep/migrations"
 	"github.com/lockstep/lockstep/pgdb"
@@ -42,10 +43,16 @@ type App struct {
 	// authed authenticates a request (Bearer token; ?token= on WebSocket upgrades).
 	authed gin.HandlerFunc
 	// idem honours Idempotency-Key on commands (after authed).
-	idem    gin.HandlerFunc
-	group   *projections.Group
-	runners []*projections.Runner
-	// workers run beside the HTTP server until the context ends.
+	idem  gin.HandlerFunc
+	group *projections.Group
+	// hub holds this process's WebSocket clients; announcer delivers what
+	// projectors recorded to every instance's hub.
+	hub       *live.Hub
+	announcer *live.Announcer
+	runners   []*projections.Runner
+	// workers run beside the HTTP server until the context ends. Background
+	// jobs of the workers role (log writer, analyzer, stuck detector) check
+	// a.cfg.Workers when they add themselves.
 	workers []func(ctx context.Context) error
 
 	ln  net.Listener
@@ -104,6 +111,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	a.authed = tokens.Authenticate()
 	a.idem = idempotency.Middleware(a.pool, log, func(c *gin.Context) int64 { return auth.ActorFrom(c).UserID })
 	a.group = projections.NewGroup(a.pool, cfg.Projectors)
+	a.hub = live.NewHub(live.HubConfig{
+		Pool:          a.pool,
+		Logger:        log,
+		OnConnections: func(kind string, delta int) { a.metrics.WSConnections.WithLabelValues(kind).Add(float64(delta)) },
+		OnDropped:     func(kind string) { a.metrics.WSDropped.WithLabelValues(kind).Inc() },
+	})
+	a.announcer = live.NewAnnouncer(a.pool, a.bus, a.hub, log)
+	if cfg.API {
+		a.workers = append(a.workers, func(ctx context.Context) error { return live.Relay(ctx, a.bus, a.hub, log) })
+	}
 	a.engine = a.routes()
 	// Each feature wires its commands, queries, projectors and workers in a
 	// file of its own (wire_*.go).
@@ -204,7 +221,7 @@ func (a *App) Run(ctx context.Context) error {
 			})
 		}
 	}
-	if a.cfg.Workers {
+	{
 		for _, w := range a.workers {
 			wg.Go(func() {
 				if err := w(bg); err != nil && !errors.Is(err, context.Canceled) {
@@ -257,6 +274,9 @@ func (a *App) opsOnly() http.Handler {
 
 // Close releases connections.
 func (a *App) Close() {
+	if a.hub != nil {
+		_ = a.hub.Close()
+	}
 	if a.bus != nil {
 		_ = a.bus.Close()
 	}

@@ -1,0 +1,94 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lockstep/lockstep/cmd/lockstep/app"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
+	"github.com/lockstep/lockstep/pgtest"
+)
+
+func TestOperationsEndpoints(t *testing.T) {
+	s := apptest.Start(t)
+
+	if r := s.Get(t, "/healthz", ""); r.Status != http.StatusOK {
+		t.Fatalf("healthz = %d", r.Status)
+	}
+	r := s.Get(t, "/readyz", "")
+	if r.Status != http.StatusOK {
+		t.Fatalf("readyz = %d %s", r.Status, r.Body)
+	}
+	checks := r.JSON(t)["checks"].(map[string]any)
+	for _, k := range []string{"database", "event_store", "bus"} {
+		if checks[k] != "ok" {
+			t.Errorf("readyz check %s = %v", k, checks[k])
+		}
+	}
+
+	// A request, so that the latency histogram has a sample for its route.
+	u := s.NewUser(t, "STUDENT", "김학생")
+	if r := s.Get(t, "/api/auth/me", u.Token); r.Status != http.StatusOK {
+		t.Fatalf("me = %d %s", r.Status, r.Body)
+	}
+	m := string(s.Get(t, "/metrics", "").Body)
+	for _, want := range []string{
+		`lockstep_http_request_duration_seconds_count{method="GET",route="/api/auth/me",status="200"}`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestUnknownRouteAnswersContractError(t *testing.T) {
+	s := apptest.Start(t)
+	r := s.Get(t, "/api/nope", "")
+	if r.Status != http.StatusNotFound || r.ErrorCode() != "NOT_FOUND" {
+		t.Fatalf("unknown route = %d %s", r.Status, r.Body)
+	}
+}
+
+func TestReadyzReportsADeadDatabase(t *testing.T) {
+	s := apptest.Start(t)
+	// Terminate every connection of the test database and forbid new ones.
+	admin, err := pgx.Connect(t.Context(), pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), `ALTER DATABASE `+s.DB.Name+` ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_, _ = admin.Exec(context.Background(), `ALTER DATABASE `+s.DB.Name+` ALLOW_CONNECTIONS true`)
+	}()
+	if _, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, s.DB.Name); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Get(t, "/readyz", "")
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with the database gone = %d %s", r.Status, r.Body)
+	}
+	if !strings.Contains(string(r.Body), `"database"`) {
+		t.Fatalf("readyz does not say which check failed: %s", r.Body)
+	}
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	cfg := app.Config{EventStore: "mongo", Bus: "kafka", JWTSecret: "short", Env: "production", LogLevel: "loud", AdminEmail: "a@b.c"}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"DATABASE_URL", "EVENT_STORE", "KAFKA_BROKERS", "JWT_SECRET", "LOG_LEVEL", "ADMIN_PASSWORD", "TOKEN_TTL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() does not mention %s: %v", want, err)
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package projections
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Group is the set of projectors of one deployment. Command handlers use it
+// to answer only once the read models reflect the command (read-your-writes):
+// a client that gets a 201 and then calls a GET sees what it wrote.
+type Group struct {
+	pool    *pgxpool.Pool
+	runners []*Runner
+	local   bool
+}
+
+// NewGroup groups runners. local says whether they run in this process; when
+// they do not (an API-only instance), WaitFor reads their checkpoints from
+// the database instead.
+func NewGroup(pool *pgxpool.Pool, local bool, runners ...*Runner) *Group {
+	return &Group{pool: pool, runners: runners, local: local}
+}
+
+// Add adds a runner (during wiring, before requests are served).
+func (g *Group) Add(r *Runner) { g.runners = append(g.runners, r) }
+
+// Runners returns the group's runners.
+func (g *Group) Runners() []*Runner { return g.runners }
+
+// Runner returns the runner of the named projector.
+func (g *Group) Runner(name string) (*Runner, bool) {
+	for _, r := range g.runners {
+		if r.Name() == name {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// WaitFor blocks until every running projector has applied the event at
+// position (parked ones are not waited for), or ctx ends.
+func (g *Group) WaitFor(ctx context.Context, position uint64) error {
+	if position == 0 || len(g.runners) == 0 {
+		return nil
+	}
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		done, err := g.reached(ctx, position)
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (g *Group) reached(ctx context.Context, position uint64) (bool, error) {
+	if g.local {
+		for _, r := range g.runners {
+			s := r.State()
+			if s.Status == StatusRunning && s.Position < position {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	names := make([]string, len(g.runners))
+	for i, r := range g.runners {
+		names[i] = r.Name()
+	}
+	var behind int
+	err := g.pool.QueryRow(ctx, `SELECT count(*) FROM projection_checkpoints WHERE name = ANY($1) AND status = 'running' AND position < $2`, names, int64(position)).Scan(&behind)
+	return behind == 0, err
+}
