@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +73,20 @@ func (h *CommitHook) BeforeCommit(ctx context.Context, stream string) {
 	if fn != nil {
 		fn(ctx, stream)
 	}
+}
+
+// HeldStreamPrefix starts the names of the streams whose appends the gap test holds.
+const HeldStreamPrefix = "held-"
+
+// Holds reports whether appends to stream will be held before commit: a
+// store may take a faster path (no open transaction) for the others.
+func (h *CommitHook) Holds(stream string) bool {
+	if h == nil {
+		return false
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.fn != nil && strings.HasPrefix(stream, HeldStreamPrefix)
 }
 
 func (h *CommitHook) set(fn func(ctx context.Context, stream string)) {
@@ -593,7 +608,7 @@ func testNoGaps(t *testing.T, s *suite) {
 			held[i*appenders/HeldCommitters] = true
 		}
 		s.Commits.set(func(ctx context.Context, stream string) {
-			if len(stream) < 5 || stream[:5] != "held-" {
+			if !strings.HasPrefix(stream, HeldStreamPrefix) {
 				return
 			}
 			arrived <- struct{}{}

@@ -77,6 +77,10 @@ type Config struct {
 	// before it commits, with the append's context and stream. Tests use it to
 	// hold committers back; production leaves it nil.
 	BeforeCommit func(ctx context.Context, stream string)
+	// HoldCommit, with BeforeCommit, says which streams' appends BeforeCommit
+	// may hold; the others take the one-statement path, so a test mixes both
+	// paths. Nil: every append calls BeforeCommit.
+	HoldCommit func(stream string) bool
 	// Now is the clock for events without OccurredAt. Default time.Now.
 	Now func() time.Time
 }
@@ -126,6 +130,9 @@ type Store struct {
 	listening bool
 	wg        sync.WaitGroup
 	wake      wakeup
+
+	notifyOnce sync.Once
+	notifyCh   chan struct{}
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -140,7 +147,46 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 		panic(err)
 	}
 	cfg.setDefaults()
-	return &Store{pool: pool, cfg: cfg, done: make(chan struct{}), wake: wakeup{ch: make(chan struct{})}}
+	return &Store{pool: pool, cfg: cfg, done: make(chan struct{}), wake: wakeup{ch: make(chan struct{})}, notifyCh: make(chan struct{}, 1)}
+}
+
+// appended wakes this process's subscriptions at once and asks the notifier
+// to tell other processes. The NOTIFY is sent after the append committed, in
+// a transaction of its own: a NOTIFY inside the append's transaction would
+// take PostgreSQL's database-wide notify lock through that transaction's
+// commit, serializing every appender's commit (and fsync) behind it.
+func (s *Store) appended() {
+	s.wake.fire()
+	s.notifyOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed() {
+			return
+		}
+		s.wg.Add(1)
+		go s.notifier()
+	})
+	select {
+	case s.notifyCh <- struct{}{}:
+	default: // a notification is already due; it covers this append too
+	}
+}
+
+// notifier sends one NOTIFY per burst of appends.
+func (s *Store) notifier() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.notifyCh:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
+				s.cfg.Logger.Warn("event store notify failed; other processes poll", "error", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // Close stops the store's notification listener and makes every method
@@ -200,6 +246,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	for attempt := 0; ; attempt++ {
 		res, err := s.tryAppend(ctx, stream, expected, rows)
 		if err == nil {
+			s.appended()
 			return res, nil
 		}
 		if !errors.Is(err, errVersion) && !isUniqueViolation(err) {
@@ -263,9 +310,42 @@ WITH inserted AS (
          WITH ORDINALITY AS u(id, typ, sv, d, m, oa, i)
     RETURNING 1
 )
-SELECT pg_notify('` + Channel + `', ''), (SELECT count(*) FROM inserted)`
+SELECT (SELECT count(*) FROM inserted)`
+
+// appendOneSQL appends at an exact expected version in a single statement —
+// one round trip, its own implicit transaction. The transaction id is taken
+// in the statement that inserts, as in the explicit-transaction path: the
+// position scheme is the same. $3 is the expected version; when the stream's
+// version differs nothing is inserted and the current version is returned.
+const appendOneSQL = `
+WITH cur AS (
+    SELECT coalesce(max(version), 0) AS v FROM events WHERE stream = $1
+), inserted AS (
+    INSERT INTO events (position, stream, version, event_id, type, schema_version, data, metadata, occurred_at, txid)
+    SELECT pg_current_xact_id()::text::bigint * 65536 + u.i - 1, $1, cur.v + u.i, u.id, u.typ, u.sv, u.d::jsonb, u.m::jsonb, u.oa, pg_current_xact_id()
+    FROM cur, unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::timestamptz[])
+         WITH ORDINALITY AS u(id, typ, sv, d, m, oa, i)
+    WHERE cur.v = $2::bigint
+    RETURNING position
+)
+SELECT (SELECT v FROM cur), (SELECT count(*) FROM inserted), (SELECT coalesce(max(position), 0) FROM inserted)`
 
 func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, r appendRows) (eventstore.AppendResult, error) {
+	held := s.cfg.BeforeCommit != nil && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
+	if expected != eventstore.Any && !held {
+		var version, n, last int64
+		err := s.pool.QueryRow(ctx, appendOneSQL, stream, int64(expected), r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(&version, &n, &last)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		if n == 0 {
+			return eventstore.AppendResult{}, errVersion
+		}
+		if n != int64(len(r.ids)) {
+			return eventstore.AppendResult{}, fmt.Errorf("inserted %d events of %d", n, len(r.ids))
+		}
+		return eventstore.AppendResult{Version: version + n, Position: uint64(last)}, nil
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return eventstore.AppendResult{}, err
@@ -290,7 +370,7 @@ func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstor
 		return eventstore.AppendResult{}, fmt.Errorf("transaction id %d out of the position range", txid)
 	}
 	var n int64
-	err = tx.QueryRow(ctx, insertSQL, txid, stream, version, r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(nil, &n)
+	err = tx.QueryRow(ctx, insertSQL, txid, stream, version, r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(&n)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}

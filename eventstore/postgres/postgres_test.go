@@ -14,7 +14,7 @@ func TestConformance(t *testing.T) {
 		db := pgtest.New(t)
 		hook := &eventstoretest.CommitHook{}
 		open := func(*testing.T) eventstore.Store {
-			return postgres.New(db.Pool, postgres.Config{BeforeCommit: hook.BeforeCommit})
+			return postgres.New(db.Pool, postgres.Config{BeforeCommit: hook.BeforeCommit, HoldCommit: hook.Holds})
 		}
 		return eventstoretest.Harness{Store: open(t), Reopen: open, Commits: hook}
 	})
