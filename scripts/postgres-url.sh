@@ -31,14 +31,19 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
 fi
 
 # initdb and postgres refuse to run as root: run them as the postgres user
-# (or nobody) in a folder that user owns.
+# (or nobody) in a folder that user owns — under /tmp when that user cannot
+# reach the checkout (a home folder is often closed to others).
 as=()
 if [ "$(id -u)" = 0 ]; then
   user=postgres
   id "$user" >/dev/null 2>&1 || user=nobody
   as=(runuser -u "$user" --)
+  if ! runuser -u "$user" -- test -x "$root"; then
+    data="/tmp/lockstep-postgres-$(printf '%s' "$root" | cksum | cut -d' ' -f1)"
+  fi
   mkdir -p "$data"
-  chown -R "$user" "$root/.data"
+  chown -R "$user" "$data"
+  cd /
 else
   mkdir -p "$data"
 fi
