@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/bus"
 	"github.com/lockstep/lockstep/eventstore"
@@ -141,7 +142,13 @@ func (a *App) routes() *gin.Engine {
 	// Client addresses (the login rate limit counts them) come from the TCP
 	// peer, never from an X-Forwarded-For anyone could set.
 	_ = r.SetTrustedProxies(nil)
-	r.Use(web.Recovery(a.log), web.Logger(a.log), a.metrics.Middleware(), web.BodyLimit(1<<20))
+	bodyLimit := web.BodyLimit(1 << 20)
+	r.Use(web.Recovery(a.log), web.Logger(a.log), a.metrics.Middleware(), func(c *gin.Context) {
+		if c.Request.URL.Path == activitylog.BatchPath {
+			return // that route applies activitylog.BatchBodyLimit (5 MiB) itself
+		}
+		bodyLimit(c)
+	})
 	r.NoRoute(web.NoRoute)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })

@@ -1,0 +1,192 @@
+package activitylog_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/lockstep/lockstep/activitylog"
+	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/pgtest"
+)
+
+func sampleLogs(firstID int64, n int) []activitylog.Log {
+	at := time.Date(2025, 10, 28, 10, 0, 0, 0, time.UTC)
+	session, subtask := int64(12), int64(1000)
+	logs := make([]activitylog.Log, n)
+	for i := range logs {
+		logs[i] = activitylog.Log{
+			LogID: firstID + int64(i), UserID: 7, SessionID: &session, SubtaskID: &subtask,
+			EventType:  "CLICK",
+			EventData:  json.RawMessage(fmt.Sprintf(`{"i": %d}`, i)),
+			OccurredAt: at.Add(time.Duration(i) * time.Second), ReceivedAt: at.Add(time.Hour),
+		}
+	}
+	logs[0].SessionID, logs[0].SubtaskID, logs[0].EventData = nil, nil, nil
+	logs[n-1].ScreenInfo = json.RawMessage(`{"package_name": "com.kakao.talk"}`)
+	return logs
+}
+
+func TestStoreWritesEveryColumnAndSkipsStoredIDs(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	store := activitylog.NewPGStore(db.Pool)
+	ctx := context.Background()
+	logs := sampleLogs(100, 5)
+	if err := store.Write(ctx, logs[:3]); err != nil {
+		t.Fatal(err)
+	}
+	// Overlapping write (a redelivery plus new logs): the slow path.
+	if err := store.Write(ctx, logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Write(ctx, logs); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, db.Pool, "true"); n != 5 {
+		t.Fatalf("%d rows, want 5", n)
+	}
+	var (
+		user, session, subtask  *int64
+		eventType, data, screen *string
+		occurred, received      time.Time
+	)
+	err := db.Pool.QueryRow(ctx, `SELECT user_id, session_id, subtask_id, event_type, event_data::text, screen_info::text, occurred_at, received_at
+		FROM activity_logs WHERE log_id = 104`).Scan(&user, &session, &subtask, &eventType, &data, &screen, &occurred, &received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := logs[4]
+	if *user != 7 || *session != 12 || *subtask != 1000 || *eventType != "CLICK" || *data != `{"i": 4}` ||
+		!strings.Contains(*screen, "com.kakao.talk") || !occurred.Equal(want.OccurredAt) || !received.Equal(want.ReceivedAt) {
+		t.Errorf("stored %v %v %v %v %v %v %v %v", *user, *session, *subtask, *eventType, *data, *screen, occurred, received)
+	}
+	if n := countRows(t, db.Pool, "log_id = 100 AND session_id IS NULL AND subtask_id IS NULL AND event_data IS NULL AND screen_info IS NULL"); n != 1 {
+		t.Error("absent fields were not stored as NULL")
+	}
+}
+
+func TestRedeliveredMessageStoresOneRow(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	b := newBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: 10 * time.Millisecond})
+	msgs, err := activitylog.NewMessages(sampleLogs(500, 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same message twice (as after a crash between commit and ack), then
+	// a marker that proves the writer got past both.
+	again := message.NewMessage(msgs[0].UUID, msgs[0].Payload)
+	again.Metadata = msgs[0].Metadata
+	marker, err := activitylog.NewMessages(sampleLogs(900, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(context.Background(), bus.TopicActivityLogs, msgs[0], again, marker[0]); err != nil {
+		t.Fatal(err)
+	}
+	startWriter(t, b, activitylog.NewPGStore(db.Pool))
+	eventually(t, "the marker stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 900") == 1 })
+	if n := countRows(t, db.Pool, "log_id BETWEEN 500 AND 519"); n != 20 {
+		t.Fatalf("%d rows for 20 logs delivered twice", n)
+	}
+}
+
+// flakyStore fails its first failures writes.
+type flakyStore struct {
+	inner    activitylog.Store
+	failures int32
+	calls    atomic.Int32
+}
+
+func (s *flakyStore) Write(ctx context.Context, logs []activitylog.Log) error {
+	if s.calls.Add(1) <= s.failures {
+		return errors.New("database unavailable")
+	}
+	return s.inner.Write(ctx, logs)
+}
+
+func TestWriterRetriesAFailingBatch(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	store := &flakyStore{inner: activitylog.NewPGStore(db.Pool), failures: 3}
+	startWriter(t, b, store)
+	msgs, err := activitylog.NewMessages(sampleLogs(1, 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(context.Background(), bus.TopicActivityLogs, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "logs stored after the failures", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 50 })
+	if c := store.calls.Load(); c < 4 {
+		t.Fatalf("store called %d times; the failures were not retried", c)
+	}
+}
+
+func TestWriterDropsUndecodableMessages(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	startWriter(t, b, activitylog.NewPGStore(db.Pool))
+	good, err := activitylog.NewMessages(sampleLogs(1, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := message.NewMessage("poison", []byte("not json"))
+	if err := b.Publish(context.Background(), bus.TopicActivityLogs, poison, good[0]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the message after the poison stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 3 })
+}
+
+func TestNewMessagesSplitsBySizeAndUserKeepingOrder(t *testing.T) {
+	t.Parallel()
+	var logs []activitylog.Log
+	pad := strings.Repeat("p", 3000)
+	for i := range 600 { // ~1.9 MB of event data
+		user := int64(1)
+		if i >= 500 {
+			user = 2
+		}
+		logs = append(logs, activitylog.Log{LogID: int64(i + 1), UserID: user, EventType: "CLICK",
+			EventData: json.RawMessage(`{"pad": "` + pad + `"}`)})
+	}
+	msgs, err := activitylog.NewMessages(logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next int64 = 1
+	for _, m := range msgs {
+		if len(m.Payload) > 600<<10 {
+			t.Errorf("message of %d bytes", len(m.Payload))
+		}
+		got, err := activitylog.DecodeMessage(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range got {
+			if l.LogID != next || got[0].UserID != l.UserID {
+				t.Fatalf("log %d in a message starting with user %d (want log %d)", l.LogID, got[0].UserID, next)
+			}
+			next++
+		}
+		if key := m.Metadata.Get(bus.MetadataPartitionKey); key != fmt.Sprintf("user-%d", got[0].UserID) {
+			t.Errorf("partition key %q", key)
+		}
+	}
+	if next != 601 {
+		t.Fatalf("messages carry %d logs, want 600", next-1)
+	}
+	if len(msgs) < 4 {
+		t.Errorf("%d messages for ~1.9 MB", len(msgs))
+	}
+}
