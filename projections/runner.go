@@ -230,13 +230,7 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.BatchTimeout)
 	defer cancel()
-	records := make([]Record, len(batch))
-	for i, ev := range batch {
-		records[i] = Record{Event: ev}
-		if p, err := domain.DecodeEvent(ev.Type, ev.Data); err == nil {
-			records[i].Payload = p
-		}
-	}
+	records := decode(batch)
 	name := r.Name()
 	last := batch[len(batch)-1]
 	err := pgx.BeginFunc(bctx, r.cfg.Pool, func(tx pgx.Tx) error {
@@ -265,6 +259,18 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 		ac.AfterCommit(bctx, records)
 	}
 	return nil
+}
+
+// decode pairs stored events with their domain payloads.
+func decode(batch []eventstore.Event) []Record {
+	records := make([]Record, len(batch))
+	for i, ev := range batch {
+		records[i] = Record{Event: ev}
+		if p, err := domain.DecodeEvent(ev.Type, ev.Data); err == nil {
+			records[i].Payload = p
+		}
+	}
+	return records
 }
 
 func (r *Runner) park(ctx context.Context, cause error) {
