@@ -11,17 +11,24 @@
 //     (pg_current_xact_id(), a 64-bit xid8) and stores its events at
 //     position = txid*65536 + i, i being the event's index in the append (so an
 //     append holds at most 65,535 events);
-//   - readers (ReadAll, Subscribe, HeadPosition) return only events whose
-//     position is below pg_snapshot_xmin(pg_current_snapshot())*65536, i.e.
-//     events of transactions older than the oldest transaction still in flight.
+//   - readers (ReadAll, Subscribe, HeadPosition) first compute a bound: the
+//     smallest transaction id of the transactions appending right now (those
+//     holding a RowExclusiveLock on the events table), or, when none is, the
+//     next transaction id to be assigned; then, in a later statement, they
+//     read only events below bound*65536.
 //
-// A transaction id below a snapshot's xmin belongs to a finished transaction,
-// and any transaction that starts later gets a larger id, so once a reader has
-// read up to position p no event at or below p can ever appear: paging by the
-// last position seen skips nothing. Concurrent appenders do not wait for each
-// other (unless they append to the same stream with Any) and still share
-// group commits. The price: any long transaction on the server that has taken
-// a transaction id, of any database, holds readers back until it ends.
+// Every appender takes its lock on the events table before its transaction
+// id (the one-statement append locks the table when it starts executing;
+// the transactional one locks it first), and keeps the lock until after its
+// commit became visible. So at the moment the bound is computed, a
+// transaction with a smaller id is either finished — its events are visible
+// to the read that follows — or is no appender, and never will be. Once a
+// reader has read up to position p, no event at or below p can appear:
+// paging by the last position seen skips nothing. Concurrent appenders do
+// not wait for each other and share group commits, and — unlike a bound
+// taken from the snapshot's xmin — an unrelated long transaction (a bus
+// handler, a report, another database on the server) does not hold readers
+// back; only a slow append does.
 //
 // ReadStream is not held back that way: a command handler always sees its own
 // and every committed write to the stream it is about to append to.
@@ -351,6 +358,11 @@ func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstor
 		return eventstore.AppendResult{}, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The table lock comes before the transaction id: readers take the
+	// smallest id among the lock holders as their bound (see the package doc).
+	if _, err := tx.Exec(ctx, `LOCK TABLE events IN ROW EXCLUSIVE MODE`); err != nil {
+		return eventstore.AppendResult{}, err
+	}
 	if expected == eventstore.Any {
 		// Any appends to one stream take turns instead of racing for the
 		// same version; the lock is released when the transaction ends.
@@ -461,8 +473,35 @@ func (s *Store) ReadStream(ctx context.Context, stream string, afterVersion int6
 	return events, nil
 }
 
-// visibleBound is the exclusive upper bound of the positions readers may see.
-const visibleBound = `(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 65536)`
+// boundSQL computes the exclusive upper bound of the positions a read that
+// starts after it may return: the smallest transaction id among the
+// transactions appending to events now (pg_locks shows 32-bit xids; they are
+// widened with the epoch of the snapshot's xmax), or the snapshot's xmax when
+// none is, times 65536.
+const boundSQL = `
+WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
+appending AS (
+    SELECT x.transactionid::text::bigint AS xid
+    FROM pg_locks r
+    JOIN pg_locks x ON x.pid = r.pid AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
+    WHERE r.locktype = 'relation' AND r.relation = 'events'::regclass AND r.mode = 'RowExclusiveLock' AND r.granted
+      AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT coalesce(min(CASE WHEN a.xid > s.xmax % 4294967296
+                         THEN (s.xmax / 4294967296 - 1) * 4294967296 + a.xid
+                         ELSE (s.xmax / 4294967296) * 4294967296 + a.xid END), s.xmax) * 65536
+FROM s LEFT JOIN appending a ON true
+GROUP BY s.xmax`
+
+// bound returns the exclusive upper bound of the positions a read that starts
+// after this call may return.
+func (s *Store) bound(ctx context.Context) (int64, error) {
+	var b int64
+	if err := s.pool.QueryRow(ctx, boundSQL).Scan(&b); err != nil {
+		return 0, fmt.Errorf("visible bound: %w", err)
+	}
+	return b, nil
+}
 
 // ReadAll returns up to limit events with a position above after, in
 // position (commit-safe) order; limit <= 0 means Config.BatchSize.
@@ -476,9 +515,13 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventst
 	if after >= math.MaxInt64 {
 		return nil, nil
 	}
+	bound, err := s.bound(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE position > $1 AND position < `+visibleBound+`
-		ORDER BY position LIMIT $2`, int64(after), limit)
+		WHERE position > $1 AND position < $3
+		ORDER BY position LIMIT $2`, int64(after), limit, bound)
 	if err != nil {
 		return nil, fmt.Errorf("read all after %d: %w", after, err)
 	}
@@ -494,8 +537,12 @@ func (s *Store) HeadPosition(ctx context.Context) (uint64, error) {
 	if s.closed() {
 		return 0, eventstore.ErrClosed
 	}
+	bound, err := s.bound(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var head int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE position < `+visibleBound).Scan(&head)
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE position < $1`, bound).Scan(&head)
 	if err != nil {
 		return 0, fmt.Errorf("head position: %w", err)
 	}

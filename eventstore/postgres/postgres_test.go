@@ -1,7 +1,11 @@
 package postgres_test
 
 import (
+	"context"
+	"encoding/json"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/eventstore/eventstoretest"
@@ -18,4 +22,38 @@ func TestConformance(t *testing.T) {
 		}
 		return eventstoretest.Harness{Store: open(t), Reopen: open, Commits: hook}
 	})
+}
+
+// An open transaction that is no append — here in another database of the
+// same server, holding a transaction id — must not hide new events.
+func TestUnrelatedOpenTransactionDoesNotHoldReadersBack(t *testing.T) {
+	db := pgtest.New(t)
+	other := pgtest.NewEmpty(t)
+	ctx := context.Background()
+	tx, err := other.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+
+	st := postgres.New(db.Pool, postgres.Config{})
+	defer st.Close()
+	res, err := st.Append(ctx, "lecture-1", eventstore.NoStream, eventstore.EventData{ID: uuid.New(), Type: "LectureCreated", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ReadAll(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Position != res.Position {
+		t.Fatalf("ReadAll while an unrelated transaction is open = %d events, want the one just appended", len(got))
+	}
+	head, err := st.HeadPosition(ctx)
+	if err != nil || head != res.Position {
+		t.Fatalf("HeadPosition = %d, %v; want %d", head, err, res.Position)
+	}
 }
