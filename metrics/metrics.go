@@ -152,3 +152,13 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLagSec, prometheus.GaugeValue, lagSec, s.Name)
 	}
 }
+
+// CountAfter passes through to the store when it can count (0 otherwise).
+func (s instrumentedStore) CountAfter(ctx context.Context, after uint64) (int64, error) {
+	if c, ok := s.Store.(interface {
+		CountAfter(context.Context, uint64) (int64, error)
+	}); ok {
+		return c.CountAfter(ctx, after)
+	}
+	return 0, nil
+}

@@ -41,6 +41,26 @@ type LectureProjector struct {
 // Name implements Projector.
 func (*LectureProjector) Name() string { return LectureProjectorName }
 
+// Tables implements TableOwner: the projector can be rebuilt online.
+func (*LectureProjector) Tables() []string { return LectureTables }
+
+// AfterSwap implements AfterSwapper: rebuilt read models may differ from what
+// was cached, so every lecture and task document is dropped.
+func (p *LectureProjector) AfterSwap(ctx context.Context, db Querier) {
+	if p.Cache == nil {
+		return
+	}
+	ids := func(sql string) []int64 {
+		rows, err := db.Query(ctx, sql)
+		if err != nil {
+			return nil
+		}
+		out, _ := pgx.CollectRows(rows, pgx.RowTo[int64])
+		return out
+	}
+	p.Cache.Invalidate(ctx, ids(`SELECT id FROM rm_lectures`), ids(`SELECT id FROM rm_lecture_tasks`))
+}
+
 // Reset implements Projector: it empties every read model of the projector.
 func (*LectureProjector) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(LectureTables, ", "))
@@ -244,7 +264,7 @@ func documentsOf(ev domain.Event) (lectures, tasks []int64) {
 
 // hold tells the cache, before the batch commits, which documents it changes.
 func (p *LectureProjector) hold(ctx context.Context, ev domain.Event) {
-	if p.Cache == nil {
+	if p.Cache == nil || Rebuilding(ctx) {
 		return
 	}
 	if lectures, tasks := documentsOf(ev); len(lectures)+len(tasks) > 0 {

@@ -18,6 +18,27 @@ type TableOwner interface {
 	Tables() []string
 }
 
+// AfterSwapper is implemented by projectors that must react once rebuilt
+// read models were swapped in (e.g. to drop cached documents). db reads the
+// new read models.
+type AfterSwapper interface {
+	AfterSwap(ctx context.Context, db Querier)
+}
+
+// Querier is what AfterSwap may read with.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+type rebuildingKey struct{}
+
+// Rebuilding reports whether Handle runs for a shadow rebuild: the batch's
+// effects are not live yet (do not touch caches, do not announce).
+func Rebuilding(ctx context.Context) bool {
+	v, _ := ctx.Value(rebuildingKey{}).(bool)
+	return v
+}
+
 // Counter is implemented by event stores that can count events after a
 // position (for rebuild progress).
 type Counter interface {
@@ -165,6 +186,9 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 		return fmt.Errorf("rebuild %s: swap: %w", name, err)
 	}
 	r.poke()
+	if as, ok := r.cfg.Projector.(AfterSwapper); ok {
+		as.AfterSwap(ctx, pool)
+	}
 	return nil
 }
 
@@ -173,6 +197,7 @@ func (r *Runner) applyShadow(ctx context.Context, tx pgx.Tx, shadow string, batc
 	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+shadow+`, public`); err != nil {
 		return err
 	}
+	ctx = context.WithValue(ctx, rebuildingKey{}, true)
 	for _, rec := range decode(batch) {
 		if err := r.cfg.Projector.Handle(ctx, tx, rec); err != nil {
 			return fmt.Errorf("%s at position %d (%s): %w", rec.Type, rec.Position, rec.Stream, err)

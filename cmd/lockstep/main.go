@@ -33,6 +33,9 @@ func newCLI() *cli.Command {
 		Usage: "live step-by-step classrooms: event-sourced backend",
 		Flags: globalFlags(),
 		Commands: []*cli.Command{
+			replayCommand(),
+			rebuildCommand(),
+			simulateCommand(),
 			{
 				Name:  "serve",
 				Usage: "migrate the database, then serve the HTTP API and WebSockets, run projectors and workers",

@@ -687,3 +687,19 @@ func (s *Store) listenOnce(ctx context.Context) error {
 		s.wake.fire()
 	}
 }
+
+// CountAfter counts the readable events after position after.
+func (s *Store) CountAfter(ctx context.Context, after uint64) (int64, error) {
+	if s.closed() {
+		return 0, eventstore.ErrClosed
+	}
+	bound, err := s.bound(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE position > $1 AND position < $2`, int64(after), bound).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events after %d: %w", after, err)
+	}
+	return n, nil
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/activitylog"
+	"github.com/lockstep/lockstep/admin"
 	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/bus"
 	"github.com/lockstep/lockstep/eventstore"
@@ -157,6 +158,7 @@ func (a *App) routes() *gin.Engine {
 
 	a.auth.Routes(r)
 	a.auth.AdminRoutes(r)
+	(&admin.Projections{Group: a.group, Store: a.store, Logger: a.log}).Routes(r, a.authed)
 	return r
 }
 
@@ -293,4 +295,22 @@ func (a *App) Close() {
 	if a.pool != nil {
 		a.pool.Close()
 	}
+}
+
+// ProjectionNames lists the projectors of this deployment.
+func (a *App) ProjectionNames() []string {
+	names := make([]string, len(a.runners))
+	for i, r := range a.runners {
+		names[i] = r.Name()
+	}
+	return names
+}
+
+// Rebuild rebuilds one projector's read models from event zero, online.
+func (a *App) Rebuild(ctx context.Context, name string, progress projections.Progress) error {
+	r, ok := a.group.Runner(name)
+	if !ok {
+		return fmt.Errorf("no projector named %q (have %v)", name, a.ProjectionNames())
+	}
+	return r.RebuildOnline(ctx, progress)
 }
