@@ -35,6 +35,23 @@ type Config struct {
 	LoginFailuresPerEmail int
 	LoginFailuresPerAddr  int
 	LoginWindow           time.Duration
+
+	// Help analyzer and stuck detector (wire_help.go; validated there).
+	// Env: ANALYZER, LLM_BASE_URL, LLM_MODEL, LLM_API_KEY, LLM_TIMEOUT,
+	// STUCK_DETECTOR, STUCK_INTERVAL, STUCK_IDLE_AFTER, STUCK_COOLDOWN.
+	Analyzer         string        // "rule" (default when empty) or "llm"
+	LLMBaseURL       string        // OpenAI-compatible API base, e.g. https://api.openai.com/v1
+	LLMModel         string        // model name
+	LLMAPIKey        string        // optional bearer key
+	LLMTimeout       time.Duration // one completion's bound (0: 5s); past it the rules answer
+	StuckDetectorOff bool          // STUCK_DETECTOR=false turns the detector off
+	StuckInterval    time.Duration // 0: 5s
+	StuckIdleAfter   time.Duration // 0: 2m
+	StuckCooldown    time.Duration // 0: 2m
+
+	// PresenceTimeout: a student with no open socket this long during a live
+	// session becomes DISCONNECTED (0: SessionPresenceTimeout).
+	PresenceTimeout time.Duration
 }
 
 // Validate reports every problem at once.
@@ -82,6 +99,7 @@ func (c Config) Validate() error {
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateHelp()...)
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,68 @@
+package readapi_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/lockstep/lockstep/cmd/lockstep/app"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
+	"github.com/lockstep/lockstep/domain"
+)
+
+// TestTwoInstances: two servers on one database; commands go to one, sockets
+// hang on the other, and pushes cross over through the bus.
+func TestTwoInstances(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"postgres", "kafka"} {
+		t.Run(backend, func(t *testing.T) {
+			cfg := func(c *app.Config) { c.Bus = backend }
+			if backend == "kafka" {
+				cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
+				if err != nil {
+					t.Fatalf("kfake: %v", err)
+				}
+				t.Cleanup(cluster.Close)
+				brokers := cluster.ListenAddrs()
+				cfg = func(c *app.Config) { c.Bus, c.KafkaBrokers = backend, brokers }
+			}
+			a := apptest.Start(t, apptest.WithConfig(cfg))
+			// B runs no projectors: everything B's sockets get was announced
+			// by A and crossed the bus.
+			b := apptest.Start(t, apptest.WithDB(a.DB), apptest.WithConfig(func(c *app.Config) { cfg(c); c.Projectors = false }))
+			cl := newClassroom(t, a, 3)
+			sess := cl.open(t)
+			students := fastUsers(t, a, domain.RoleStudent, "학생", 2)
+			base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
+
+			// The instructor watches on A; a student joins through B.
+			teacher := mustDial(t, a, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
+			teacher.expect(t, "participants")
+			must(t, b.Post(t, base+"/join", students[0].Token, nil), 201)
+			if f := teacher.expect(t, "student_joined"); f.Position == 0 {
+				t.Fatalf("student_joined: %s", f.raw)
+			}
+
+			// The student listens on B; the instructor commands on A.
+			must(t, a.Post(t, base+"/join", students[1].Token, nil), 201)
+			teacher.expect(t, "student_joined")
+			onB := mustDial(t, b, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), students[1].Token)
+			onB.expect(t, "session_state")
+			must(t, a.Post(t, base+"/start", cl.instructor.Token, nil), 200)
+			onB.expect(t, "session_started")
+			must(t, a.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+			var sc stepChanged
+			onB.expect(t, "step_changed").decode(t, &sc)
+			if sc.CurrentSubtask.ID != cl.subtasks[1].ID {
+				t.Fatalf("step_changed on B: %+v", sc)
+			}
+			// And the other way round.
+			must(t, b.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+			onB.expect(t, "step_changed")
+			if c := getCurrent(t, a, sess.SessionID, students[1].Token); c.CurrentSubtask.ID != cl.subtasks[2].ID {
+				t.Fatalf("current on A: %+v", c)
+			}
+		})
+	}
+}

@@ -1,0 +1,193 @@
+package readapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/live"
+)
+
+// socketActor authenticates a socket request: the Authorization header when
+// present, else ?token=. On failure it closes the socket with 4401 and
+// returns ok == false.
+func (q *SessionQueries) socketActor(c *gin.Context) (domain.Actor, bool) {
+	token := c.Query("token")
+	if h := c.GetHeader("Authorization"); h != "" {
+		scheme, tok, found := strings.Cut(h, " ")
+		token = ""
+		if found && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(tok)
+		}
+	}
+	actor, err := q.Tokens.Verify(token)
+	if err != nil {
+		reason := "invalid or missing token"
+		if errors.Is(err, domain.ErrTokenExpired) {
+			reason = "token expired"
+		}
+		q.reject(c, live.CloseUnauthorized, reason)
+		return domain.Actor{}, false
+	}
+	return actor, true
+}
+
+func (q *SessionQueries) reject(c *gin.Context, code int, reason string) {
+	if err := q.Hub.Reject(c.Writer, c.Request, code, reason); err != nil {
+		q.logger().Debug("reject socket", "error", err)
+	}
+	c.Abort()
+}
+
+// socketSession authenticates and authorizes a session socket; it returns the
+// session, the actor and what they may do, or closes the socket.
+func (q *SessionQueries) socketSession(c *gin.Context) (int64, domain.Actor, sessionAccess, *uint64, bool) {
+	actor, ok := q.socketActor(c)
+	if !ok {
+		return 0, actor, sessionAccess{}, nil, false
+	}
+	after, err := live.ParseAfter(c.Request)
+	if err != nil {
+		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": gin.H{
+			"code": domain.CodeInvalidRequest, "message": err.Error(), "details": gin.H{"after": "must be a non-negative integer position"},
+		}})
+		return 0, actor, sessionAccess{}, nil, false
+	}
+	id := sessionIDParam(c)
+	if id == 0 {
+		q.reject(c, live.CloseNotFound, "session not found")
+		return 0, actor, sessionAccess{}, nil, false
+	}
+	a, err := loadSessionAccess(c.Request.Context(), q.Pool, id, actor.UserID)
+	if errors.Is(err, domain.ErrNotFound) {
+		q.reject(c, live.CloseNotFound, "session not found")
+		return 0, actor, a, nil, false
+	}
+	if err != nil {
+		q.logger().Error("socket: load session", "session_id", id, "error", err)
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return 0, actor, a, nil, false
+	}
+	return id, actor, a, after, true
+}
+
+// studentSocket serves WS /ws/session/{id}/student/: the session's
+// participants (and its instructor or an admin, watching) get session_state
+// on connect, then the students channel. A participant's socket counts for
+// their presence.
+func (q *SessionQueries) studentSocket(c *gin.Context) {
+	id, actor, a, after, ok := q.socketSession(c)
+	if !ok {
+		return
+	}
+	if !a.participant && !a.owner(actor) {
+		q.reject(c, live.CloseForbidden, "only the session's participants may connect")
+		return
+	}
+	sub := live.Subscription{
+		Channel:  q.StudentsChannel(id),
+		Kind:     "student",
+		After:    after,
+		Producer: q.Producer,
+		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			v, err := currentView(ctx, tx, id)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(gin.H{"type": "session_state", "data": v})
+		},
+	}
+	if a.participant && q.Presence != nil {
+		p := &socketPresence{presence: q.Presence, sessionID: id, userID: actor.UserID, ctx: context.WithoutCancel(c.Request.Context()), log: q.logger()}
+		sub.OnOpen = func(*live.Conn) { p.open() }
+		sub.OnClose = func(*live.Conn) { p.close() }
+	}
+	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
+		q.logger().Debug("student socket", "session_id", id, "error", err)
+	}
+	c.Abort()
+}
+
+// instructorSocket serves WS /ws/session/{id}/instructor/: the session's
+// instructor (or an admin) gets participants on connect, then the instructor channel.
+func (q *SessionQueries) instructorSocket(c *gin.Context) {
+	id, actor, a, after, ok := q.socketSession(c)
+	if !ok {
+		return
+	}
+	if !a.owner(actor) {
+		q.reject(c, live.CloseForbidden, "only the session's instructor may connect")
+		return
+	}
+	sub := live.Subscription{
+		Channel:  q.InstructorChannel(id),
+		Kind:     "instructor",
+		After:    after,
+		Producer: q.Producer,
+		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			v, err := participantsView(ctx, tx, id)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(gin.H{"type": "participants", "data": v})
+		},
+	}
+	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
+		q.logger().Debug("instructor socket", "session_id", id, "error", err)
+	}
+	c.Abort()
+}
+
+// socketPresence reports one student socket to StudentPresence. The hub may
+// call close before (or instead of) open; the lock keeps them in order.
+type socketPresence struct {
+	presence          StudentPresence
+	sessionID, userID int64
+	ctx               context.Context
+	log               interface {
+		Error(msg string, args ...any)
+	}
+
+	mu       sync.Mutex
+	socketID int64
+	closed   bool
+}
+
+const presenceTimeout = 10 * time.Second
+
+func (p *socketPresence) open() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, presenceTimeout)
+	defer cancel()
+	id, err := p.presence.Opened(ctx, p.sessionID, p.userID)
+	if err != nil {
+		p.log.Error("record student socket", "session_id", p.sessionID, "user_id", p.userID, "error", err)
+	}
+	p.socketID = id
+}
+
+func (p *socketPresence) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.socketID == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, presenceTimeout)
+	defer cancel()
+	if err := p.presence.Closed(ctx, p.sessionID, p.userID, p.socketID); err != nil {
+		p.log.Error("record closed student socket", "session_id", p.sessionID, "user_id", p.userID, "error", err)
+	}
+}
