@@ -1,0 +1,516 @@
+package commands_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/lockstep/lockstep/cmd/lockstep/app"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
+	"github.com/lockstep/lockstep/commands"
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore/postgres"
+)
+
+// helpClass is a lecture with two subtasks and an enrolled student: "click"
+// (a CLICK on a named element: the rules answer it) and "vague" (OTHER,
+// title only: the rules escalate it).
+type helpClass struct {
+	srv        *apptest.Server
+	instructor apptest.User
+	student    apptest.User
+	lectureID  int64
+	clickID    int64
+	vagueID    int64
+}
+
+func hmust(t testing.TB, r *apptest.Response, status int) *apptest.Response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+func hid(t testing.TB, r *apptest.Response, key string) int64 {
+	t.Helper()
+	v, ok := r.JSON(t)[key].(float64)
+	if !ok {
+		t.Fatalf("no %s in %s", key, r.Body)
+	}
+	return int64(v)
+}
+
+func newHelpClass(t testing.TB, srv *apptest.Server) *helpClass {
+	t.Helper()
+	c := &helpClass{srv: srv, instructor: srv.NewUser(t, "INSTRUCTOR", "박강사"), student: srv.NewUser(t, "STUDENT", "김학생")}
+	c.lectureID = hid(t, hmust(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
+	task := hid(t, hmust(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", c.lectureID), c.instructor.Token, map[string]any{"title": "친구에게 메시지 보내기", "order_index": 1}), 201), "id")
+	c.clickID = hid(t, hmust(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
+		"title": "친구 선택하기", "order_index": 1, "target_action": "CLICK", "target_element_hint": "친구 탭",
+		"guide_text": "화면 위쪽의 친구 탭을 눌러 보세요.",
+	}), 201), "id")
+	c.vagueID = hid(t, hmust(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
+		"title": "자유롭게 둘러보기", "order_index": 2, "target_action": "OTHER",
+	}), 201), "id")
+	hmust(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", c.lectureID), c.student.Token, nil), 201)
+	return c
+}
+
+func (c *helpClass) ask(t testing.TB, subtaskID int64) int64 {
+	t.Helper()
+	r := hmust(t, c.srv.Post(t, "/api/help/request", c.student.Token, map[string]any{
+		"user_id": c.student.ID, "subtask_id": subtaskID, "request_type": "MANUAL",
+		"context_data": map[string]any{"current_screen": "com.kakao.talk.MainActivity", "recent_actions": []string{"CLICK", "SCROLL"}, "stuck_duration_seconds": 30},
+	}), 201)
+	body := r.JSON(t)
+	if body["status"] != "ANALYZING" || body["message"] != commands.AnalyzingMessage {
+		t.Fatalf("answer %s", r.Body)
+	}
+	return hid(t, r, "help_request_id")
+}
+
+// helpView is GET /api/help/request/{id}.
+type helpView struct {
+	HelpRequestID int64  `json:"help_request_id"`
+	Status        string `json:"status"`
+	UserID        int64  `json:"user_id"`
+	HelpResponse  *struct {
+		ID             int64  `json:"id"`
+		HelpType       string `json:"help_type"`
+		HelpContent    string `json:"help_content"`
+		VoiceGuideText string `json:"voice_guide_text"`
+		Responder      string `json:"responder"`
+		Feedback       *struct {
+			Rating       int    `json:"rating"`
+			FeedbackText string `json:"feedback_text"`
+		} `json:"feedback"`
+	} `json:"help_response"`
+	Analysis *struct {
+		ProblemDiagnosis string  `json:"problem_diagnosis"`
+		ConfidenceScore  float64 `json:"confidence_score"`
+	} `json:"analysis"`
+	EscalationReason *string `json:"escalation_reason"`
+}
+
+// awaitStatus polls GET /api/help/request/{id} until status (15 s at most).
+func (c *helpClass) awaitStatus(t testing.TB, id int64, status string) helpView {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var v helpView
+		hmust(t, c.srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), c.student.Token), 200).Decode(t, &v)
+		if v.Status == status {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("help request %d is %s, want %s", id, v.Status, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wsFrame is one received socket message.
+type wsFrame struct {
+	Type         string          `json:"type"`
+	Data         json.RawMessage `json:"data"`
+	HelpResponse json.RawMessage `json:"help_response"`
+	Position     uint64          `json:"position"`
+	raw          []byte
+}
+
+type wsClient struct {
+	conn   *websocket.Conn
+	frames chan wsFrame
+	done   chan struct{}
+	err    error
+}
+
+func dialHelp(t testing.TB, srv *apptest.Server, path, token string) (*wsClient, error) {
+	t.Helper()
+	conn, _, err := (&websocket.Dialer{HandshakeTimeout: 10 * time.Second}).Dial(srv.WSURL(path)+"?token="+token, nil)
+	if err != nil {
+		return nil, err
+	}
+	w := &wsClient{conn: conn, frames: make(chan wsFrame, 256), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				w.err = err
+				return
+			}
+			f := wsFrame{raw: data}
+			if err := json.Unmarshal(data, &f); err != nil {
+				w.err = err
+				return
+			}
+			w.frames <- f
+		}
+	}()
+	t.Cleanup(func() { _ = conn.Close(); <-w.done })
+	return w, nil
+}
+
+func (w *wsClient) expect(t testing.TB, typ string) wsFrame {
+	t.Helper()
+	select {
+	case f := <-w.frames:
+		if f.Type != typ {
+			t.Fatalf("got %s, want %s", f.raw, typ)
+		}
+		return f
+	case <-w.done:
+		t.Fatalf("socket closed while waiting for %s: %v", typ, w.err)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no %s within 15s", typ)
+	}
+	return wsFrame{}
+}
+
+type notification struct {
+	ID          int64  `json:"id"`
+	Type        string `json:"type"`
+	Message     string `json:"message"`
+	RelatedUser *struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	} `json:"related_user"`
+	IsRead bool `json:"is_read"`
+}
+
+func notifications(t testing.TB, srv *apptest.Server, token string) []notification {
+	t.Helper()
+	var out struct {
+		Notifications []notification `json:"notifications"`
+	}
+	hmust(t, srv.Get(t, "/api/notifications", token), 200).Decode(t, &out)
+	return out.Notifications
+}
+
+func TestHelpRequestRefusals(t *testing.T) {
+	srv := apptest.Start(t)
+	c := newHelpClass(t, srv)
+	other := srv.NewUser(t, "STUDENT", "이학생")
+	valid := map[string]any{"subtask_id": c.clickID}
+	cases := []struct {
+		name   string
+		token  string
+		body   any
+		status int
+		code   string
+		field  string
+	}{
+		{"no_token", "", valid, 401, "UNAUTHORIZED", ""},
+		{"missing_subtask", c.student.Token, map[string]any{}, 400, "INVALID_REQUEST", "subtask_id"},
+		{"unknown_request_type", c.student.Token, map[string]any{"subtask_id": c.clickID, "request_type": "URGENT"}, 400, "INVALID_REQUEST", "request_type"},
+		{"context_not_an_object", c.student.Token, map[string]any{"subtask_id": c.clickID, "context_data": []int{1}}, 400, "INVALID_REQUEST", "context_data"},
+		{"negative_stuck_duration", c.student.Token, map[string]any{"subtask_id": c.clickID, "stuck_duration_seconds": -1}, 400, "INVALID_REQUEST", "stuck_duration_seconds"},
+		{"malformed_json", c.student.Token, "{", 400, "INVALID_REQUEST", ""},
+		{"unknown_subtask", c.student.Token, map[string]any{"subtask_id": 987654}, 404, "NOT_FOUND", ""},
+		{"someone_elses_user_id", other.Token, map[string]any{"subtask_id": c.clickID, "user_id": c.student.ID}, 403, "FORBIDDEN", ""},
+		{"not_enrolled", other.Token, valid, 403, "FORBIDDEN", ""},
+		{"instructor", c.instructor.Token, valid, 403, "FORBIDDEN", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := srv.Post(t, "/api/help/request", tc.token, tc.body)
+			if r.Status != tc.status || r.ErrorCode() != tc.code {
+				t.Fatalf("got %d %s, want %d %s", r.Status, r.Body, tc.status, tc.code)
+			}
+			if tc.field != "" {
+				details, _ := r.JSON(t)["error"].(map[string]any)["details"].(map[string]any)
+				if _, ok := details[tc.field]; !ok {
+					t.Fatalf("details do not name %s: %s", tc.field, r.Body)
+				}
+			}
+		})
+	}
+	t.Run("admin_for_the_student", func(t *testing.T) {
+		r := hmust(t, srv.Post(t, "/api/help/request", srv.Admin(t).Token, map[string]any{"subtask_id": c.clickID, "user_id": c.student.ID}), 201)
+		var v helpView
+		hmust(t, srv.Get(t, fmt.Sprintf("/api/help/request/%d", hid(t, r, "help_request_id")), c.student.Token), 200).Decode(t, &v)
+		if v.UserID != c.student.ID {
+			t.Fatalf("request made for user %d", v.UserID)
+		}
+	})
+	t.Run("idempotency_key_appends_once", func(t *testing.T) {
+		req := apptest.Request{Method: http.MethodPost, Path: "/api/help/request", Token: c.student.Token, Body: valid, Header: map[string]string{"Idempotency-Key": "help-once"}}
+		a, b := hmust(t, srv.Do(t, req), 201), hmust(t, srv.Do(t, req), 201)
+		if hid(t, a, "help_request_id") != hid(t, b, "help_request_id") {
+			t.Fatalf("two requests: %s / %s", a.Body, b.Body)
+		}
+	})
+}
+
+// The full manual loop answered by the analyzer: request → analysis →
+// HELP_AVAILABLE on the student's socket → feedback.
+func TestHelpLoopResolvedByTheAnalyzer(t *testing.T) {
+	srv := apptest.Start(t)
+	c := newHelpClass(t, srv)
+	studentWS, err := dialHelp(t, srv, fmt.Sprintf("/ws/help/%d", c.student.ID), c.student.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	studentWS.expect(t, "help_status")
+	instructorWS, err := dialHelp(t, srv, "/ws/dashboard/help-requests/", c.instructor.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	instructorWS.expect(t, "help_requests")
+
+	id := c.ask(t, c.clickID)
+
+	var nhr struct {
+		HelpRequestID int64 `json:"help_request_id"`
+		Lecture       struct {
+			ID    int64
+			Title string
+		} `json:"lecture"`
+		User struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		} `json:"user"`
+		Subtask struct {
+			ID    int64  `json:"id"`
+			Title string `json:"title"`
+		} `json:"subtask"`
+		Priority    string `json:"priority"`
+		RequestType string `json:"request_type"`
+	}
+	if err := json.Unmarshal(instructorWS.expect(t, "new_help_request").Data, &nhr); err != nil {
+		t.Fatal(err)
+	}
+	if nhr.HelpRequestID != id || nhr.Lecture.ID != c.lectureID || nhr.Lecture.Title != "카카오톡 기초" || nhr.User.ID != c.student.ID ||
+		nhr.User.Name != "김학생" || nhr.Subtask.ID != c.clickID || nhr.Subtask.Title != "친구 선택하기" || nhr.Priority != "NORMAL" || nhr.RequestType != "MANUAL" {
+		t.Fatalf("new_help_request %+v", nhr)
+	}
+
+	avail := studentWS.expect(t, "HELP_AVAILABLE")
+	var resp struct {
+		ID             int64  `json:"id"`
+		HelpRequestID  int64  `json:"help_request_id"`
+		HelpContent    string `json:"help_content"`
+		VoiceGuideText string `json:"voice_guide_text"`
+		Responder      string `json:"responder"`
+	}
+	if err := json.Unmarshal(avail.HelpResponse, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.HelpRequestID != id || resp.Responder != "ANALYZER" || !strings.Contains(resp.HelpContent, "'친구 탭'을") || resp.VoiceGuideText == "" || avail.Position == 0 {
+		t.Fatalf("HELP_AVAILABLE %s", avail.raw)
+	}
+	if f := instructorWS.expect(t, "help_request_updated"); !strings.Contains(string(f.Data), `"status":"RESOLVED"`) {
+		t.Fatalf("instructor update %s", f.raw)
+	}
+
+	v := c.awaitStatus(t, id, "RESOLVED")
+	if v.HelpResponse == nil || v.HelpResponse.ID != resp.ID || v.HelpResponse.Responder != "ANALYZER" || v.HelpResponse.HelpType != "TEXT" ||
+		v.Analysis == nil || v.Analysis.ConfidenceScore < 0.6 || v.Analysis.ProblemDiagnosis == "" {
+		t.Fatalf("resolved view %+v", v)
+	}
+
+	ns := notifications(t, srv, c.instructor.Token)
+	if len(ns) != 1 || ns[0].Type != "HELP_REQUEST" || ns[0].Message != "김학생님이 도움을 요청했습니다" || ns[0].RelatedUser == nil || ns[0].RelatedUser.ID != c.student.ID {
+		t.Fatalf("instructor notifications %+v", ns)
+	}
+	if ns := notifications(t, srv, c.student.Token); len(ns) != 1 || ns[0].Type != "HELP_AVAILABLE" || ns[0].RelatedUser != nil {
+		t.Fatalf("student notifications %+v", ns)
+	}
+
+	other := srv.NewUser(t, "STUDENT", "이학생")
+	feedback := map[string]any{"help_response_id": resp.ID, "rating": 5, "feedback_text": "매우 도움이 되었습니다"}
+	for _, tc := range []struct {
+		name   string
+		token  string
+		body   map[string]any
+		status int
+		code   string
+	}{
+		{"other_student", other.Token, feedback, 403, "FORBIDDEN"},
+		{"instructor", c.instructor.Token, feedback, 403, "FORBIDDEN"},
+		{"rating_too_high", c.student.Token, map[string]any{"help_response_id": resp.ID, "rating": 6}, 400, "INVALID_REQUEST"},
+		{"rating_missing", c.student.Token, map[string]any{"help_response_id": resp.ID}, 400, "INVALID_REQUEST"},
+		{"unknown_response", c.student.Token, map[string]any{"help_response_id": 99999, "rating": 3}, 404, "NOT_FOUND"},
+	} {
+		if r := srv.Post(t, "/api/help/feedback", tc.token, tc.body); r.Status != tc.status || r.ErrorCode() != tc.code {
+			t.Fatalf("%s: %d %s", tc.name, r.Status, r.Body)
+		}
+	}
+	hmust(t, srv.Post(t, "/api/help/feedback", c.student.Token, feedback), 201)
+	if r := srv.Post(t, "/api/help/feedback", c.student.Token, feedback); r.Status != 409 || r.ErrorCode() != "CONFLICT" {
+		t.Fatalf("second feedback: %d %s", r.Status, r.Body)
+	}
+	hmust(t, srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), c.student.Token), 200).Decode(t, &v)
+	if v.HelpResponse.Feedback == nil || v.HelpResponse.Feedback.Rating != 5 || v.HelpResponse.Feedback.FeedbackText != "매우 도움이 되었습니다" {
+		t.Fatalf("feedback not shown: %+v", v.HelpResponse)
+	}
+
+	// A redelivered analysis request appends nothing (the decider ignores a
+	// late analysis once the request is no longer ANALYZING).
+	store := postgres.New(srv.DB.Pool, postgres.Config{})
+	before, err := store.ReadStream(context.Background(), domain.HelpStream(id), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := commands.NewHelp(commands.HelpConfig{Store: store, Pool: srv.DB.Pool})
+	if err := h.HandleAnalysisRequest(context.Background(), commands.EncodeAnalysisRequest(id)); err != nil {
+		t.Fatal(err)
+	}
+	after, err := store.ReadStream(context.Background(), domain.HelpStream(id), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("redelivered analysis appended %d events", len(after)-len(before))
+	}
+	var types []string
+	for _, e := range after {
+		types = append(types, e.Type)
+	}
+	if got := strings.Join(types, ","); got != "HelpRequested,HelpAnalyzed,HelpProvided,HelpFeedbackGiven" {
+		t.Fatalf("stream %s", got)
+	}
+}
+
+// The loop through the instructor: the analyzer is not confident and
+// escalates, the lecture's instructor answers, HELP_AVAILABLE reaches the student.
+func TestHelpLoopEscalatedThenAnsweredByTheInstructor(t *testing.T) {
+	srv := apptest.Start(t)
+	c := newHelpClass(t, srv)
+	studentWS, err := dialHelp(t, srv, fmt.Sprintf("/ws/help/%d/", c.student.ID), c.student.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	studentWS.expect(t, "help_status")
+	instructorWS, err := dialHelp(t, srv, "/ws/dashboard/help-requests", c.instructor.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	instructorWS.expect(t, "help_requests")
+
+	id := c.ask(t, c.vagueID)
+	instructorWS.expect(t, "new_help_request")
+	if f := instructorWS.expect(t, "help_request_updated"); !strings.Contains(string(f.Data), `"status":"ESCALATED"`) {
+		t.Fatalf("instructor update %s", f.raw)
+	}
+	v := c.awaitStatus(t, id, "ESCALATED")
+	if v.HelpResponse != nil || v.Analysis == nil || v.Analysis.ConfidenceScore >= 0.6 || v.EscalationReason == nil {
+		t.Fatalf("escalated view %+v", v)
+	}
+
+	path := fmt.Sprintf("/api/help/request/%d/respond", id)
+	answer := map[string]any{"help_content": "화면 아무 곳이나 천천히 눌러 보세요.", "voice_guide_text": "화면 아무 곳이나 천천히 눌러 보세요"}
+	otherInstructor := srv.NewUser(t, "INSTRUCTOR", "최강사")
+	for _, tc := range []struct {
+		name   string
+		path   string
+		token  string
+		body   any
+		status int
+		code   string
+	}{
+		{"other_instructor", path, otherInstructor.Token, answer, 403, "FORBIDDEN"},
+		{"student", path, c.student.Token, answer, 403, "FORBIDDEN"},
+		{"no_content", path, c.instructor.Token, map[string]any{"voice_guide_text": "x"}, 400, "INVALID_REQUEST"},
+		{"bad_help_type", path, c.instructor.Token, map[string]any{"help_content": "x", "help_type": "VIDEO"}, 400, "INVALID_REQUEST"},
+		{"unknown_request", "/api/help/request/999999/respond", c.instructor.Token, answer, 404, "NOT_FOUND"},
+		{"no_token", path, "", answer, 401, "UNAUTHORIZED"},
+	} {
+		if r := srv.Post(t, tc.path, tc.token, tc.body); r.Status != tc.status || r.ErrorCode() != tc.code {
+			t.Fatalf("%s: %d %s", tc.name, r.Status, r.Body)
+		}
+	}
+	r := hmust(t, srv.Post(t, path, c.instructor.Token, answer), 200).JSON(t)
+	hr, _ := r["help_response"].(map[string]any)
+	if r["status"] != "RESOLVED" || hr["responder"] != "INSTRUCTOR" || hr["help_content"] != answer["help_content"] {
+		t.Fatalf("respond answer %v", r)
+	}
+	avail := studentWS.expect(t, "HELP_AVAILABLE")
+	if !strings.Contains(string(avail.HelpResponse), `"responder":"INSTRUCTOR"`) || !strings.Contains(string(avail.HelpResponse), "천천히 눌러") {
+		t.Fatalf("HELP_AVAILABLE %s", avail.raw)
+	}
+	if r := srv.Post(t, path, c.instructor.Token, answer); r.Status != 409 || r.ErrorCode() != "INVALID_STATE" {
+		t.Fatalf("second answer: %d %s", r.Status, r.Body)
+	}
+	ns := notifications(t, srv, c.student.Token)
+	if len(ns) != 1 || ns[0].Type != "HELP_AVAILABLE" || ns[0].RelatedUser == nil || ns[0].RelatedUser.ID != c.instructor.ID || ns[0].RelatedUser.Name != "박강사" {
+		t.Fatalf("student notifications %+v", ns)
+	}
+	// The student rates the instructor's answer.
+	hmust(t, srv.Post(t, "/api/help/feedback", c.student.Token, map[string]any{"help_response_id": int64(hr["id"].(float64)), "rating": 4}), 201)
+}
+
+func TestAnalyzerWorkerDropsUnreadableMessages(t *testing.T) {
+	srv := apptest.Start(t)
+	h := commands.NewHelp(commands.HelpConfig{Store: postgres.New(srv.DB.Pool, postgres.Config{}), Pool: srv.DB.Pool})
+	for _, payload := range []string{"not json", `{"help_request_id":0}`} {
+		if err := h.HandleAnalysisRequest(context.Background(), []byte(payload)); err != nil {
+			t.Fatalf("%q: %v", payload, err)
+		}
+	}
+	// A request that does not exist is acknowledged, not retried forever.
+	if err := h.Analyze(context.Background(), 424242); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Analyze(canceled(), 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled analysis: %v", err)
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// With ANALYZER=llm the analyzer worker asks the configured
+// chat-completions endpoint, and its answer reaches the student.
+func TestHelpAnsweredByTheLLMAnalyzer(t *testing.T) {
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" || r.Header.Get("Authorization") != "Bearer test-key" {
+			http.Error(w, "unexpected", http.StatusBadRequest)
+			return
+		}
+		content := `{"diagnosis":"친구 탭 위치를 모름","confidence":0.9,"help_content":"화면 맨 위 왼쪽의 사람 모양 그림을 눌러 주세요.","voice_guide_text":"화면 맨 위 왼쪽의 사람 모양 그림을 눌러 주세요","escalate":false}`
+		_ = json.NewEncoder(w).Encode(map[string]any{"choices": []any{map[string]any{"message": map[string]any{"role": "assistant", "content": content}}}})
+	}))
+	defer llm.Close()
+	srv := apptest.Start(t, apptest.WithConfig(func(c *app.Config) {
+		c.Analyzer, c.LLMBaseURL, c.LLMModel, c.LLMAPIKey = "llm", llm.URL+"/v1", "test-model", "test-key"
+	}))
+	c := newHelpClass(t, srv)
+	v := c.awaitStatus(t, c.ask(t, c.clickID), "RESOLVED")
+	if v.HelpResponse == nil || v.HelpResponse.HelpContent != "화면 맨 위 왼쪽의 사람 모양 그림을 눌러 주세요." || v.Analysis == nil || v.Analysis.ProblemDiagnosis != "친구 탭 위치를 모름" {
+		t.Fatalf("%+v", v)
+	}
+}
+
+func TestHelpConfigValidation(t *testing.T) {
+	base := func() app.Config {
+		return app.Config{DatabaseURL: "postgres://x", EventStore: "postgres", Bus: "memory", Env: "development",
+			AccessTTL: time.Minute, RefreshTTL: time.Hour, LogLevel: "info"}
+	}
+	if err := base().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	c := base()
+	c.Analyzer = "llm"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "LLM_BASE_URL") || !strings.Contains(err.Error(), "LLM_MODEL") {
+		t.Fatalf("llm without endpoint: %v", err)
+	}
+	c = base()
+	c.Analyzer, c.StuckInterval = "gpt", -time.Second
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ANALYZER must be rule or llm") || !strings.Contains(err.Error(), "STUCK_INTERVAL") {
+		t.Fatalf("bad analyzer: %v", err)
+	}
+}

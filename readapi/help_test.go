@@ -1,0 +1,364 @@
+package readapi_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
+)
+
+// hpClass is a lecture with one CLICK subtask the rules answer, and an
+// enrolled student.
+type hpClass struct {
+	srv        *apptest.Server
+	instructor apptest.User
+	student    apptest.User
+	lectureID  int64
+	subtaskID  int64
+}
+
+func hpMust(t testing.TB, r *apptest.Response, status int) *apptest.Response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+func hpID(t testing.TB, r *apptest.Response, key string) int64 {
+	t.Helper()
+	v, ok := r.JSON(t)[key].(float64)
+	if !ok {
+		t.Fatalf("no %s in %s", key, r.Body)
+	}
+	return int64(v)
+}
+
+func newHPClass(t testing.TB, srv *apptest.Server, studentName string) *hpClass {
+	t.Helper()
+	c := &hpClass{srv: srv, instructor: srv.NewUser(t, "INSTRUCTOR", "박강사"), student: srv.NewUser(t, "STUDENT", studentName)}
+	c.lectureID = hpID(t, hpMust(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
+	task := hpID(t, hpMust(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", c.lectureID), c.instructor.Token, map[string]any{"title": "메시지", "order_index": 1}), 201), "id")
+	c.subtaskID = hpID(t, hpMust(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
+		"title": "친구 선택하기", "order_index": 1, "target_action": "CLICK", "target_element_hint": "친구 탭",
+	}), 201), "id")
+	hpMust(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", c.lectureID), c.student.Token, nil), 201)
+	return c
+}
+
+func (c *hpClass) ask(t testing.TB) int64 {
+	t.Helper()
+	return hpID(t, hpMust(t, c.srv.Post(t, "/api/help/request", c.student.Token, map[string]any{"subtask_id": c.subtaskID}), 201), "help_request_id")
+}
+
+func (c *hpClass) awaitResolved(t testing.TB, id int64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if strings.Contains(string(hpMust(t, c.srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), c.student.Token), 200).Body), `"status":"RESOLVED"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("help request %d not resolved within 15s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestGetHelpRequestVisibility(t *testing.T) {
+	srv := apptest.Start(t)
+	c := newHPClass(t, srv, "김학생")
+	id := c.ask(t)
+	analyst := srv.NewUser(t, "STUDENT", "분석가")
+	hpMust(t, srv.Patch(t, fmt.Sprintf("/api/admin/users/%d", analyst.ID), srv.Admin(t).Token, map[string]any{"role": "ANALYST"}), 200)
+	analyst = srv.Login(t, analyst.Email, "password-123")
+	otherStudent := srv.NewUser(t, "STUDENT", "이학생")
+	otherInstructor := srv.NewUser(t, "INSTRUCTOR", "최강사")
+	path := fmt.Sprintf("/api/help/request/%d", id)
+	for _, tc := range []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"the_student", c.student.Token, 200},
+		{"the_lecture_owner", c.instructor.Token, 200},
+		{"an_analyst", analyst.Token, 200},
+		{"an_admin", srv.Admin(t).Token, 200},
+		{"another_student", otherStudent.Token, 403},
+		{"another_instructor", otherInstructor.Token, 403},
+		{"no_token", "", 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := srv.Get(t, path, tc.token)
+			if r.Status != tc.status {
+				t.Fatalf("%d %s", r.Status, r.Body)
+			}
+			if tc.status == 200 {
+				body := r.JSON(t)
+				if hpNum(body["help_request_id"]) != id || body["status"] == nil || hpNum(body["user_id"]) != c.student.ID {
+					t.Fatalf("%s", r.Body)
+				}
+			}
+		})
+	}
+	if r := srv.Get(t, "/api/help/request/99999999", c.student.Token); r.Status != 404 || r.ErrorCode() != "NOT_FOUND" {
+		t.Fatalf("unknown: %d %s", r.Status, r.Body)
+	}
+	if r := srv.Get(t, "/api/help/request/abc", c.student.Token); r.Status != 404 {
+		t.Fatalf("not an id: %d %s", r.Status, r.Body)
+	}
+}
+
+func hpNum(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
+}
+
+type hpNotifications struct {
+	Notifications []struct {
+		ID          int64  `json:"id"`
+		Type        string `json:"type"`
+		Message     string `json:"message"`
+		IsRead      bool   `json:"is_read"`
+		CreatedAt   string `json:"created_at"`
+		RelatedUser *struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		} `json:"related_user"`
+	} `json:"notifications"`
+	UnreadCount int64 `json:"unread_count"`
+	Pagination  struct {
+		Page       int   `json:"page"`
+		PageSize   int   `json:"page_size"`
+		TotalCount int64 `json:"total_count"`
+		TotalPages int64 `json:"total_pages"`
+	} `json:"pagination"`
+}
+
+func TestNotificationsReadUnreadAndOwnership(t *testing.T) {
+	srv := apptest.Start(t)
+	c := newHPClass(t, srv, "김학생")
+	ids := []int64{c.ask(t), c.ask(t), c.ask(t)}
+	for _, id := range ids {
+		c.awaitResolved(t, id)
+	}
+
+	var all hpNotifications
+	hpMust(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &all)
+	if len(all.Notifications) != 3 || all.UnreadCount != 3 || all.Pagination.TotalCount != 3 || all.Pagination.Page != 1 || all.Pagination.PageSize != 20 {
+		t.Fatalf("%+v", all)
+	}
+	for i, n := range all.Notifications {
+		if n.Type != "HELP_REQUEST" || n.Message != "김학생님이 도움을 요청했습니다" || n.IsRead || n.RelatedUser == nil || n.RelatedUser.Name != "김학생" {
+			t.Fatalf("notification %d: %+v", i, n)
+		}
+		if i > 0 && (n.CreatedAt > all.Notifications[i-1].CreatedAt || n.ID > all.Notifications[i-1].ID) {
+			t.Fatalf("not newest first: %+v", all.Notifications)
+		}
+	}
+
+	var page hpNotifications
+	hpMust(t, srv.Get(t, "/api/notifications?page=2&page_size=2", c.instructor.Token), 200).Decode(t, &page)
+	if len(page.Notifications) != 1 || page.Notifications[0].ID != all.Notifications[2].ID || page.Pagination.TotalPages != 2 {
+		t.Fatalf("page 2: %+v", page)
+	}
+	if r := srv.Get(t, "/api/notifications?page_size=101", c.instructor.Token); r.Status != 400 {
+		t.Fatalf("page_size 101: %d", r.Status)
+	}
+
+	target := all.Notifications[1].ID
+	readPath := fmt.Sprintf("/api/notifications/%d/read", target)
+	// Someone else's notification does not exist for them.
+	for _, tok := range []string{c.student.Token, srv.NewUser(t, "INSTRUCTOR", "최강사").Token} {
+		if r := srv.Post(t, readPath, tok, nil); r.Status != 404 || r.ErrorCode() != "NOT_FOUND" {
+			t.Fatalf("someone else's: %d %s", r.Status, r.Body)
+		}
+	}
+	if r := srv.Post(t, "/api/notifications/987654321/read", c.instructor.Token, nil); r.Status != 404 {
+		t.Fatalf("unknown: %d", r.Status)
+	}
+	for range 2 { // idempotent
+		r := hpMust(t, srv.Post(t, readPath, c.instructor.Token, nil), 200).JSON(t)
+		if r["is_read"] != true || hpNum(r["id"]) != target {
+			t.Fatalf("%v", r)
+		}
+	}
+	hpMust(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &all)
+	if all.UnreadCount != 2 {
+		t.Fatalf("unread %d", all.UnreadCount)
+	}
+	for _, n := range all.Notifications {
+		if n.IsRead != (n.ID == target) {
+			t.Fatalf("read flags %+v", all.Notifications)
+		}
+	}
+	var unread hpNotifications
+	hpMust(t, srv.Get(t, "/api/notifications?is_read=false", c.instructor.Token), 200).Decode(t, &unread)
+	if len(unread.Notifications) != 2 || unread.Pagination.TotalCount != 2 {
+		t.Fatalf("unread filter %+v", unread)
+	}
+	// The student's own: one HELP_AVAILABLE per resolved request.
+	var mine hpNotifications
+	hpMust(t, srv.Get(t, "/api/notifications", c.student.Token), 200).Decode(t, &mine)
+	if len(mine.Notifications) != 3 || mine.Notifications[0].Type != "HELP_AVAILABLE" || mine.UnreadCount != 3 {
+		t.Fatalf("student %+v", mine)
+	}
+	if r := srv.Get(t, "/api/notifications", ""); r.Status != 401 {
+		t.Fatalf("no token: %d", r.Status)
+	}
+}
+
+type hpSocket struct {
+	conn   *websocket.Conn
+	frames chan []byte
+	done   chan struct{}
+	err    error
+}
+
+func hpDial(t testing.TB, srv *apptest.Server, path, token string) (*hpSocket, *http.Response, error) {
+	t.Helper()
+	url := srv.WSURL(path)
+	if token != "" {
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		url += sep + "token=" + token
+	}
+	conn, resp, err := (&websocket.Dialer{HandshakeTimeout: 10 * time.Second}).Dial(url, nil)
+	if err != nil {
+		return nil, resp, err
+	}
+	s := &hpSocket{conn: conn, frames: make(chan []byte, 256), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				s.err = err
+				return
+			}
+			s.frames <- data
+		}
+	}()
+	t.Cleanup(func() { _ = conn.Close(); <-s.done })
+	return s, resp, nil
+}
+
+func (s *hpSocket) next(t testing.TB) map[string]any {
+	t.Helper()
+	select {
+	case data := <-s.frames:
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("not JSON: %s", data)
+		}
+		return m
+	case <-s.done:
+		t.Fatalf("socket closed: %v", s.err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no message within 15s")
+	}
+	return nil
+}
+
+// hpRefused dials and waits for the server to close the socket (or refuse the
+// upgrade) and reports the close code (or HTTP status).
+func hpRefused(t testing.TB, srv *apptest.Server, path, token string) int {
+	t.Helper()
+	s, resp, err := hpDial(t, srv, path, token)
+	if err != nil {
+		if resp != nil {
+			return resp.StatusCode
+		}
+		t.Fatalf("dial: %v", err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("socket not closed within 10s")
+	}
+	var ce *websocket.CloseError
+	if errors.As(s.err, &ce) {
+		return ce.Code
+	}
+	t.Fatalf("closed without a close frame: %v", s.err)
+	return 0
+}
+
+func TestHelpSocketsRefuseOthers(t *testing.T) {
+	srv := apptest.Start(t)
+	c := newHPClass(t, srv, "김학생")
+	other := srv.NewUser(t, "STUDENT", "이학생")
+	for _, tc := range []struct {
+		name  string
+		path  string
+		token string
+		want  []int
+	}{
+		{"another_students_help", fmt.Sprintf("/ws/help/%d/", c.student.ID), other.Token, []int{4403, 403}},
+		{"instructor_on_a_students_help", fmt.Sprintf("/ws/help/%d", c.student.ID), c.instructor.Token, []int{4403, 403}},
+		{"student_on_the_dashboard", "/ws/dashboard/help-requests/", c.student.Token, []int{4403, 403}},
+		{"bad_token", fmt.Sprintf("/ws/help/%d", c.student.ID), "not-a-token", []int{4401, 401}},
+		{"no_token", "/ws/dashboard/help-requests/", "", []int{4401, 401}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := hpRefused(t, srv, tc.path, tc.token)
+			if got != tc.want[0] && got != tc.want[1] {
+				t.Fatalf("got %d, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A student socket that reconnects with ?after= gets the HELP_AVAILABLE it
+// missed, and no snapshot; one that connects fresh gets the snapshot of its
+// open requests.
+func TestStudentHelpSocketCatchesUpAfterReconnect(t *testing.T) {
+	srv := apptest.Start(t)
+	c := newHPClass(t, srv, "김학생")
+	path := fmt.Sprintf("/ws/help/%d", c.student.ID)
+	s, _, err := hpDial(t, srv, path, c.student.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := s.next(t)
+	if snap["type"] != "help_status" {
+		t.Fatalf("%v", snap)
+	}
+	after := uint64(snap["position"].(float64))
+	_ = s.conn.Close()
+
+	id := c.ask(t)
+	c.awaitResolved(t, id)
+
+	s2, _, err := hpDial(t, srv, fmt.Sprintf("%s?after=%d", path, after), c.student.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s2.next(t)
+	availPos := uint64(m["position"].(float64))
+	hr, _ := m["help_response"].(map[string]any)
+	if m["type"] != "HELP_AVAILABLE" || hpNum(hr["help_request_id"]) != id || hr["responder"] != "ANALYZER" || uint64(m["position"].(float64)) <= after {
+		t.Fatalf("%v", m)
+	}
+
+	// A fresh connection: the request is resolved, so none is open, and the
+	// snapshot's position covers the HELP_AVAILABLE.
+	s3, _, err := hpDial(t, srv, path, c.student.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = s3.next(t)
+	data, _ := m["data"].(map[string]any)
+	if m["type"] != "help_status" || len(data["open_requests"].([]any)) != 0 || uint64(m["position"].(float64)) < availPos {
+		t.Fatalf("%v", m)
+	}
+}
