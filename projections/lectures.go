@@ -41,6 +41,9 @@ type LectureProjector struct {
 // Name implements Projector.
 func (*LectureProjector) Name() string { return LectureProjectorName }
 
+// Pipelined implements Pipelined: Handle never reads a command tag.
+func (*LectureProjector) Pipelined() bool { return true }
+
 // Tables implements TableOwner: the projector can be rebuilt online.
 func (*LectureProjector) Tables() []string { return LectureTables }
 
@@ -183,40 +186,41 @@ func (*LectureProjector) OnStudentEnrolled(ctx context.Context, tx pgx.Tx, e dom
 	if e.SessionID != 0 {
 		session = &e.SessionID
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO rm_enrollments (enrollment_id, lecture_id, user_id, session_id, enrolled_at, last_activity)
-		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING`,
+	// One statement (no look at the command tag), so the projector can be pipelined.
+	_, err := tx.Exec(ctx, `WITH ins AS (
+			INSERT INTO rm_enrollments (enrollment_id, lecture_id, user_id, session_id, enrolled_at, last_activity)
+			VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING 1)
+		UPDATE rm_lectures SET enrolled_count = enrolled_count + (SELECT count(*) FROM ins) WHERE id = $2`,
 		e.EnrollmentID, e.LectureID, e.UserID, session, e.EnrolledAt)
-	if err != nil || tag.RowsAffected() == 0 {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE rm_lectures SET enrolled_count = enrolled_count + 1 WHERE id = $1`, e.LectureID)
 	return err
 }
 
 // OnSubtaskStarted records the student's start of a subtask.
 func (*LectureProjector) OnSubtaskStarted(ctx context.Context, tx pgx.Tx, e domain.SubtaskStarted) error {
-	_, err := tx.Exec(ctx, `INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, started_at, session_id)
-		VALUES ($1, $2, $3, $4, $5, 'IN_PROGRESS', $6, $7)
-		ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'IN_PROGRESS', started_at = $6,
-			task_id = $4, subtask_title = $5, session_id = COALESCE($7, rm_subtask_progress.session_id)`,
+	// One statement per event: the progress row and the enrollment's last activity.
+	_, err := tx.Exec(ctx, `WITH up AS (
+			INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, started_at, session_id)
+			VALUES ($1, $2, $3, $4, $5, 'IN_PROGRESS', $6, $7)
+			ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'IN_PROGRESS', started_at = $6,
+				task_id = $4, subtask_title = $5, session_id = COALESCE($7, rm_subtask_progress.session_id)
+			RETURNING 1)
+		UPDATE rm_enrollments SET last_activity = GREATEST(last_activity, $6) WHERE lecture_id = $1 AND user_id = $2`,
 		e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.StartedAt, nullID(e.SessionID))
-	if err != nil {
-		return err
-	}
-	return touchEnrollment(ctx, tx, e.LectureID, e.UserID, e.StartedAt)
+	return err
 }
 
 // OnSubtaskCompleted records the student's completion of a subtask.
 func (*LectureProjector) OnSubtaskCompleted(ctx context.Context, tx pgx.Tx, e domain.SubtaskCompleted) error {
-	_, err := tx.Exec(ctx, `INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, completed_at, session_id)
-		VALUES ($1, $2, $3, $4, $5, 'COMPLETED', $6, $7)
-		ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'COMPLETED', completed_at = $6,
-			task_id = $4, subtask_title = $5, session_id = COALESCE($7, rm_subtask_progress.session_id)`,
+	// One statement per event: the progress row and the enrollment's last activity.
+	_, err := tx.Exec(ctx, `WITH up AS (
+			INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, completed_at, session_id)
+			VALUES ($1, $2, $3, $4, $5, 'COMPLETED', $6, $7)
+			ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'COMPLETED', completed_at = $6,
+				task_id = $4, subtask_title = $5, session_id = COALESCE($7, rm_subtask_progress.session_id)
+			RETURNING 1)
+		UPDATE rm_enrollments SET last_activity = GREATEST(last_activity, $6) WHERE lecture_id = $1 AND user_id = $2`,
 		e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.CompletedAt, nullID(e.SessionID))
-	if err != nil {
-		return err
-	}
-	return touchEnrollment(ctx, tx, e.LectureID, e.UserID, e.CompletedAt)
+	return err
 }
 
 func touchLecture(ctx context.Context, tx pgx.Tx, lectureID int64, at time.Time) error {

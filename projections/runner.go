@@ -241,10 +241,8 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 		if uint64(cur) != prev {
 			return errCheckpointMoved
 		}
-		for _, rec := range records {
-			if err := r.cfg.Projector.Handle(bctx, tx, rec); err != nil {
-				return fmt.Errorf("%s at position %d (%s): %w", rec.Type, rec.Position, rec.Stream, err)
-			}
+		if err := handleAll(bctx, r.cfg.Projector, tx, records); err != nil {
+			return err
 		}
 		_, err := tx.Exec(bctx, `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, name, int64(last.Position))
 		return err

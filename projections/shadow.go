@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,9 @@ type Counter interface {
 // expected (0 when the store cannot count).
 type Progress func(done, total int64)
 
+// rebuildBatch is how many events a rebuild applies per transaction.
+const rebuildBatch = 5000
+
 // RebuildOnline rebuilds the projector's read models from event zero while
 // the API keeps answering from the current ones: it creates shadow copies of
 // the projector's tables in a schema of their own, replays every event into
@@ -74,15 +78,36 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 	tables := owner.Tables()
 	pool := r.cfg.Pool
 
-	// 1. Fresh shadow tables shaped like the live ones.
+	// 1. Fresh shadow tables shaped like the live ones, with only the
+	// indexes writes need (primary keys, unique ones: ON CONFLICT and
+	// lookups); the others are built once the bulk of the events is in.
+	var deferred []string
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+shadow+` CASCADE; CREATE SCHEMA `+shadow); err != nil {
 			return err
 		}
 		for _, t := range tables {
 			tbl := pgx.Identifier{t}.Sanitize()
-			if _, err := tx.Exec(ctx, `CREATE TABLE `+shadow+`.`+tbl+` (LIKE public.`+tbl+` INCLUDING ALL)`); err != nil {
+			if _, err := tx.Exec(ctx, `CREATE TABLE `+shadow+`.`+tbl+` (LIKE public.`+tbl+` INCLUDING ALL EXCLUDING INDEXES)`); err != nil {
 				return fmt.Errorf("shadow of %s: %w", t, err)
+			}
+			idx, err := shadowIndexes(ctx, tx, t, shadow)
+			if err != nil {
+				return fmt.Errorf("indexes of %s: %w", t, err)
+			}
+			for _, ix := range idx {
+				if !ix.now {
+					deferred = append(deferred, ix.create)
+					continue
+				}
+				if _, err := tx.Exec(ctx, ix.create); err != nil {
+					return fmt.Errorf("index on shadow of %s: %w", t, err)
+				}
+				if ix.constraint != "" {
+					if _, err := tx.Exec(ctx, ix.constraint); err != nil {
+						return fmt.Errorf("constraint on shadow of %s: %w", t, err)
+					}
+				}
 			}
 		}
 		return nil
@@ -104,7 +129,7 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			batch, err := r.cfg.Store.ReadAll(ctx, pos, 1000)
+			batch, err := r.cfg.Store.ReadAll(ctx, pos, rebuildBatch)
 			if err != nil {
 				return err
 			}
@@ -126,7 +151,7 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 	for {
 		before := pos
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			batch, err := r.cfg.Store.ReadAll(ctx, pos, 1000)
+			batch, err := r.cfg.Store.ReadAll(ctx, pos, rebuildBatch)
 			if err != nil || len(batch) == 0 {
 				return err
 			}
@@ -145,6 +170,13 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 		}
 		if pos == before {
 			break
+		}
+	}
+
+	// The secondary indexes, now that the bulk of the rows is in.
+	for _, create := range deferred {
+		if _, err := pool.Exec(ctx, create); err != nil {
+			return fmt.Errorf("rebuild %s: index: %w", name, err)
 		}
 	}
 
@@ -192,16 +224,58 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 	return nil
 }
 
+type shadowIndex struct {
+	create     string // CREATE INDEX on the shadow table, with the live index's name
+	constraint string // ALTER TABLE … ADD CONSTRAINT … USING INDEX, for primary keys and unique constraints
+	now        bool   // needed while the events are applied (unique: ON CONFLICT, lookups)
+}
+
+// shadowIndexes returns the live table's indexes re-targeted at its shadow.
+func shadowIndexes(ctx context.Context, tx pgx.Tx, table, shadow string) ([]shadowIndex, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT i.relname, pg_get_indexdef(x.indexrelid), x.indisunique, coalesce(c.conname, ''), coalesce(c.contype::text, '')
+		FROM pg_index x
+		JOIN pg_class i ON i.oid = x.indexrelid
+		LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.contype IN ('p', 'u')
+		WHERE x.indrelid = ('public.' || quote_ident($1))::regclass`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []shadowIndex
+	for rows.Next() {
+		var idxName, def, conName, conType string
+		var unique bool
+		if err := rows.Scan(&idxName, &def, &unique, &conName, &conType); err != nil {
+			return nil, err
+		}
+		qualified := " ON public." + pgx.Identifier{table}.Sanitize() + " "
+		if !strings.Contains(def, qualified) {
+			qualified = " ON public." + table + " "
+		}
+		if !strings.Contains(def, qualified) {
+			return nil, fmt.Errorf("unexpected index definition %q", def)
+		}
+		ix := shadowIndex{create: strings.Replace(def, qualified, " ON "+shadow+"."+pgx.Identifier{table}.Sanitize()+" ", 1), now: unique}
+		switch conType {
+		case "p":
+			ix.constraint = `ALTER TABLE ` + shadow + `.` + pgx.Identifier{table}.Sanitize() + ` ADD CONSTRAINT ` + pgx.Identifier{conName}.Sanitize() + ` PRIMARY KEY USING INDEX ` + pgx.Identifier{idxName}.Sanitize()
+		case "u":
+			ix.constraint = `ALTER TABLE ` + shadow + `.` + pgx.Identifier{table}.Sanitize() + ` ADD CONSTRAINT ` + pgx.Identifier{conName}.Sanitize() + ` UNIQUE USING INDEX ` + pgx.Identifier{idxName}.Sanitize()
+		}
+		out = append(out, ix)
+	}
+	return out, rows.Err()
+}
+
 // applyShadow applies a batch to the shadow tables within tx.
 func (r *Runner) applyShadow(ctx context.Context, tx pgx.Tx, shadow string, batch []eventstore.Event) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+shadow+`, public`); err != nil {
 		return err
 	}
 	ctx = context.WithValue(ctx, rebuildingKey{}, true)
-	for _, rec := range decode(batch) {
-		if err := r.cfg.Projector.Handle(ctx, tx, rec); err != nil {
-			return fmt.Errorf("%s at position %d (%s): %w", rec.Type, rec.Position, rec.Stream, err)
-		}
+	if err := handleAll(ctx, r.cfg.Projector, tx, decode(batch)); err != nil {
+		return err
 	}
 	_, err := tx.Exec(ctx, `SET LOCAL search_path TO public`)
 	return err
