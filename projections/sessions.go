@@ -95,6 +95,11 @@ func NewSessions(announcer Announcer) *Sessions { return &Sessions{announcer: an
 // Name implements Projector.
 func (p *Sessions) Name() string { return SessionsProjector }
 
+// Tables implements TableOwner: the projector can be rebuilt online.
+func (p *Sessions) Tables() []string {
+	return []string{"live_sessions", "session_participants", "session_step_control", "session_lectures", "session_completions"}
+}
+
 // Reset implements Projector.
 func (p *Sessions) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `TRUNCATE live_sessions, session_participants, session_step_control, session_lectures, session_completions`)
