@@ -88,6 +88,15 @@ func (q *SessionQueries) studentSocket(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if !a.participant && !a.owner(actor) && q.Joined != nil {
+		// The read model may lag behind a join that was just answered: the
+		// participant's own stream is the authority.
+		joined, err := q.Joined(c.Request.Context(), id, actor.UserID)
+		if err != nil {
+			q.logger().Error("socket: check participation", "session_id", id, "error", err)
+		}
+		a.participant = joined
+	}
 	if !a.participant && !a.owner(actor) {
 		q.reject(c, live.CloseForbidden, "only the session's participants may connect")
 		return

@@ -46,6 +46,9 @@ type SessionQueries struct {
 	Hub *live.Hub
 	// Tokens verifies socket tokens.
 	Tokens TokenVerifier
+	// Joined, when set, tells from the event store whether a user joined a
+	// session, for sockets that arrive before the read models show the join.
+	Joined func(ctx context.Context, sessionID, userID int64) (bool, error)
 	// Presence, when set, is told of student sockets.
 	Presence StudentPresence
 	// Producer is the projector that feeds the session channels and whose

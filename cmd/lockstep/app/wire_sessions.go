@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lockstep/lockstep/commands"
+	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/projections"
 	"github.com/lockstep/lockstep/readapi"
 )
@@ -41,6 +42,10 @@ func (a *App) wireSessions(ctx context.Context) error {
 		StudentsChannel:   projections.SessionStudentsChannel,
 		InstructorChannel: projections.SessionInstructorChannel,
 		Logger:            a.log,
+		Joined: func(ctx context.Context, sessionID, userID int64) (bool, error) {
+			evs, err := a.store.ReadStream(ctx, domain.ParticipantStream(sessionID, userID), 0, 1)
+			return len(evs) > 0 && evs[0].Type == (domain.ParticipantJoined{}).EventType(), err
+		},
 	}).Routes(a.engine, a.authed)
 	return nil
 }
