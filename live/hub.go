@@ -31,7 +31,7 @@ type HubConfig struct {
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 	// BufferSize is how many messages may wait for one client before it is
-	// closed as too slow (default 1024).
+	// closed as too slow (default 256).
 	BufferSize int
 	// PingPeriod and PongWait detect dead connections (default 10s and 25s).
 	PingPeriod, PongWait time.Duration
@@ -87,7 +87,7 @@ func NewHub(cfg HubConfig) *Hub {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.BufferSize <= 1 {
-		cfg.BufferSize = 1024
+		cfg.BufferSize = 256
 	}
 	if cfg.PingPeriod <= 0 {
 		cfg.PingPeriod = 10 * time.Second
