@@ -1,8 +1,36 @@
 package app
 
-import "context"
+import (
+	"context"
 
-// wireAnalytics wires the analytics feature: its commands, queries, projectors and workers.
+	"github.com/lockstep/lockstep/analytics"
+	"github.com/lockstep/lockstep/projections"
+)
+
+// wireAnalytics wires the analytics endpoints (event export, state at an
+// instant, xAPI), the replay socket, all read straight from the PostgreSQL
+// event store's events table. With EVENT_STORE=eventstoredb that table is
+// empty: the endpoints are not mounted (404).
 func (a *App) wireAnalytics(ctx context.Context) error {
+	if a.cfg.EventStore == "eventstoredb" {
+		a.log.Warn("analytics endpoints disabled: they read the PostgreSQL event store")
+		return nil
+	}
+	analytics.New(analytics.Config{
+		Reader: a.AnalyticsReader(),
+		Hub:    a.hub,
+		Tokens: a.auth.Tokens(),
+		Channels: func(sessionID int64) []string {
+			return []string{projections.SessionStudentsChannel(sessionID), projections.SessionInstructorChannel(sessionID)}
+		},
+		PublicURL: a.cfg.PublicURL,
+		Logger:    a.log,
+	}).Routes(a.engine, a.authed)
 	return nil
+}
+
+// AnalyticsReader reads past classrooms from the events table (for the
+// replay CLI too).
+func (a *App) AnalyticsReader() *analytics.Reader {
+	return analytics.NewReader(a.pool, a.store.HeadPosition)
 }

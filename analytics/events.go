@@ -1,0 +1,450 @@
+// Package analytics lets an analyst take any classroom that ever ran and see
+// it again: its events in commit order (paged or streamed as NDJSON), the
+// classroom as it was at any instant (folded from events, not from today's
+// read models), a replay socket that re-emits what the live sockets showed
+// with the original gaps, and an xAPI 1.0.3 export.
+//
+// It reads the PostgreSQL event store's events table directly, through the
+// partial expression indexes of migrations/00050_analytics.sql on
+// metadata.session_id and metadata.lecture_id, bounded by the store's
+// HeadPosition so that a reader paging by position never skips an event
+// committing late. With EVENT_STORE=eventstoredb the events table is empty
+// and these endpoints are not mounted.
+package analytics
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lockstep/lockstep/domain"
+)
+
+// Head returns the position of the newest event a reader may see now
+// (eventstore.Store.HeadPosition).
+type Head func(ctx context.Context) (uint64, error)
+
+// Reader reads classrooms and lectures from the events table.
+type Reader struct {
+	pool *pgxpool.Pool
+	head Head
+}
+
+// NewReader returns a Reader; it panics without a pool or a head (a wiring bug).
+func NewReader(pool *pgxpool.Pool, head Head) *Reader {
+	if pool == nil || head == nil {
+		panic("analytics: NewReader needs a pool and a head")
+	}
+	return &Reader{pool: pool, head: head}
+}
+
+// Event is one stored event as the analytics endpoints show it. Metadata is
+// the stored metadata with the event's id added as "event_id".
+type Event struct {
+	Position   uint64          `json:"position"`
+	Stream     string          `json:"stream"`
+	Version    int64           `json:"version"`
+	Type       string          `json:"type"`
+	Data       json.RawMessage `json:"data"`
+	Metadata   json.RawMessage `json:"metadata"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	// ID is the event's id (also in Metadata).
+	ID uuid.UUID `json:"-"`
+}
+
+const eventColumns = `position, stream, version, event_id, type, data, metadata || jsonb_build_object('event_id', event_id), occurred_at`
+
+func scanEvents(rows pgx.Rows) ([]Event, error) {
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var pos int64
+		var data, meta []byte
+		if err := rows.Scan(&pos, &e.Stream, &e.Version, &e.ID, &e.Type, &data, &meta, &e.OccurredAt); err != nil {
+			return nil, err
+		}
+		e.Position, e.Data, e.Metadata, e.OccurredAt = uint64(pos), data, meta, e.OccurredAt.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Classroom is a live session as its own stream tells it, plus what
+// attributing progress events to it needs.
+type Classroom struct {
+	SessionID    int64
+	LectureID    int64
+	LectureTitle string
+	InstructorID int64
+	Title        string
+	OpenedAt     time.Time
+	// OpenedPosition is the position of SessionOpened.
+	OpenedPosition uint64
+
+	// Attribution of progress events that do not name their session (see
+	// attributed): when the class was live, who joined when, and the other
+	// sessions of the lecture that could claim the same events.
+	startPos, endPos uint64
+	joins            map[int64]uint64
+	rivals           []rival
+}
+
+// rival is another session of the lecture with a higher id: the sessions
+// projector gives a progress event without a session to the newest live
+// session the student joined, so such a session wins over this one.
+type rival struct {
+	startPos, endPos uint64
+	joins            map[int64]uint64
+}
+
+// LoadClassroom reads session sessionID's opening and its attribution data;
+// domain.ErrNotFound when there is no such session.
+func (r *Reader) LoadClassroom(ctx context.Context, sessionID int64) (*Classroom, error) {
+	var data []byte
+	var pos int64
+	err := r.pool.QueryRow(ctx, `SELECT data, position FROM events WHERE stream = $1 AND version = 1 AND type = 'SessionOpened'`,
+		domain.SessionStream(sessionID)).Scan(&data, &pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domain.NotFound("session")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load session %d: %w", sessionID, err)
+	}
+	var o domain.SessionOpened
+	if err := json.Unmarshal(data, &o); err != nil {
+		return nil, fmt.Errorf("decode SessionOpened of session %d: %w", sessionID, err)
+	}
+	cl := &Classroom{
+		SessionID: o.SessionID, LectureID: o.LectureID, LectureTitle: o.LectureTitle, InstructorID: o.InstructorID,
+		Title: o.Title, OpenedAt: o.OpenedAt.UTC(), OpenedPosition: uint64(pos), joins: map[int64]uint64{},
+	}
+	if err := r.loadAttribution(ctx, cl); err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// lifecycleSQL lists the starts, ends and joins of the sessions of a lecture
+// with an id of at least $2 (the lecture index; few rows per session).
+const lifecycleSQL = `
+SELECT (metadata->>'session_id')::bigint, type, position, coalesce((data->>'user_id')::bigint, 0)
+FROM events
+WHERE metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = $1
+  AND metadata ? 'session_id' AND (metadata->>'session_id')::bigint >= $2
+  AND type IN ('SessionStarted', 'SessionEnded', 'ParticipantJoined')
+ORDER BY position`
+
+func (r *Reader) loadAttribution(ctx context.Context, cl *Classroom) error {
+	rows, err := r.pool.Query(ctx, lifecycleSQL, cl.LectureID, cl.SessionID)
+	if err != nil {
+		return fmt.Errorf("load sessions of lecture %d: %w", cl.LectureID, err)
+	}
+	defer rows.Close()
+	others := map[int64]*rival{}
+	for rows.Next() {
+		var sid, pos, user int64
+		var typ string
+		if err := rows.Scan(&sid, &typ, &pos, &user); err != nil {
+			return err
+		}
+		start, end, joins := &cl.startPos, &cl.endPos, cl.joins
+		if sid != cl.SessionID {
+			o := others[sid]
+			if o == nil {
+				o = &rival{joins: map[int64]uint64{}}
+				others[sid] = o
+			}
+			start, end, joins = &o.startPos, &o.endPos, o.joins
+		}
+		switch typ {
+		case "SessionStarted":
+			*start = uint64(pos)
+		case "SessionEnded":
+			*end = uint64(pos)
+		case "ParticipantJoined":
+			joins[user] = uint64(pos)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load sessions of lecture %d: %w", cl.LectureID, err)
+	}
+	for _, o := range others {
+		if o.startPos != 0 && len(o.joins) > 0 {
+			cl.rivals = append(cl.rivals, *o)
+		}
+	}
+	return nil
+}
+
+// liveAt reports whether a session with these bounds was IN_PROGRESS or
+// PAUSED when the event at pos was projected (every lower position applied).
+func liveAt(start, end, pos uint64) bool {
+	return start != 0 && start < pos && (end == 0 || end > pos)
+}
+
+// attributed applies the sessions projector's rule to a progress event that
+// names no session: it belongs to the newest session of its lecture that was
+// live then and that the student had joined — this classroom, or a rival.
+func (cl *Classroom) attributed(userID int64, pos uint64) bool {
+	j, ok := cl.joins[userID]
+	if !ok || j >= pos || !liveAt(cl.startPos, cl.endPos, pos) {
+		return false
+	}
+	for _, o := range cl.rivals {
+		if j, ok := o.joins[userID]; ok && j < pos && liveAt(o.startPos, o.endPos, pos) {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionPageSQL: the events whose metadata names the session (session and
+// participant streams, enrollments on joining, progress and help recorded in
+// the session), an index range scan on events_session_position_idx.
+const sessionPageSQL = `SELECT ` + eventColumns + ` FROM events
+WHERE metadata ? 'session_id' AND (metadata->>'session_id')::bigint = $1
+  AND position > $2 AND position <= $3
+ORDER BY position LIMIT $4`
+
+// unnamedProgressSQL: progress events of the lecture that name no session,
+// while the session was live (attributed in Go, see Classroom.attributed);
+// events_unnamed_progress_idx.
+const unnamedProgressSQL = `SELECT ` + eventColumns + ` FROM events
+WHERE (metadata->>'lecture_id')::bigint = $1
+  AND type IN ('SubtaskStarted', 'SubtaskCompleted') AND NOT metadata ? 'session_id'
+  AND position > $2 AND position <= $3 AND NOT data ? 'session_id'
+ORDER BY position LIMIT $4`
+
+// source is one position-ordered query, read in chunks.
+type source struct {
+	fetch  func(ctx context.Context, after, upTo uint64, n int) ([]Event, error)
+	keep   func(Event) bool
+	after  uint64 // last raw position fetched
+	upTo   uint64
+	buf    []Event
+	done   bool
+	chunks int
+}
+
+func (s *source) peek(ctx context.Context, chunk int) (*Event, error) {
+	for len(s.buf) == 0 && !s.done {
+		evs, err := s.fetch(ctx, s.after, s.upTo, chunk)
+		if err != nil {
+			return nil, err
+		}
+		s.chunks++
+		if len(evs) < chunk {
+			s.done = true
+		}
+		if len(evs) > 0 {
+			s.after = evs[len(evs)-1].Position
+		}
+		for _, e := range evs {
+			if s.keep == nil || s.keep(e) {
+				s.buf = append(s.buf, e)
+			}
+		}
+	}
+	if len(s.buf) == 0 {
+		return nil, nil
+	}
+	return &s.buf[0], nil
+}
+
+// merge yields the events of every source in position order.
+func merge(ctx context.Context, chunk int, sources []*source, yield func(Event) (bool, error)) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var best *source
+		var bestEv *Event
+		for _, s := range sources {
+			e, err := s.peek(ctx, chunk)
+			if err != nil {
+				return err
+			}
+			if e != nil && (bestEv == nil || e.Position < bestEv.Position) {
+				best, bestEv = s, e
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		ev := *bestEv
+		best.buf = best.buf[1:]
+		more, err := yield(ev)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// ClassroomEvents calls yield with every event of the classroom with a
+// position in (after, upTo] (upTo 0: the store's head), in commit order,
+// reading chunk events at a time, until yield returns false or an error:
+// the session's and its participants' streams, the progress and help events
+// recorded in it, and the progress events the sessions projector attributed
+// to it although they name no session.
+func (r *Reader) ClassroomEvents(ctx context.Context, cl *Classroom, after, upTo uint64, chunk int, yield func(Event) (bool, error)) error {
+	if upTo == 0 {
+		h, err := r.head(ctx)
+		if err != nil {
+			return fmt.Errorf("head position: %w", err)
+		}
+		upTo = h
+	}
+	if chunk <= 0 {
+		chunk = 500
+	}
+	named := &source{after: after, upTo: upTo, fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
+		rows, err := r.pool.Query(ctx, sessionPageSQL, cl.SessionID, int64(after), int64(upTo), n)
+		if err != nil {
+			return nil, fmt.Errorf("read session %d events: %w", cl.SessionID, err)
+		}
+		return scanEvents(rows)
+	}}
+	sources := []*source{named}
+	if cl.startPos != 0 && len(cl.joins) > 0 {
+		lo, hi := max(after, cl.startPos), upTo
+		if cl.endPos != 0 {
+			hi = min(hi, cl.endPos)
+		}
+		if lo < hi {
+			sources = append(sources, &source{after: lo, upTo: hi,
+				fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
+					rows, err := r.pool.Query(ctx, unnamedProgressSQL, cl.LectureID, int64(after), int64(upTo), n)
+					if err != nil {
+						return nil, fmt.Errorf("read lecture %d progress: %w", cl.LectureID, err)
+					}
+					return scanEvents(rows)
+				},
+				keep: func(e Event) bool {
+					var d struct {
+						UserID int64 `json:"user_id"`
+					}
+					return json.Unmarshal(e.Data, &d) == nil && cl.attributed(d.UserID, e.Position)
+				}})
+		}
+	}
+	return merge(ctx, chunk, sources, yield)
+}
+
+// lecturePageSQL: the events whose metadata names the lecture.
+const lecturePageSQL = `SELECT ` + eventColumns + ` FROM events
+WHERE metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = $1
+  AND position > $2 AND position <= $3
+  AND ($5::timestamptz IS NULL OR occurred_at >= $5) AND ($6::timestamptz IS NULL OR occurred_at < $6)
+ORDER BY position LIMIT $4`
+
+// lectureSessionsSQL: the events of the lecture's sessions whose metadata
+// does not name the lecture (the presence tracker's reconnections and
+// disconnections carry only the session).
+const lectureSessionsSQL = `SELECT ` + eventColumns + ` FROM events
+WHERE metadata ? 'session_id' AND (metadata->>'session_id')::bigint = ANY($1)
+  AND NOT metadata ? 'lecture_id'
+  AND position > $2 AND position <= $3
+  AND ($5::timestamptz IS NULL OR occurred_at >= $5) AND ($6::timestamptz IS NULL OR occurred_at < $6)
+ORDER BY position LIMIT $4`
+
+// LectureOwner returns the lecture's instructor from its LectureCreated
+// event; domain.ErrNotFound when there is no such lecture.
+func (r *Reader) LectureOwner(ctx context.Context, lectureID int64) (int64, error) {
+	var owner int64
+	err := r.pool.QueryRow(ctx, `SELECT (data->>'instructor_id')::bigint FROM events WHERE stream = $1 AND version = 1`,
+		domain.LectureStream(lectureID)).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, domain.NotFound("lecture")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load lecture %d: %w", lectureID, err)
+	}
+	return owner, nil
+}
+
+// TimeRange narrows a lecture's history by occurred_at: [Since, Until), a
+// zero bound is open.
+type TimeRange struct{ Since, Until time.Time }
+
+func (t TimeRange) args() (since, until any) {
+	if !t.Since.IsZero() {
+		since = t.Since
+	}
+	if !t.Until.IsZero() {
+		until = t.Until
+	}
+	return since, until
+}
+
+// LectureEvents calls yield with every event of lecture lectureID's history
+// with a position in (after, head] and an occurred_at in tr, in commit
+// order: its content edits, enrollments, progress, every session with its
+// participants, and every help request.
+func (r *Reader) LectureEvents(ctx context.Context, lectureID int64, after uint64, tr TimeRange, chunk int, yield func(Event) (bool, error)) error {
+	upTo, err := r.head(ctx)
+	if err != nil {
+		return fmt.Errorf("head position: %w", err)
+	}
+	if chunk <= 0 {
+		chunk = 500
+	}
+	since, until := tr.args()
+	var sessions []int64
+	rows, err := r.pool.Query(ctx, `SELECT (data->>'session_id')::bigint FROM events
+		WHERE metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = $1 AND type = 'SessionOpened' AND position <= $2`, lectureID, int64(upTo))
+	if err != nil {
+		return fmt.Errorf("list sessions of lecture %d: %w", lectureID, err)
+	}
+	sessions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("list sessions of lecture %d: %w", lectureID, err)
+	}
+	sources := []*source{{after: after, upTo: upTo, fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
+		rows, err := r.pool.Query(ctx, lecturePageSQL, lectureID, int64(after), int64(upTo), n, since, until)
+		if err != nil {
+			return nil, fmt.Errorf("read lecture %d events: %w", lectureID, err)
+		}
+		return scanEvents(rows)
+	}}}
+	if len(sessions) > 0 {
+		sources = append(sources, &source{after: after, upTo: upTo, fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
+			rows, err := r.pool.Query(ctx, lectureSessionsSQL, sessions, int64(after), int64(upTo), n, since, until)
+			if err != nil {
+				return nil, fmt.Errorf("read lecture %d session events: %w", lectureID, err)
+			}
+			return scanEvents(rows)
+		}})
+	}
+	return merge(ctx, chunk, sources, yield)
+}
+
+// Page collects up to limit events from an iteration (ClassroomEvents or
+// LectureEvents bound to their arguments but after): next is the position to
+// ask after for the following page, nil when this page reached the end.
+func Page(ctx context.Context, limit int, iterate func(chunk int, yield func(Event) (bool, error)) error) (events []Event, next *uint64, err error) {
+	events = make([]Event, 0, min(limit, 1000))
+	err = iterate(limit+1, func(e Event) (bool, error) {
+		events = append(events, e)
+		return len(events) <= limit, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(events) > limit {
+		events = slices.Clip(events[:limit])
+		p := events[limit-1].Position
+		next = &p
+	}
+	return events, next, nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
