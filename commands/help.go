@@ -183,17 +183,27 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 // SessionOf is the live session (IN_PROGRESS or PAUSED) of lecture the
 // student takes part in, 0 when none (read from the sessions read model).
 func (h *Help) SessionOf(ctx context.Context, lectureID, userID int64) (int64, error) {
-	var id int64
-	err := h.cfg.Pool.QueryRow(ctx, `SELECT s.session_id FROM session_participants p JOIN live_sessions s USING (session_id)
-		WHERE p.user_id = $1 AND p.lecture_id = $2 AND s.status IN ('IN_PROGRESS', 'PAUSED')
-		ORDER BY s.session_id DESC LIMIT 1`, userID, lectureID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
+	return LiveSessionOf(h.cfg.Pool)(ctx, lectureID, userID)
+}
+
+// LiveSessionOf returns a lookup of the live session (IN_PROGRESS or PAUSED)
+// of a lecture that a student takes part in, 0 when none, from the sessions
+// read model. Progress and help events carry it, so that a classroom's
+// history holds what its students did during it.
+func LiveSessionOf(pool *pgxpool.Pool) func(ctx context.Context, lectureID, userID int64) (int64, error) {
+	return func(ctx context.Context, lectureID, userID int64) (int64, error) {
+		var id int64
+		err := pool.QueryRow(ctx, `SELECT s.session_id FROM session_participants p JOIN live_sessions s USING (session_id)
+			WHERE p.user_id = $1 AND p.lecture_id = $2 AND s.status IN ('IN_PROGRESS', 'PAUSED')
+			ORDER BY s.session_id DESC LIMIT 1`, userID, lectureID).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("find the live session of user %d in lecture %d: %w", userID, lectureID, err)
+		}
+		return id, nil
 	}
-	if err != nil {
-		return 0, fmt.Errorf("find the live session of user %d in lecture %d: %w", userID, lectureID, err)
-	}
-	return id, nil
 }
 
 func helpLectureOfSubtask(ctx context.Context, pool *pgxpool.Pool, subtaskID int64) (int64, error) {

@@ -205,10 +205,18 @@ func (p *Presence) Closed(ctx context.Context, sessionID, userID, socketID int64
 	return nil
 }
 
+// meta is the metadata of the server's own participant events: the session
+// and its lecture, so that both histories find them.
+func (p *Presence) meta(ctx context.Context, sessionID int64) eventstore.Metadata {
+	m := eventstore.Metadata{SessionID: sessionID, CorrelationID: uuid.NewString()}
+	_ = p.cfg.Pool.QueryRow(ctx, `SELECT lecture_id FROM live_sessions WHERE session_id = $1`, sessionID).Scan(&m.LectureID)
+	return m
+}
+
 func (p *Presence) reconnect(ctx context.Context, sessionID, userID int64) error {
 	_, err := Execute(ctx, p.cfg.Store, domain.ParticipantStream(sessionID, userID), domain.ParticipantDecider,
 		domain.ParticipantCommand(domain.ReconnectParticipant{Actor: domain.System, At: time.Now().UTC().Truncate(time.Microsecond)}),
-		eventstore.Metadata{SessionID: sessionID, CorrelationID: uuid.NewString()})
+		p.meta(ctx, sessionID))
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil // not a participant (an instructor or admin watching)
 	}
@@ -292,7 +300,7 @@ func (p *Presence) disconnect(ctx context.Context, sessionID, userID int64, stat
 	res, err := Execute(ctx, p.cfg.Store, domain.ParticipantStream(sessionID, userID), domain.ParticipantDecider,
 		domain.ParticipantCommand(domain.DisconnectParticipant{
 			Actor: domain.System, At: time.Now().UTC().Truncate(time.Microsecond), SessionStatus: status, LastSeenAt: seen.UTC(),
-		}), eventstore.Metadata{SessionID: sessionID, CorrelationID: uuid.NewString()})
+		}), p.meta(ctx, sessionID))
 	if errors.Is(err, domain.ErrInvalidState) {
 		return nil // the session ended meanwhile
 	}

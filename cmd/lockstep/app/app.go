@@ -314,3 +314,6 @@ func (a *App) Rebuild(ctx context.Context, name string, progress projections.Pro
 	}
 	return r.RebuildOnline(ctx, progress)
 }
+
+// Store is the event store the app appends to (for tests and tools).
+func (a *App) Store() eventstore.Store { return a.store }

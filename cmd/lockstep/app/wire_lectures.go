@@ -35,7 +35,9 @@ func (a *App) wireLectures(ctx context.Context) error {
 
 	lectures := commands.NewLectures(commands.LecturesConfig{Store: a.store, Pool: a.pool, WaitFor: a.group.WaitFor})
 	lectures.Routes(a.engine, a.authed, a.idem)
-	commands.NewProgress(lectures).Routes(a.engine, a.authed, a.idem)
+	progress := commands.NewProgress(lectures)
+	progress.SessionOf = commands.LiveSessionOf(a.pool)
+	progress.Routes(a.engine, a.authed, a.idem)
 
 	queries.Routes(a.engine, a.authed)
 	(&readapi.ProgressQueries{Pool: a.pool}).Routes(a.engine, a.authed)

@@ -1,0 +1,59 @@
+package commands_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
+	"github.com/lockstep/lockstep/domain"
+)
+
+// Progress reported during a live session carries the session's id (in the
+// event and its metadata), so the classroom's history holds it.
+func TestProgressDuringALiveSessionCarriesTheSession(t *testing.T) {
+	s := apptest.Start(t)
+	teacher := s.NewUser(t, "INSTRUCTOR", "박강사")
+	student := s.NewUser(t, "STUDENT", "김학생")
+	id := func(r *apptest.Response, key string) int64 {
+		t.Helper()
+		if r.Status != http.StatusCreated && r.Status != http.StatusOK {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		return int64(r.JSON(t)[key].(float64))
+	}
+	lecture := id(s.Post(t, "/api/lectures", teacher.Token, map[string]any{"title": "카카오톡 기초"}), "id")
+	task := id(s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), teacher.Token, map[string]any{"title": "메시지 보내기", "order_index": 1}), "id")
+	first := id(s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), teacher.Token, map[string]any{"title": "앱 열기", "order_index": 1, "target_action": "CLICK"}), "id")
+	session := id(s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), teacher.Token, map[string]any{"title": "오전반"}), "session_id")
+	id(s.Post(t, fmt.Sprintf("/api/sessions/%d/join", session), student.Token, nil), "participant_id")
+	if r := s.Post(t, fmt.Sprintf("/api/sessions/%d/start", session), teacher.Token, nil); r.Status != http.StatusOK {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	if r := s.Post(t, "/api/progress/update", student.Token, map[string]any{"subtask_id": first, "status": "COMPLETED"}); r.Status != http.StatusOK {
+		t.Fatalf("progress: %d %s", r.Status, r.Body)
+	}
+
+	evs, err := s.App.Store().ReadStream(context.Background(), domain.ProgressStream(lecture, student.ID), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, e := range evs {
+		if e.Type != "SubtaskCompleted" {
+			continue
+		}
+		found = true
+		p, err := domain.DecodeEvent(e.Type, e.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Metadata.SessionID != session || p.(domain.SubtaskCompleted).SessionID != session {
+			t.Fatalf("SubtaskCompleted during session %d carries session %d (metadata) / %d (data)", session, e.Metadata.SessionID, p.(domain.SubtaskCompleted).SessionID)
+		}
+	}
+	if !found {
+		t.Fatal("no SubtaskCompleted stored")
+	}
+}
