@@ -50,9 +50,15 @@ type messagePayload struct {
 	Logs []Log `json:"logs"`
 }
 
-// maxMessageBytes bounds the uncompressed JSON of one bus message, well
-// below Kafka's default 1 MB message limit even if it did not compress.
-const maxMessageBytes = 512 << 10
+// maxMessageBytes bounds the uncompressed JSON of one bus message, and
+// maxCompressedBytes its payload, below Kafka's default 1 MB message limit: a
+// chunk that compresses worse than that is split in two. A whole batch of
+// typical logs (JSON compresses about tenfold) travels as one message, so the
+// writer pays the bus's per-message cost once per batch.
+const (
+	maxMessageBytes    = 4 << 20
+	maxCompressedBytes = 900 << 10
+)
 
 // Metadata of activity-log messages. The payload is gzipped JSON
 // ({"logs": [Log, …]}): a tenth of the bytes through the bus, and the
@@ -86,16 +92,24 @@ func compress(data []byte) ([]byte, error) {
 
 // NewMessages packs logs into bus messages: logs of one user stay together
 // and in order (partition key "user-{id}"), and each message's payload stays
-// under about 512 KiB.
+// under about 900 KiB compressed.
 func NewMessages(logs []Log) ([]*message.Message, error) {
 	var msgs []*message.Message
-	flush := func(user int64, chunk []Log) error {
+	var flush func(user int64, chunk []Log) error
+	flush = func(user int64, chunk []Log) error {
 		data, err := json.Marshal(messagePayload{Logs: chunk})
 		if err != nil {
 			return fmt.Errorf("encode activity logs: %w", err)
 		}
 		if data, err = compress(data); err != nil {
 			return fmt.Errorf("compress activity logs: %w", err)
+		}
+		if len(data) > maxCompressedBytes && len(chunk) > 1 {
+			half := len(chunk) / 2
+			if err := flush(user, chunk[:half]); err != nil {
+				return err
+			}
+			return flush(user, chunk[half:])
 		}
 		m := message.NewMessage(watermill.NewUUID(), data)
 		m.Metadata.Set(bus.MetadataPartitionKey, "user-"+strconv.FormatInt(user, 10))

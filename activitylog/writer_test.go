@@ -2,9 +2,11 @@ package activitylog_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,12 +153,17 @@ func TestWriterDropsUndecodableMessages(t *testing.T) {
 func TestNewMessagesSplitsBySizeAndUserKeepingOrder(t *testing.T) {
 	t.Parallel()
 	var logs []activitylog.Log
-	pad := strings.Repeat("p", 3000)
-	for i := range 600 { // ~1.9 MB of event data
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 600 { // ~3.6 MB of event data that hardly compresses
 		user := int64(1)
 		if i >= 500 {
 			user = 2
 		}
+		raw := make([]byte, 4500)
+		for j := range raw {
+			raw[j] = byte(rng.Uint32())
+		}
+		pad := base64.StdEncoding.EncodeToString(raw)
 		logs = append(logs, activitylog.Log{LogID: int64(i + 1), UserID: user, EventType: "CLICK",
 			EventData: json.RawMessage(`{"pad": "` + pad + `"}`)})
 	}
@@ -166,7 +173,7 @@ func TestNewMessagesSplitsBySizeAndUserKeepingOrder(t *testing.T) {
 	}
 	var next int64 = 1
 	for _, m := range msgs {
-		if len(m.Payload) > 600<<10 {
+		if len(m.Payload) > 900<<10 {
 			t.Errorf("message of %d bytes", len(m.Payload))
 		}
 		got, err := activitylog.DecodeMessage(m)
@@ -187,6 +194,6 @@ func TestNewMessagesSplitsBySizeAndUserKeepingOrder(t *testing.T) {
 		t.Fatalf("messages carry %d logs, want 600", next-1)
 	}
 	if len(msgs) < 4 {
-		t.Errorf("%d messages for ~1.9 MB", len(msgs))
+		t.Errorf("%d messages for ~3.6 MB that does not compress", len(msgs))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -98,6 +99,7 @@ func (p *postgresBackend) subscriber(group string, fromEnd bool) (message.Subscr
 		PollInterval:   p.cfg.PollInterval,
 		ResendInterval: p.cfg.ResendInterval,
 		RetryInterval:  max(p.cfg.PollInterval, 500*time.Millisecond),
+		BackoffManager: newAdaptiveBackoff(p.cfg.PollInterval, max(p.cfg.PollInterval, 500*time.Millisecond)),
 		SchemaAdapter:  p.schema,
 		OffsetsAdapter: p.offsets,
 	}, p.wlog)
@@ -142,3 +144,37 @@ func (p *postgresBackend) ping(ctx context.Context) error { return p.pool.Ping(c
 
 // close releases the database/sql wrapper; the pool belongs to the caller.
 func (p *postgresBackend) close() error { return p.db.Close() }
+
+// adaptiveBackoff decides how long a subscriber waits before its next query.
+// watermill-sql's default waits the whole poll interval after every empty
+// query, but right after a message the next one is often only briefly
+// invisible (its publisher's transaction, or another one older than it, is
+// still open): waiting a full interval then caps a busy consumer at a few
+// messages per interval. This one polls again after 1 ms, doubling while the
+// queries stay empty, up to the poll interval when the topic is idle.
+type adaptiveBackoff struct {
+	inner watermillBackoff
+	poll  time.Duration
+	empty atomic.Int32
+}
+
+type watermillBackoff = wsql.BackoffManager
+
+func newAdaptiveBackoff(poll, retry time.Duration) *adaptiveBackoff {
+	return &adaptiveBackoff{inner: wsql.NewDefaultBackoffManager(poll, retry), poll: poll}
+}
+
+func (b *adaptiveBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	if err != nil {
+		return b.inner.HandleError(logger, noMsg, err)
+	}
+	if !noMsg {
+		b.empty.Store(0)
+		return 0
+	}
+	n := b.empty.Add(1)
+	if n > 16 {
+		return b.poll
+	}
+	return min(b.poll, time.Millisecond<<(n-1))
+}
