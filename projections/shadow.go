@@ -147,29 +147,48 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 		}
 	}
 
-	// 2. Catch the shadow up, batch by batch, each in its own transaction.
-	for {
-		before := pos
+	// 2. Catch the shadow up, batch by batch, each in its own transaction,
+	// while the next batch is read and decoded.
+	type fetched struct {
+		records []Record
+		err     error
+	}
+	fctx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	ahead := make(chan fetched, 2)
+	go func() {
+		defer close(ahead)
+		from := pos
+		for {
+			batch, err := r.cfg.Store.ReadAll(fctx, from, rebuildBatch)
+			if err == nil && len(batch) == 0 {
+				return
+			}
+			select {
+			case ahead <- fetched{decode(batch), err}:
+			case <-fctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			from = batch[len(batch)-1].Position
+		}
+	}()
+	for f := range ahead {
+		if f.err != nil {
+			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, f.err)
+		}
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			batch, err := r.cfg.Store.ReadAll(ctx, pos, rebuildBatch)
-			if err != nil || len(batch) == 0 {
-				return err
-			}
-			if err := r.applyShadow(ctx, tx, shadow, batch); err != nil {
-				return err
-			}
-			pos = batch[len(batch)-1].Position
-			done += int64(len(batch))
-			return nil
+			return r.applyShadowRecords(ctx, tx, shadow, f.records)
 		})
 		if err != nil {
 			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, err)
 		}
-		if progress != nil && pos != before {
+		pos = f.records[len(f.records)-1].Position
+		done += int64(len(f.records))
+		if progress != nil {
 			progress(done, max(total, done))
-		}
-		if pos == before {
-			break
 		}
 	}
 
@@ -270,11 +289,15 @@ func shadowIndexes(ctx context.Context, tx pgx.Tx, table, shadow string) ([]shad
 
 // applyShadow applies a batch to the shadow tables within tx.
 func (r *Runner) applyShadow(ctx context.Context, tx pgx.Tx, shadow string, batch []eventstore.Event) error {
+	return r.applyShadowRecords(ctx, tx, shadow, decode(batch))
+}
+
+func (r *Runner) applyShadowRecords(ctx context.Context, tx pgx.Tx, shadow string, records []Record) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+shadow+`, public`); err != nil {
 		return err
 	}
 	ctx = context.WithValue(ctx, rebuildingKey{}, true)
-	if err := handleAll(ctx, r.cfg.Projector, tx, decode(batch)); err != nil {
+	if err := handleAll(ctx, r.cfg.Projector, tx, records); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `SET LOCAL search_path TO public`)
