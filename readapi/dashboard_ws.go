@@ -1,0 +1,106 @@
+package readapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/live"
+)
+
+// dashboardSnapshotStudents caps the students the socket's snapshot lists.
+const dashboardSnapshotStudents = 1000
+
+// lectureSocket serves WS /ws/dashboard/lecture/{lecture_id}/: the lecture's
+// owner, ANALYST or ADMIN get, on connect, {"type": "dashboard_state",
+// "data": {"lecture_id", "students": [… as GET …/students, up to 1000],
+// "pending_requests": [… the lecture's open help requests, oldest first]}},
+// then progress_update, help_request and student_activity messages, each
+// with "position"; ?after= resumes without a snapshot. A bad token closes
+// with 4401, another role or instructor with 4403, an unknown lecture 4404.
+func (q *DashboardQueries) lectureSocket(c *gin.Context) {
+	token := c.Query("token")
+	if h := c.GetHeader("Authorization"); h != "" {
+		scheme, tok, found := strings.Cut(h, " ")
+		token = ""
+		if found && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(tok)
+		}
+	}
+	actor, err := q.Tokens.Verify(token)
+	if err != nil {
+		reason := "invalid or missing token"
+		if errors.Is(err, domain.ErrTokenExpired) {
+			reason = "token expired"
+		}
+		q.reject(c, live.CloseUnauthorized, reason)
+		return
+	}
+	after, err := live.ParseAfter(c.Request)
+	if err != nil {
+		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": gin.H{
+			"code": domain.CodeInvalidRequest, "message": err.Error(), "details": gin.H{"after": "must be a non-negative integer position"},
+		}})
+		return
+	}
+	id, err := strconv.ParseInt(c.Param("lecture_id"), 10, 64)
+	if err != nil || id <= 0 {
+		q.reject(c, live.CloseNotFound, "lecture not found")
+		return
+	}
+	if _, err := dashboardLecture(c.Request.Context(), q.Pool, actor, id); err != nil {
+		switch {
+		case errors.Is(err, domain.ErrNotFound):
+			q.reject(c, live.CloseNotFound, "lecture not found")
+		case errors.Is(err, domain.ErrForbidden):
+			q.reject(c, live.CloseForbidden, "only the lecture's instructor, analysts and admins may connect")
+		default:
+			q.logger().Error("dashboard socket: load lecture", "lecture_id", id, "error", err)
+			c.AbortWithStatus(http.StatusInternalServerError)
+		}
+		return
+	}
+	sub := live.Subscription{
+		Channel:  q.Channel(id),
+		Kind:     "dashboard",
+		After:    after,
+		Producer: q.Producer,
+		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			l, err := dashboardLecture(ctx, tx, actor, id)
+			if err != nil {
+				return nil, err
+			}
+			students, err := dashStudents(ctx, tx, l, dashboardSnapshotStudents, 0)
+			if err != nil {
+				return nil, err
+			}
+			rows, err := tx.Query(ctx, dashPendingColumns+`WHERE h.lecture_id = $1 ORDER BY h.requested_at, h.help_request_id LIMIT 1000`, id)
+			if err != nil {
+				return nil, err
+			}
+			pending, err := scanPending(rows)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(gin.H{"type": "dashboard_state", "data": gin.H{"lecture_id": id, "students": students, "pending_requests": pending}})
+		},
+	}
+	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
+		q.logger().Debug("dashboard socket", "lecture_id", id, "error", err)
+	}
+	c.Abort()
+}
+
+func (q *DashboardQueries) reject(c *gin.Context, code int, reason string) {
+	if err := q.Hub.Reject(c.Writer, c.Request, code, reason); err != nil {
+		q.logger().Debug("reject dashboard socket", "error", err)
+	}
+	c.Abort()
+}
