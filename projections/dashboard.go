@@ -78,6 +78,10 @@ func NewDashboard(announcer Announcer) *Dashboard { return &Dashboard{announcer:
 // Name implements Projector.
 func (p *Dashboard) Name() string { return DashboardProjector }
 
+// Eventual implements Eventual: commands do not wait for the dashboards
+// (instructors see them update over the lecture socket).
+func (p *Dashboard) Eventual() bool { return true }
+
 // Tables implements TableOwner (online rebuild into shadow tables).
 func (p *Dashboard) Tables() []string { return DashboardTables }
 

@@ -39,8 +39,22 @@ func (g *Group) Runner(name string) (*Runner, bool) {
 	return nil, false
 }
 
-// WaitFor blocks until every running projector has applied the event at
-// position (parked ones are not waited for), or ctx ends.
+// Eventual is implemented by projectors whose read models commands do not
+// wait for: aggregates for others (an instructor's dashboard) that may
+// trail a moment behind and are pushed over WebSockets when they catch up.
+// A student's progress report then never waits on the dashboard's work.
+type Eventual interface {
+	Eventual() bool
+}
+
+func awaited(r *Runner) bool {
+	e, ok := r.cfg.Projector.(Eventual)
+	return !ok || !e.Eventual()
+}
+
+// WaitFor blocks until every running projector that commands wait for has
+// applied the event at position (parked and Eventual ones are not waited
+// for), or ctx ends.
 func (g *Group) WaitFor(ctx context.Context, position uint64) error {
 	if position == 0 || len(g.runners) == 0 {
 		return nil
@@ -64,15 +78,17 @@ func (g *Group) reached(ctx context.Context, position uint64) (bool, error) {
 	if g.local {
 		for _, r := range g.runners {
 			s := r.State()
-			if s.Status == StatusRunning && s.Position < position {
+			if awaited(r) && s.Status == StatusRunning && s.Position < position {
 				return false, nil
 			}
 		}
 		return true, nil
 	}
-	names := make([]string, len(g.runners))
-	for i, r := range g.runners {
-		names[i] = r.Name()
+	names := make([]string, 0, len(g.runners))
+	for _, r := range g.runners {
+		if awaited(r) {
+			names = append(names, r.Name())
+		}
 	}
 	var behind int
 	err := g.pool.QueryRow(ctx, `SELECT count(*) FROM projection_checkpoints WHERE name = ANY($1) AND status = 'running' AND position < $2`, names, int64(position)).Scan(&behind)
