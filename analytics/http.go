@@ -374,15 +374,7 @@ func (h *Handlers) sessionXAPI(c *gin.Context) {
 // socketActor authenticates a socket: the Authorization header when
 // present, else ?token=.
 func (h *Handlers) socketActor(c *gin.Context) (domain.Actor, error) {
-	token := c.Query("token")
-	if hd := c.GetHeader("Authorization"); hd != "" {
-		scheme, tok, found := strings.Cut(hd, " ")
-		token = ""
-		if found && strings.EqualFold(scheme, "Bearer") {
-			token = strings.TrimSpace(tok)
-		}
-	}
-	return h.cfg.Tokens.Verify(token)
+	return h.cfg.Tokens.Verify(live.Token(c.Request))
 }
 
 func (h *Handlers) reject(c *gin.Context, code int, reason string) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
@@ -26,21 +25,9 @@ const dashboardSnapshotStudents = 1000
 // with "position"; ?after= resumes without a snapshot. A bad token closes
 // with 4401, another role or instructor with 4403, an unknown lecture 4404.
 func (q *DashboardQueries) lectureSocket(c *gin.Context) {
-	token := c.Query("token")
-	if h := c.GetHeader("Authorization"); h != "" {
-		scheme, tok, found := strings.Cut(h, " ")
-		token = ""
-		if found && strings.EqualFold(scheme, "Bearer") {
-			token = strings.TrimSpace(tok)
-		}
-	}
-	actor, err := q.Tokens.Verify(token)
+	actor, err := q.Tokens.Verify(live.Token(c.Request))
 	if err != nil {
-		reason := "invalid or missing token"
-		if errors.Is(err, domain.ErrTokenExpired) {
-			reason = "token expired"
-		}
-		q.reject(c, live.CloseUnauthorized, reason)
+		q.reject(c, live.CloseUnauthorized, live.UnauthorizedReason(err))
 		return
 	}
 	after, err := live.ParseAfter(c.Request)

@@ -3,10 +3,8 @@ package readapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,21 +17,9 @@ import (
 // helpSocketActor authenticates a help socket (Authorization header, else
 // ?token=); on failure it closes the socket with 4401.
 func (q *HelpQueries) helpSocketActor(c *gin.Context) (domain.Actor, bool) {
-	token := c.Query("token")
-	if h := c.GetHeader("Authorization"); h != "" {
-		scheme, tok, found := strings.Cut(h, " ")
-		token = ""
-		if found && strings.EqualFold(scheme, "Bearer") {
-			token = strings.TrimSpace(tok)
-		}
-	}
-	actor, err := q.Tokens.Verify(token)
+	actor, err := q.Tokens.Verify(live.Token(c.Request))
 	if err != nil {
-		reason := "invalid or missing token"
-		if errors.Is(err, domain.ErrTokenExpired) {
-			reason = "token expired"
-		}
-		q.helpReject(c, live.CloseUnauthorized, reason)
+		q.helpReject(c, live.CloseUnauthorized, live.UnauthorizedReason(err))
 		return domain.Actor{}, false
 	}
 	return actor, true

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,21 +19,9 @@ import (
 // present, else ?token=. On failure it closes the socket with 4401 and
 // returns ok == false.
 func (q *SessionQueries) socketActor(c *gin.Context) (domain.Actor, bool) {
-	token := c.Query("token")
-	if h := c.GetHeader("Authorization"); h != "" {
-		scheme, tok, found := strings.Cut(h, " ")
-		token = ""
-		if found && strings.EqualFold(scheme, "Bearer") {
-			token = strings.TrimSpace(tok)
-		}
-	}
-	actor, err := q.Tokens.Verify(token)
+	actor, err := q.Tokens.Verify(live.Token(c.Request))
 	if err != nil {
-		reason := "invalid or missing token"
-		if errors.Is(err, domain.ErrTokenExpired) {
-			reason = "token expired"
-		}
-		q.reject(c, live.CloseUnauthorized, reason)
+		q.reject(c, live.CloseUnauthorized, live.UnauthorizedReason(err))
 		return domain.Actor{}, false
 	}
 	return actor, true
