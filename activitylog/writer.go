@@ -116,7 +116,13 @@ func (w *Writer) Run(ctx context.Context) error {
 			return ctx.Err()
 		case m, ok := <-ch:
 			if !ok {
-				return ctx.Err()
+				// The subscription ended (the subscriber closed or the bus
+				// failed): the next Run subscribes again.
+				w.ch = nil
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return errors.New("log writer: subscription closed")
 			}
 			add(m)
 		}

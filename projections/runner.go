@@ -154,11 +154,25 @@ var errCheckpointMoved = errors.New("checkpoint moved by another runner")
 // backoff; after MaxFailures in a row the projector is parked — it applies
 // nothing more and reports the error — until Unpark or Rebuild.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := r.ensureRow(ctx); err != nil {
-		return err
-	}
 	failures := 0
 	delay := r.cfg.Backoff
+	// The database may be away for a while (a restart, a failover): wait for
+	// it rather than stop the process.
+	for {
+		err := r.ensureRow(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			r.setState(func(s *State) { s.Status = StatusStopped })
+			return nil
+		}
+		r.log.Error("projector cannot reach its checkpoint; retrying", "error", err, "retry_in", delay.String())
+		r.setState(func(s *State) { s.LastError = err.Error() })
+		sleep(ctx, delay)
+		delay = min(delay*2, 10*time.Second)
+	}
+	delay = r.cfg.Backoff
 	for ctx.Err() == nil {
 		pos, status, err := r.loadCheckpoint(ctx)
 		if err != nil {

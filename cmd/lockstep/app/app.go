@@ -220,24 +220,13 @@ func (a *App) Run(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(a.runners)+len(a.workers)+1)
 	if a.cfg.Projectors {
 		for _, r := range a.runners {
-			wg.Go(func() {
-				if err := r.Run(bg); err != nil {
-					errs <- fmt.Errorf("projector %s: %w", r.Name(), err)
-				}
-			})
+			wg.Go(func() { a.supervise(bg, "projector "+r.Name(), r.Run) })
 		}
 	}
-	{
-		for _, w := range a.workers {
-			wg.Go(func() {
-				if err := w(bg); err != nil && !errors.Is(err, context.Canceled) {
-					errs <- err
-				}
-			})
-		}
+	for i, w := range a.workers {
+		wg.Go(func() { a.supervise(bg, fmt.Sprintf("worker %d", i), w) })
 	}
 
 	a.srv = &http.Server{Handler: a.engine, ReadHeaderTimeout: 10 * time.Second}
@@ -254,8 +243,6 @@ func (a *App) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		runErr = err
-	case err := <-errs:
-		runErr = err
 	}
 	a.log.Info("shutting down: draining requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -270,6 +257,32 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = nil
 	}
 	return runErr
+}
+
+// supervise runs a background loop until ctx ends, restarting it with
+// backoff when it fails (a database restart must not stop the process).
+func (a *App) supervise(ctx context.Context, name string, run func(context.Context) error) {
+	delay := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || errors.Is(err, context.Canceled) {
+			err = errors.New("returned early")
+		}
+		if time.Since(started) > time.Minute {
+			delay = 100 * time.Millisecond
+		}
+		a.log.Error("background loop failed; restarting", "loop", name, "error", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
 }
 
 // opsOnly serves only health, readiness and metrics (for projector/worker-only instances).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -77,6 +78,22 @@ func TestReadyzReportsADeadDatabase(t *testing.T) {
 	}
 	if !strings.Contains(string(r.Body), `"database"`) {
 		t.Fatalf("readyz does not say which check failed: %s", r.Body)
+	}
+
+	// The database comes back: the same process recovers, reads and writes.
+	if _, err := admin.Exec(t.Context(), `ALTER DATABASE `+s.DB.Name+` ALLOW_CONNECTIONS true`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Get(t, "/readyz", "").Status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("readyz never recovered after the database came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	u := s.NewUser(t, "INSTRUCTOR", "박강사")
+	if r := s.Post(t, "/api/lectures", u.Token, map[string]any{"title": "복구 후 강의"}); r.Status != http.StatusCreated {
+		t.Fatalf("create after recovery = %d %s", r.Status, r.Body)
 	}
 }
 

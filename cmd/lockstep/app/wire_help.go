@@ -88,7 +88,16 @@ func (a *App) wireHelp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("help analyzer: subscribe: %w", err)
 	}
-	a.workers = append(a.workers, func(ctx context.Context) error { return a.runHelpAnalyzer(ctx, help, msgs) })
+	a.workers = append(a.workers, func(ctx context.Context) error {
+		if msgs == nil { // the previous subscription ended: subscribe again
+			if msgs, err = sub.Subscribe(ctx, bus.TopicHelpAnalysisRequests); err != nil {
+				return fmt.Errorf("help analyzer: subscribe: %w", err)
+			}
+		}
+		err := a.runHelpAnalyzer(ctx, help, msgs)
+		msgs = nil
+		return err
+	})
 	if !a.cfg.StuckDetectorOff {
 		d := stuck.New(stuck.Config{
 			Pool: a.pool, Help: help, Activity: activity, Logger: a.log,
