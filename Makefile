@@ -13,7 +13,10 @@ run: build
 	  DATABASE_URL="$$url" ./bin/lockstep serve
 
 ## test: every test, with the race detector, against the real PostgreSQL
+## (installs the test-only xAPI validator, Learning Locker's, with npm when node is there)
 test:
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix analytics/testdata/xapi-validator --no-audit --no-fund --loglevel=error >/dev/null; fi
 	@url=$$(scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
 	  TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 ./...
 

@@ -515,6 +515,9 @@ func TestClassroom(t *testing.T) {
 		for _, e := range events {
 			byPos[float64(e.Position)] = e
 		}
+		if problems := lrsValidate(t, statements); len(problems) > 0 {
+			t.Fatalf("Learning Locker's xAPI validator refuses the export:\n%s", strings.Join(problems, "\n"))
+		}
 		verbs := map[string]int{}
 		ids := map[string]bool{}
 		for i, st := range statements {
