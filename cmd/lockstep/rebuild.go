@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 
 	"github.com/lockstep/lockstep/cmd/lockstep/app"
@@ -47,55 +48,35 @@ func rebuildCommand() *cli.Command {
 	}
 }
 
-// progressBar prints events done / total, rate and ETA on one line.
+// progressBar shows events done / total, rate and ETA for one projector.
 type progressBar struct {
-	name  string
-	start time.Time
-	last  time.Time
-	done  int64
-	total int64
+	bar  *progressbar.ProgressBar
+	done int64
 }
 
 func newProgressBar(name string) *progressBar {
-	return &progressBar{name: name, start: time.Now()}
+	return &progressBar{bar: progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-10s", name)),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+	)}
 }
 
 func (b *progressBar) update(done, total int64) {
-	b.done, b.total = done, total
-	now := time.Now()
-	if now.Sub(b.last) < 200*time.Millisecond && done < total {
-		return
-	}
-	b.last = now
-	elapsed := now.Sub(b.start).Seconds()
-	rate := float64(done) / max(elapsed, 1e-9)
-	eta := "?"
-	if rate > 0 && total >= done {
-		eta = (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String()
-	}
-	pct := 100.0
 	if total > 0 {
-		pct = 100 * float64(done) / float64(total)
+		b.bar.ChangeMax64(total)
 	}
-	fmt.Fprintf(os.Stderr, "\r%-12s %s %5.1f%%  %d/%d events  %.0f events/s  ETA %s   ", b.name, bar(pct, 30), pct, done, total, rate, eta)
+	b.done = done
+	_ = b.bar.Set64(done)
 }
 
 func (b *progressBar) finish(d time.Duration) {
+	_ = b.bar.Finish()
 	rate := float64(b.done) / max(d.Seconds(), 1e-9)
-	fmt.Fprintf(os.Stderr, "\r%-12s %s 100.0%%  %d events in %s (%.0f events/s)            \n", b.name, bar(100, 30), b.done, d.Round(time.Millisecond), rate)
-}
-
-func bar(pct float64, width int) string {
-	n := int(pct / 100 * float64(width))
-	out := make([]byte, width)
-	for i := range out {
-		if i < n {
-			out[i] = '#'
-		} else {
-			out[i] = '.'
-		}
-	}
-	return "[" + string(out) + "]"
+	fmt.Fprintf(os.Stderr, "\n%d events in %s (%.0f events/s)\n", b.done, d.Round(time.Millisecond), rate)
 }
 
 var _ projections.Progress = (*progressBar)(nil).update
