@@ -279,6 +279,31 @@ func (s *Sessions) activeParticipants(ctx context.Context, sessionID int64) int 
 	return n
 }
 
+// begin binds a control request's body and loads the session the path
+// names; on failure it has answered.
+func (s *Sessions) begin(c *gin.Context, req any) (domain.Session, bool) {
+	if !web.Bind(c, req) {
+		return domain.Session{}, false
+	}
+	return s.loadSession(c)
+}
+
+// beginWithPlan is begin for the commands that move the room to a subtask:
+// only the session's controller may, and the lecture's plan is folded for
+// the decider.
+func (s *Sessions) beginWithPlan(c *gin.Context, req any) (domain.Session, domain.Lecture, bool) {
+	sess, ok := s.begin(c, req)
+	if !ok {
+		return sess, domain.Lecture{}, false
+	}
+	if !sess.CanControl(auth.ActorFrom(c)) {
+		web.Error(c, domain.Forbidden("only the session's instructor may control it"))
+		return sess, domain.Lecture{}, false
+	}
+	plan, ok := s.plan(c, sess)
+	return sess, plan, ok
+}
+
 type startRequest struct {
 	FirstSubtaskID int64  `json:"first_subtask_id"`
 	Message        string `json:"message"`
@@ -286,18 +311,7 @@ type startRequest struct {
 
 func (s *Sessions) start(c *gin.Context) {
 	var req startRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	sess, ok := s.loadSession(c)
-	if !ok {
-		return
-	}
-	if !sess.CanControl(auth.ActorFrom(c)) {
-		web.Error(c, domain.Forbidden("only the session's instructor may control it"))
-		return
-	}
-	plan, ok := s.plan(c, sess)
+	sess, plan, ok := s.beginWithPlan(c, &req)
 	if !ok {
 		return
 	}
@@ -325,18 +339,7 @@ type nextStepRequest struct {
 
 func (s *Sessions) nextStep(c *gin.Context) {
 	var req nextStepRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	sess, ok := s.loadSession(c)
-	if !ok {
-		return
-	}
-	if !sess.CanControl(auth.ActorFrom(c)) {
-		web.Error(c, domain.Forbidden("only the session's instructor may control it"))
-		return
-	}
-	plan, ok := s.plan(c, sess)
+	sess, plan, ok := s.beginWithPlan(c, &req)
 	if !ok {
 		return
 	}
@@ -370,10 +373,7 @@ func (s *Sessions) nextStep(c *gin.Context) {
 
 func (s *Sessions) pause(c *gin.Context) {
 	var req controlRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	sess, ok := s.loadSession(c)
+	sess, ok := s.begin(c, &req)
 	if !ok {
 		return
 	}
@@ -392,10 +392,7 @@ func (s *Sessions) pause(c *gin.Context) {
 
 func (s *Sessions) resume(c *gin.Context) {
 	var req controlRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	sess, ok := s.loadSession(c)
+	sess, ok := s.begin(c, &req)
 	if !ok {
 		return
 	}
@@ -416,10 +413,7 @@ func (s *Sessions) resume(c *gin.Context) {
 
 func (s *Sessions) end(c *gin.Context) {
 	var req controlRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	sess, ok := s.loadSession(c)
+	sess, ok := s.begin(c, &req)
 	if !ok {
 		return
 	}
