@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -220,6 +221,64 @@ func (*LectureProjector) OnSubtaskCompleted(ctx context.Context, tx pgx.Tx, e do
 			RETURNING 1)
 		UPDATE rm_enrollments SET last_activity = GREATEST(last_activity, $6) WHERE lecture_id = $1 AND user_id = $2`,
 		e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.CompletedAt, nullID(e.SessionID))
+	return err
+}
+
+// HandleBatch implements BatchHandler: progress rows are written event by
+// event, but each student's enrollment activity once per batch (the latest
+// time), which halves the statements of a class's history.
+func (p *LectureProjector) HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error {
+	type student struct{ lecture, user int64 }
+	var order []student
+	latest := map[student]time.Time{}
+	touch := func(lecture, user int64, at time.Time) {
+		k := student{lecture, user}
+		prev, seen := latest[k]
+		if !seen {
+			order = append(order, k)
+		}
+		if !seen || at.After(prev) {
+			latest[k] = at
+		}
+	}
+	for _, r := range records {
+		var err error
+		switch e := r.Payload.(type) {
+		case domain.SubtaskStarted:
+			p.hold(ctx, r.Payload)
+			err = upsertProgress(ctx, tx, e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.SessionID, domain.ProgressStatusInProgress, e.StartedAt)
+			touch(e.LectureID, e.UserID, e.StartedAt)
+		case domain.SubtaskCompleted:
+			p.hold(ctx, r.Payload)
+			err = upsertProgress(ctx, tx, e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.SessionID, domain.ProgressStatusCompleted, e.CompletedAt)
+			touch(e.LectureID, e.UserID, e.CompletedAt)
+		default:
+			err = p.Handle(ctx, tx, r)
+		}
+		if err != nil {
+			return fmt.Errorf("%s at position %d (%s): %w", r.Type, r.Position, r.Stream, err)
+		}
+	}
+	for _, k := range order {
+		if err := touchEnrollment(ctx, tx, k.lecture, k.user, latest[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// upsertProgress writes one progress row as OnSubtaskStarted and
+// OnSubtaskCompleted do, without the enrollment's activity.
+func upsertProgress(ctx context.Context, tx pgx.Tx, lectureID, userID, subtaskID, taskID int64, title string, sessionID int64, status domain.ProgressStatus, at time.Time) error {
+	column := "started_at"
+	if status == domain.ProgressStatusCompleted {
+		column = "completed_at"
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, `+column+`, session_id)
+		VALUES ($1, $2, $3, $4, $5, $8, $6, $7)
+		ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = $8, `+column+` = $6,
+			task_id = $4, subtask_title = $5, session_id = COALESCE($7, rm_subtask_progress.session_id)`,
+		lectureID, userID, subtaskID, taskID, title, at, nullID(sessionID), string(status))
 	return err
 }
 

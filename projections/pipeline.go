@@ -103,6 +103,13 @@ func (b errBatch) QueryRow() pgx.Row                { return errRow(b) }
 func (b errBatch) Close() error                     { return b.err }
 func (b errBatch) Tx() pgx.Tx                       { return nil }
 
+// BatchHandler is implemented by projectors that apply a whole batch at
+// once, to merge work its events share (e.g. one update per student rather
+// than one per event). The effect must equal Handle on each record in order.
+type BatchHandler interface {
+	HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error
+}
+
 // handleAll applies records to tx, pipelined when the projector allows it.
 func handleAll(ctx context.Context, p Projector, tx pgx.Tx, records []Record) error {
 	ptx := tx
@@ -111,9 +118,15 @@ func handleAll(ctx context.Context, p Projector, tx pgx.Tx, records []Record) er
 		pipe = newPipelineTx(tx)
 		ptx = pipe
 	}
-	for _, rec := range records {
-		if err := p.Handle(ctx, ptx, rec); err != nil {
-			return fmt.Errorf("%s at position %d (%s): %w", rec.Type, rec.Position, rec.Stream, err)
+	if bh, ok := p.(BatchHandler); ok {
+		if err := bh.HandleBatch(ctx, ptx, records); err != nil {
+			return fmt.Errorf("batch of %d events ending at position %d: %w", len(records), records[len(records)-1].Position, err)
+		}
+	} else {
+		for _, rec := range records {
+			if err := p.Handle(ctx, ptx, rec); err != nil {
+				return fmt.Errorf("%s at position %d (%s): %w", rec.Type, rec.Position, rec.Stream, err)
+			}
 		}
 	}
 	if pipe != nil {
