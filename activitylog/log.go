@@ -18,6 +18,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	fastjson "github.com/goccy/go-json"
 	"io"
 	"strconv"
 	"sync"
@@ -97,7 +98,7 @@ func NewMessages(logs []Log) ([]*message.Message, error) {
 	var msgs []*message.Message
 	var flush func(user int64, chunk []Log) error
 	flush = func(user int64, chunk []Log) error {
-		data, err := json.Marshal(messagePayload{Logs: chunk})
+		data, err := fastjson.Marshal(messagePayload{Logs: chunk})
 		if err != nil {
 			return fmt.Errorf("encode activity logs: %w", err)
 		}
@@ -155,7 +156,7 @@ func DecodeMessage(msg *message.Message) ([]Log, error) {
 		}
 	}
 	var p messagePayload
-	if err := json.Unmarshal(data, &p); err != nil {
+	if err := fastjson.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("decode activity-log message %s: %w", msg.UUID, err)
 	}
 	return p.Logs, nil
