@@ -488,3 +488,14 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) error
 	s.log.InfoContext(ctx, "admin account updated", "user_id", id, "promoted", role != string(domain.RoleAdmin), "password_reset", !same)
 	return nil
 }
+
+// PruneRefreshTokens deletes refresh tokens that expired more than a day
+// before now (used or not: an expired token is refused either way) and
+// returns how many.
+func (s *Service) PruneRefreshTokens(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < $1`, now.Add(-24*time.Hour))
+	if err != nil {
+		return 0, fmt.Errorf("prune refresh tokens: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

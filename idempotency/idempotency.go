@@ -9,9 +9,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
@@ -111,4 +113,17 @@ func (r *recorder) Write(b []byte) (int, error) {
 func (r *recorder) WriteString(s string) (int, error) {
 	r.buf.WriteString(s)
 	return r.ResponseWriter.WriteString(s)
+}
+
+// Retention is how long a key's answer is kept: a retry within it gets the
+// first answer; a key reused after it runs as a new request.
+const Retention = 24 * time.Hour
+
+// Prune deletes answers older than the retention and returns how many.
+func Prune(ctx context.Context, pool *pgxpool.Pool, now time.Time) (int64, error) {
+	tag, err := pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, now.Add(-Retention))
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -124,6 +124,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		a.workers = append(a.workers, func(ctx context.Context) error { return live.Relay(ctx, a.bus, a.hub, log) })
 	}
 	a.engine = a.routes()
+	if cfg.Workers {
+		a.workers = append(a.workers, a.housekeeping)
+	}
 	// Each feature wires its commands, queries, projectors and workers in a
 	// file of its own (wire_*.go).
 	for _, wire := range []func(context.Context) error{a.wireLectures, a.wireSessions, a.wireLogs, a.wireHelp, a.wireDashboards, a.wireAnalytics} {
@@ -259,6 +262,31 @@ func (a *App) Run(ctx context.Context) error {
 	return runErr
 }
 
+// housekeeping prunes answers of old Idempotency-Keys and long-expired
+// refresh tokens, hourly (several instances doing it is harmless).
+func (a *App) housekeeping(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		if n, err := idempotency.Prune(ctx, a.pool, now); err != nil {
+			a.log.Warn("housekeeping", "error", err)
+		} else if n > 0 {
+			a.log.Info("pruned idempotency keys", "count", n)
+		}
+		if n, err := a.auth.PruneRefreshTokens(ctx, now); err != nil {
+			a.log.Warn("housekeeping", "error", err)
+		} else if n > 0 {
+			a.log.Info("pruned refresh tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
 // supervise runs a background loop until ctx ends, restarting it with
 // backoff when it fails (a database restart must not stop the process).
 func (a *App) supervise(ctx context.Context, name string, run func(context.Context) error) {
@@ -330,3 +358,6 @@ func (a *App) Rebuild(ctx context.Context, name string, progress projections.Pro
 
 // Store is the event store the app appends to (for tests and tools).
 func (a *App) Store() eventstore.Store { return a.store }
+
+// Auth is the identity service (for tests and tools).
+func (a *App) Auth() *auth.Service { return a.auth }
