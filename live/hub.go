@@ -533,10 +533,3 @@ func (c *Conn) Send(ctx context.Context, payload []byte) error {
 
 // Close closes the socket with a close code and reason.
 func (c *Conn) Close(code int, reason string) { c.c.closeWith(code, reason) }
-
-// Closed reports whether the socket is closed.
-func (c *Conn) Closed() bool {
-	c.c.mu.Lock()
-	defer c.c.mu.Unlock()
-	return c.c.closed
-}

@@ -2,10 +2,8 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -302,22 +300,4 @@ func (r *Runner) applyShadowRecords(ctx context.Context, tx pgx.Tx, shadow strin
 	}
 	_, err := tx.Exec(ctx, `SET LOCAL search_path TO public`)
 	return err
-}
-
-// RebuildAll rebuilds each runner online, one after the other.
-func (g *Group) RebuildAll(ctx context.Context, progress func(name string) Progress) error {
-	var errs []error
-	for _, r := range g.runners {
-		var p Progress
-		if progress != nil {
-			p = progress(r.Name())
-		}
-		start := time.Now()
-		if err := r.RebuildOnline(ctx, p); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		_ = start
-	}
-	return errors.Join(errs...)
 }
