@@ -79,7 +79,7 @@ func (h *Handlers) Routes(r gin.IRouter, authed gin.HandlerFunc) {
 
 // mayRead: ADMIN and ANALYST read every classroom, an instructor only their own.
 func mayRead(a domain.Actor, owner int64) bool {
-	return a.IsAdmin() || a.Role == domain.RoleAnalyst || (a.Role == domain.RoleInstructor && a.UserID != 0 && a.UserID == owner)
+	return a.Role == domain.RoleAnalyst || a.Manages(owner)
 }
 
 // classroom loads the session named in the path and checks access.

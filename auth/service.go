@@ -418,21 +418,70 @@ func (s *Service) Users(ctx context.Context, role domain.Role, limit, offset int
 	return users, total, nil
 }
 
-// SetRole changes a user's role (any of the four). Unknown id is NOT_FOUND.
-// Access tokens already issued keep the old role until they expire (at most
-// the access TTL); the next refresh carries the new one.
+// errLastAdmin refuses to leave the system without an ADMIN.
+var errLastAdmin = &domain.Error{
+	Code: domain.CodeConflict, Message: "the last ADMIN cannot be demoted",
+	Details: map[string]any{"role": "another user must be ADMIN first"},
+}
+
+// roleChangeLock is the advisory lock every role change holds for its
+// transaction.
+const roleChangeLock = "lockstep.users.role"
+
+// SetRole changes a user's role (any of the four). Unknown id is NOT_FOUND;
+// demoting the only ADMIN is CONFLICT and changes nothing. Role changes are
+// serialized by a transaction-scoped advisory lock, so two admins demoting
+// each other at the same moment cannot leave none: the second sees the first's
+// change and is refused.
+//
+// Access tokens carry the role: those already issued keep the old one until
+// they expire (at most the access TTL); the next login or refresh carries the
+// new one.
 func (s *Service) SetRole(ctx context.Context, id int64, role domain.Role) (User, error) {
 	if !role.Valid() {
 		return User{}, domain.Invalid("invalid role", map[string]string{"role": "must be one of STUDENT, INSTRUCTOR, ANALYST, ADMIN"})
 	}
-	u, err := scanUser(s.pool.QueryRow(ctx, `UPDATE users SET role = $2 WHERE id = $1 RETURNING `+userColumns, id, string(role)))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, domain.NotFound("user")
+	var (
+		u    User
+		from domain.Role
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, roleChangeLock); err != nil {
+			return fmt.Errorf("lock role changes: %w", err)
+		}
+		// Read committed: this statement's snapshot is taken after the lock,
+		// so it sees every role change committed before.
+		var current string
+		err := tx.QueryRow(ctx, `SELECT role FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&current)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.NotFound("user")
+		}
+		if err != nil {
+			return fmt.Errorf("load user %d: %w", id, err)
+		}
+		from = domain.Role(current)
+		if from == domain.RoleAdmin && role != domain.RoleAdmin {
+			var others bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE role = 'ADMIN' AND id <> $1)`, id).Scan(&others); err != nil {
+				return fmt.Errorf("count admins: %w", err)
+			}
+			if !others {
+				return errLastAdmin
+			}
+		}
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET role = $2 WHERE id = $1 RETURNING `+userColumns, id, string(role)))
+		if err != nil {
+			return fmt.Errorf("set role of user %d: %w", id, err)
+		}
+		return nil
+	})
+	if errors.Is(err, errLastAdmin) {
+		s.log.WarnContext(ctx, "refused to demote the last admin", "user_id", id, "role", string(role))
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("set role of user %d: %w", id, err)
+		return User{}, err
 	}
-	s.log.InfoContext(ctx, "user role changed", "user_id", id, "role", string(role))
+	s.log.InfoContext(ctx, "user role changed", "user_id", id, "from", string(from), "role", string(role))
 	return u, nil
 }
 

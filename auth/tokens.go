@@ -9,8 +9,8 @@
 // 150, an optional `phone` of digits (a leading + and spaces or hyphens
 // allowed), a `name` of at most 100 characters and a password of 8 to 128
 // characters. Emails are unique in any letter case and kept as typed.
-// Access tokens are stateless: a role change reaches them at the next
-// refresh, at most the access TTL later.
+// Access tokens are stateless and carry the role: a role change reaches the
+// next token (login or refresh), at most the access TTL later.
 package auth
 
 import (
@@ -192,14 +192,15 @@ func (t *Tokens) key(tok *jwt.Token) (any, error) {
 }
 
 // Authenticate is the middleware of every protected route. It reads the
-// access token from `Authorization: Bearer …`, or — only on a WebSocket
-// upgrade request, because browsers cannot set headers there — from the
-// `token` query parameter, so that tokens never need to appear in ordinary
-// URLs. On success the actor is available through ActorFrom; otherwise the
-// request is aborted with 401 TOKEN_EXPIRED or UNAUTHORIZED.
+// access token with RequestToken: from `Authorization: Bearer …`, or — only on
+// a WebSocket upgrade of a socket path, because browsers cannot set headers
+// there — from the `token` query parameter, so that tokens never need to
+// appear in ordinary URLs. On success the actor is available through
+// ActorFrom; otherwise the request is aborted with 401 TOKEN_EXPIRED or
+// UNAUTHORIZED.
 func (t *Tokens) Authenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		token, ok := bearer(c.Request)
+		token, ok := RequestToken(c.Request)
 		if !ok {
 			web.Error(c, errBadToken)
 			return
@@ -214,9 +215,12 @@ func (t *Tokens) Authenticate() gin.HandlerFunc {
 	}
 }
 
-// bearer extracts the token of r. A malformed Authorization header is a
-// failure even when a query token is present.
-func bearer(r *http.Request) (string, bool) {
+// RequestToken extracts the access token of r: the Authorization header's
+// bearer token when that header is present (a malformed one is a failure even
+// when a query token is present), else the `token` query parameter when
+// QueryTokenAllowed(r). Both the middleware and the sockets read tokens
+// through it.
+func RequestToken(r *http.Request) (string, bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, found := strings.Cut(h, " ")
 		if !found || !strings.EqualFold(scheme, "Bearer") {
@@ -225,12 +229,22 @@ func bearer(r *http.Request) (string, bool) {
 		tok = strings.TrimSpace(tok)
 		return tok, tok != ""
 	}
-	if IsWebSocketUpgrade(r) {
+	if QueryTokenAllowed(r) {
 		if tok := r.URL.Query().Get("token"); tok != "" {
 			return tok, true
 		}
 	}
 	return "", false
+}
+
+// QueryTokenAllowed reports whether r may carry its access token as
+// `?token=`: only a GET that asks for a WebSocket upgrade of a socket path
+// (`/ws` or below). Any other request — another method, another path, with
+// Upgrade headers or without — must send the Authorization header; a query
+// token there authenticates nothing.
+func QueryTokenAllowed(r *http.Request) bool {
+	p := r.URL.Path
+	return r.Method == http.MethodGet && (p == "/ws" || strings.HasPrefix(p, "/ws/")) && IsWebSocketUpgrade(r)
 }
 
 // IsWebSocketUpgrade reports whether r asks to be upgraded to a WebSocket

@@ -170,29 +170,42 @@ func TestBearer_query_token_only_on_upgrade(t *testing.T) {
 	valid, _ := tok.Issue(domain.Actor{UserID: 3, Role: domain.RoleStudent})
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
-	r.GET("/ws", tok.Authenticate(), func(c *gin.Context) { c.String(200, strconv.FormatInt(ActorFrom(c).UserID, 10)) })
+	whoami := func(c *gin.Context) { c.String(200, strconv.FormatInt(ActorFrom(c).UserID, 10)) }
+	for _, p := range []string{"/ws", "/ws/session/1/student", "/api/lectures", "/wsx"} {
+		r.GET(p, tok.Authenticate(), whoami)
+		r.POST(p, tok.Authenticate(), whoami)
+	}
+	upgrade := map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}
 
 	cases := []struct {
 		name    string
+		method  string
 		url     string
 		header  map[string]string
 		status  int
 		message string
 	}{
-		{"query_without_upgrade", "/ws?token=" + valid, nil, 401, ""},
-		{"query_with_upgrade", "/ws?token=" + valid, map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, 200, "3"},
-		{"query_with_upgrade_mixed_case", "/ws?token=" + valid, map[string]string{"Connection": "keep-alive, upgrade", "Upgrade": "WebSocket"}, 200, "3"},
-		{"query_with_connection_only", "/ws?token=" + valid, map[string]string{"Connection": "Upgrade"}, 401, ""},
-		{"query_with_other_upgrade", "/ws?token=" + valid, map[string]string{"Connection": "Upgrade", "Upgrade": "h2c"}, 401, ""},
-		{"header", "/ws", map[string]string{"Authorization": "Bearer " + valid}, 200, "3"},
-		{"header_lowercase_scheme", "/ws", map[string]string{"Authorization": "bearer " + valid}, 200, "3"},
-		{"basic_scheme", "/ws", map[string]string{"Authorization": "Basic " + valid}, 401, ""},
-		{"bad_header_beats_query", "/ws?token=" + valid, map[string]string{"Authorization": "Bearer x", "Connection": "Upgrade", "Upgrade": "websocket"}, 401, ""},
-		{"none", "/ws", nil, 401, ""},
+		// ?token= is for socket upgrades only: a GET upgrade of /ws or below.
+		{"query_with_upgrade_below_ws", "GET", "/ws/session/1/student?token=" + valid, upgrade, 200, "3"},
+		{"query_with_upgrade_on_post", "POST", "/ws?token=" + valid, upgrade, 401, ""},
+		{"query_with_upgrade_on_api_post", "POST", "/api/lectures?token=" + valid, upgrade, 401, ""},
+		{"query_with_upgrade_on_api_get", "GET", "/api/lectures?token=" + valid, upgrade, 401, ""},
+		{"query_with_upgrade_on_ws_lookalike", "GET", "/wsx?token=" + valid, upgrade, 401, ""},
+		{"header_on_api_post", "POST", "/api/lectures", map[string]string{"Authorization": "Bearer " + valid}, 200, "3"},
+		{"query_without_upgrade", "GET", "/ws?token=" + valid, nil, 401, ""},
+		{"query_with_upgrade", "GET", "/ws?token=" + valid, map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, 200, "3"},
+		{"query_with_upgrade_mixed_case", "GET", "/ws?token=" + valid, map[string]string{"Connection": "keep-alive, upgrade", "Upgrade": "WebSocket"}, 200, "3"},
+		{"query_with_connection_only", "GET", "/ws?token=" + valid, map[string]string{"Connection": "Upgrade"}, 401, ""},
+		{"query_with_other_upgrade", "GET", "/ws?token=" + valid, map[string]string{"Connection": "Upgrade", "Upgrade": "h2c"}, 401, ""},
+		{"header", "GET", "/ws", map[string]string{"Authorization": "Bearer " + valid}, 200, "3"},
+		{"header_lowercase_scheme", "GET", "/ws", map[string]string{"Authorization": "bearer " + valid}, 200, "3"},
+		{"basic_scheme", "GET", "/ws", map[string]string{"Authorization": "Basic " + valid}, 401, ""},
+		{"bad_header_beats_query", "GET", "/ws?token=" + valid, map[string]string{"Authorization": "Bearer x", "Connection": "Upgrade", "Upgrade": "websocket"}, 401, ""},
+		{"none", "GET", "/ws", nil, 401, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req := httptest.NewRequest("GET", tc.url, nil)
+			req := httptest.NewRequest(tc.method, tc.url, nil)
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
 			}

@@ -284,7 +284,7 @@ func enrollmentOf(p domain.Progress, position uint64) Enrollment {
 // instructorID: its owner, an ANALYST or an ADMIN. Everyone else is told it
 // does not exist (404).
 func CanSeeInactiveLecture(actor domain.Actor, instructorID int64) bool {
-	return actor.IsAdmin() || actor.Role == domain.RoleAnalyst || (actor.UserID != 0 && actor.UserID == instructorID)
+	return actor.Role == domain.RoleAnalyst || actor.Manages(instructorID)
 }
 
 // Routes mounts the lecture, task, subtask and enrollment command endpoints

@@ -335,7 +335,7 @@ func decideHelp(h HelpRequest, c HelpCommand) ([]Event, error) {
 	case RecordAnalysis:
 		return h.analyze(c)
 	case RespondToHelp:
-		if !c.Actor.IsAdmin() && (c.Actor.UserID == 0 || c.Actor.UserID != h.instructorID) {
+		if !c.Actor.Manages(h.instructorID) {
 			return nil, Forbidden("only the lecture's instructor may answer this help request")
 		}
 		f := fields{}

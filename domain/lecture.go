@@ -119,9 +119,9 @@ func (l Lecture) CreatedAt() time.Time { return l.createdAt }
 func (l Lecture) UpdatedAt() time.Time { return l.updatedAt }
 
 // CanEdit reports whether a may change the lecture and its plan: the owning
-// instructor or an admin.
+// instructor while still an INSTRUCTOR, or an admin (see Actor.Manages).
 func (l Lecture) CanEdit(a Actor) bool {
-	return a.IsAdmin() || (l.id != 0 && a.UserID == l.instructorID && a.UserID != 0)
+	return a.IsAdmin() || (l.id != 0 && a.Manages(l.instructorID))
 }
 
 // Tasks returns the lecture's tasks ordered by (order_index, id).

@@ -29,3 +29,14 @@ type Actor struct {
 
 // IsAdmin reports whether the actor may do everything.
 func (a Actor) IsAdmin() bool { return a.Role == RoleAdmin }
+
+// Manages reports whether a may manage what the instructor ownerID owns — a
+// lecture and its plan, its sessions, the help requests raised in them — and
+// read what only that instructor reads: an admin always, otherwise only that
+// instructor and only while they hold the INSTRUCTOR role. Owning is not
+// enough: an instructor demoted to STUDENT or ANALYST is still the owner the
+// lecture names but manages nothing. Every owner rule, in the deciders and in
+// the read side, goes through this one predicate.
+func (a Actor) Manages(ownerID int64) bool {
+	return a.IsAdmin() || (a.Role == RoleInstructor && a.UserID != 0 && a.UserID == ownerID)
+}

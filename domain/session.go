@@ -125,9 +125,10 @@ func (s Session) StartedAt() time.Time { return s.startedAt }
 // EndedAt is when the session ended (zero before).
 func (s Session) EndedAt() time.Time { return s.endedAt }
 
-// CanControl reports whether a may control the session: its instructor or an admin.
+// CanControl reports whether a may control the session: its instructor while
+// still an INSTRUCTOR, or an admin (see Actor.Manages).
 func (s Session) CanControl(a Actor) bool {
-	return a.IsAdmin() || (s.id != 0 && a.UserID != 0 && a.UserID == s.instructorID)
+	return a.IsAdmin() || (s.id != 0 && a.Manages(s.instructorID))
 }
 
 // SessionCommand is a command to the session aggregate.

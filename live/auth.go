@@ -3,23 +3,18 @@ package live
 import (
 	"errors"
 	"net/http"
-	"strings"
 
+	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/domain"
 )
 
-// Token is a WebSocket request's access token: the Authorization header's
-// bearer token when that header is present (browsers cannot set it, apps
-// can), else ?token=.
+// Token is a WebSocket request's access token, read as every request's is
+// (auth.RequestToken): the Authorization header's bearer token when that
+// header is present (browsers cannot set it, apps can), else ?token= — and
+// that only on a GET WebSocket upgrade of a /ws path. "" when there is none.
 func Token(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, found := strings.Cut(h, " ")
-		if found && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
-	}
-	return r.URL.Query().Get("token")
+	tok, _ := auth.RequestToken(r)
+	return tok
 }
 
 // UnauthorizedReason is the close reason for a socket whose token failed.

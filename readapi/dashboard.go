@@ -132,7 +132,7 @@ func dashboardLecture(ctx context.Context, db dashQuerier, a domain.Actor, lectu
 }
 
 func canWatchLecture(a domain.Actor, instructorID int64) bool {
-	return a.IsAdmin() || a.Role == domain.RoleAnalyst || (a.Role == domain.RoleInstructor && a.UserID != 0 && a.UserID == instructorID)
+	return a.Role == domain.RoleAnalyst || a.Manages(instructorID)
 }
 
 func round4(v float64) float64 { return math.Round(v*10000) / 10000 }

@@ -103,7 +103,7 @@ type helpAnalysisView struct {
 
 // canSeeHelpRequest: the student who asked, the lecture's instructor, ANALYST and ADMIN.
 func canSeeHelpRequest(a domain.Actor, userID, instructorID int64) bool {
-	return a.IsAdmin() || a.Role == domain.RoleAnalyst || (a.UserID != 0 && (a.UserID == userID || a.UserID == instructorID))
+	return a.Role == domain.RoleAnalyst || a.Manages(instructorID) || (a.UserID != 0 && a.UserID == userID)
 }
 
 func (q *HelpQueries) helpRequest(c *gin.Context) {

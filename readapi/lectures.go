@@ -53,9 +53,10 @@ func (q *LectureQueries) Routes(r gin.IRouter, authed gin.HandlerFunc) {
 	r.GET("/api/tasks/:task_id", authed, q.task)
 }
 
-// canSeeInactiveLecture: the owner, ANALYST and ADMIN see inactive lectures.
+// canSeeInactiveLecture: the owner (while an INSTRUCTOR), ANALYST and ADMIN
+// see inactive lectures.
 func canSeeInactiveLecture(a domain.Actor, instructorID int64) bool {
-	return a.IsAdmin() || a.Role == domain.RoleAnalyst || (a.UserID != 0 && a.UserID == instructorID)
+	return a.Role == domain.RoleAnalyst || a.Manages(instructorID)
 }
 
 // lectureRef is the seed's {id, name} of a person.
@@ -115,10 +116,13 @@ func (q *LectureQueries) list(c *gin.Context) {
 		return
 	}
 	// Inactive lectures: everyone's for ANALYST and ADMIN, one's own for an
-	// instructor, none for anyone else.
+	// instructor, none for anyone else (no lecture has instructor 0).
 	var ownerOnly *int64
 	if !active && !actor.IsAdmin() && actor.Role != domain.RoleAnalyst {
-		uid := actor.UserID
+		var uid int64
+		if actor.Role == domain.RoleInstructor {
+			uid = actor.UserID
+		}
 		ownerOnly = &uid
 	}
 	const where = `WHERE l.is_active = $1 AND ($2::bigint IS NULL OR l.instructor_id = $2) AND ($3::bigint IS NULL OR l.instructor_id = $3)`

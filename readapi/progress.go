@@ -201,7 +201,7 @@ func (q *ProgressQueries) ofUser(c *gin.Context) {
 		web.Error(c, fmt.Errorf("load lecture %d: %w", lectureID, err))
 		return
 	}
-	if !actor.IsAdmin() && actor.Role != domain.RoleAnalyst && actor.UserID != owner && actor.UserID != userID {
+	if actor.Role != domain.RoleAnalyst && !actor.Manages(owner) && actor.UserID != userID {
 		web.Error(c, domain.Forbidden("only the lecture's instructor, the student, analysts and admins see this progress"))
 		return
 	}

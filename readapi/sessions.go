@@ -132,8 +132,9 @@ func loadSessionAccess(ctx context.Context, db sessionQuerier, sessionID, userID
 	return a, nil
 }
 
+// owner: the session's instructor while still an INSTRUCTOR, or ADMIN.
 func (a sessionAccess) owner(actor domain.Actor) bool {
-	return actor.IsAdmin() || (actor.UserID != 0 && actor.UserID == a.instructorID)
+	return actor.Manages(a.instructorID)
 }
 
 type sessionByCode struct {
