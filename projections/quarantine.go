@@ -45,7 +45,7 @@ type failedEvent struct {
 	err error
 }
 
-// bisect applies records within tx, each run under a savepoint: a run that
+// bisect applies records within tx, unpipelined, each run under a savepoint: a run that
 // fails is rolled back to its savepoint and applied again in halves, down to
 // single events; an event that fails on its own is appended to failed and
 // skipped. Records are applied in order, so the outcome is what applying
@@ -57,11 +57,11 @@ func (r *Runner) bisect(ctx context.Context, tx pgx.Tx, records []Record, failed
 	if err != nil {
 		return err
 	}
-	herr := handleAll(ctx, r.cfg.Projector, sp, records)
+	herr := handleRecords(ctx, r.cfg.Projector, sp, records, false)
 	if herr == nil {
 		return sp.Commit(ctx)
 	}
-	if tx.Conn().IsClosed() || infrastructure(herr) || ctx.Err() != nil {
+	if infrastructure(herr) || ctx.Err() != nil {
 		return herr
 	}
 	if err := sp.Rollback(ctx); err != nil {

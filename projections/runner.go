@@ -345,7 +345,7 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 	name := r.Name()
 	last := batch[len(batch)-1]
 	var handleErr error
-	var connClosed, park bool
+	var park bool
 	var quarantined int64
 	err := pgx.BeginFunc(bctx, r.cfg.Pool, func(tx pgx.Tx) error {
 		var cur int64
@@ -379,14 +379,14 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 			}
 			quarantined = held + int64(len(failed))
 		} else if err := handleAll(bctx, r.cfg.Projector, tx, records); err != nil {
-			handleErr, connClosed = err, tx.Conn().IsClosed()
+			handleErr = err
 			return err
 		}
 		_, err := tx.Exec(bctx, `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, name, int64(last.Position))
 		return err
 	})
 	if err != nil {
-		if handleErr != nil && (park || r.ownFailure(bctx, handleErr, connClosed)) {
+		if handleErr != nil && (park || r.ownFailure(bctx, handleErr)) {
 			return &HandleError{From: prev, Park: park, Err: handleErr}
 		}
 		return err
@@ -404,12 +404,13 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 }
 
 // ownFailure tells whether err, returned by the projector's Handle, is the
-// projector's own failure rather than the database's: the connection is
-// still open, the error is not a connection, shutdown, resource or
-// concurrency error, and the database answers. A batch that ran out of time
+// projector's own failure rather than the database's: the error is not a
+// connection, shutdown, resource or concurrency error, and the database
+// answers. (Whether the connection is still open says nothing: pgx closes
+// it on some encoding errors of its own.) A batch that ran out of time
 // counts as the projector's when the database answers.
-func (r *Runner) ownFailure(bctx context.Context, err error, connClosed bool) bool {
-	if bctx.Err() == nil && (connClosed || infrastructure(err)) {
+func (r *Runner) ownFailure(bctx context.Context, err error) bool {
+	if bctx.Err() == nil && infrastructure(err) {
 		return false
 	}
 	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

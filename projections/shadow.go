@@ -143,7 +143,9 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 			if len(batch) == 0 {
 				return nil
 			}
-			if err := r.applyShadow(ctx, tx, shadow, decode(batch), &failed); err != nil {
+			// The tail is short: applied isolated at once, so that an event
+			// the projector fails on does not end the swap's transaction.
+			if err := r.applyShadow(ctx, tx, shadow, decode(batch), &failed, true); err != nil {
 				return err
 			}
 			pos = batch[len(batch)-1].Position
@@ -186,9 +188,21 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 		if f.err != nil {
 			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, f.err)
 		}
+		var handleErr error
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			return r.applyShadow(ctx, tx, shadow, f.records, &failed)
+			err := r.applyShadow(ctx, tx, shadow, f.records, &failed, false)
+			var herr *HandleError
+			if errors.As(err, &herr) {
+				handleErr = herr.Err
+			}
+			return err
 		})
+		if handleErr != nil && r.ownFailure(ctx, handleErr) {
+			// Again, event by event where needed, in a transaction of its own.
+			err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				return r.applyShadow(ctx, tx, shadow, f.records, &failed, true)
+			})
+		}
 		if err != nil {
 			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, err)
 		}
@@ -310,15 +324,21 @@ func shadowIndexes(ctx context.Context, tx pgx.Tx, table, shadow string) ([]shad
 	return out, rows.Err()
 }
 
-// applyShadow applies records to the shadow tables within tx. Events the
-// projector fails on are skipped and added to failed (see bisect); more than
-// MaxQuarantined of them fail the rebuild.
-func (r *Runner) applyShadow(ctx context.Context, tx pgx.Tx, shadow string, records []Record, failed *[]failedEvent) error {
+// applyShadow applies records to the shadow tables within tx. Pipelined,
+// a failure of the projector's Handle is returned as *HandleError (the
+// transaction is lost). Isolated, the events it fails on are skipped and
+// added to failed (see bisect); more than MaxQuarantined of them fail the
+// rebuild.
+func (r *Runner) applyShadow(ctx context.Context, tx pgx.Tx, shadow string, records []Record, failed *[]failedEvent, isolate bool) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+shadow+`, public`); err != nil {
 		return err
 	}
 	hctx := context.WithValue(ctx, rebuildingKey{}, true)
-	if err := r.bisect(hctx, tx, records, failed, r.cfg.MaxQuarantined); err != nil {
+	if !isolate {
+		if err := handleAll(hctx, r.cfg.Projector, tx, records); err != nil {
+			return &HandleError{Err: err}
+		}
+	} else if err := r.bisect(hctx, tx, records, failed, r.cfg.MaxQuarantined); err != nil {
 		if errors.Is(err, errTooManyFailing) {
 			f := (*failed)[0]
 			return fmt.Errorf("more than %d events fail, the projector itself looks broken (first: %s at position %d: %v)", r.cfg.MaxQuarantined, f.rec.Type, f.rec.Position, f.err)
