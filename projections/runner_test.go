@@ -310,12 +310,17 @@ func TestRunnerSkipAndRebuildsPassAPoisonEvent(t *testing.T) {
 		t.Fatalf("reference = %s, quarantine %q", want, quarantine(t, db.Pool, "reference"))
 	}
 
-	// An online rebuild meets it again, passes it, and quarantines it again.
-	if err := r.RebuildOnline(ctx, nil); err != nil {
+	// An online rebuild meets it again, passes it, and quarantines it again;
+	// meanwhile the projector reports "rebuilding".
+	var reported atomic.Value
+	if err := r.RebuildOnline(ctx, func(int64, int64) { reported.Store(r.State().Reported()) }); err != nil {
 		t.Fatalf("online rebuild over a poison event: %v", err)
 	}
 	if got := snapshot(t, db.Pool, "skipped"); got != want {
 		t.Fatalf("online rebuild = %s, want %s", got, want)
+	}
+	if got := reported.Load(); got != projections.StatusRebuilding || r.State().Reported() != projections.StatusRunning {
+		t.Fatalf("reported %v during the rebuild, %s after", got, r.State().Reported())
 	}
 	if got := quarantine(t, db.Pool, "skipped"); got != fmt.Sprintf("%d:Poison:1;", poison) {
 		t.Fatalf("quarantine after online rebuild = %q", got)
@@ -392,6 +397,43 @@ func TestRunnerParksWhenTooManyEventsFailAndResumesWhenUnparked(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "all applied after unpark", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "parking"), "8:") })
+}
+
+// flakyStore is an event store that is unreachable for its first down
+// subscriptions (an EventStoreDB outage, a dropped subscription).
+type flakyStore struct {
+	eventstore.Store
+	down atomic.Int64
+}
+
+func (s *flakyStore) Subscribe(ctx context.Context, after uint64, handle eventstore.Handler) error {
+	if s.down.Add(-1) >= 0 {
+		return errors.New("event store unavailable: connection refused")
+	}
+	return s.Store.Subscribe(ctx, after, handle)
+}
+
+func TestRunnerWaitsOutAnEventStoreOutage(t *testing.T) {
+	db := pgtest.New(t)
+	es := postgres.New(db.Pool, postgres.Config{})
+	defer es.Close()
+	createTable(t, db.Pool, "esdown")
+	appendN(t, es, 2, 5, "ThingHappened")
+	flaky := &flakyStore{Store: es}
+	flaky.down.Store(12)
+
+	p := &logProjector{name: "esdown"}
+	r := projections.NewRunner(projections.Config{Store: flaky, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	eventually(t, "every event applied once the store is back", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "esdown"), "10:") })
+	if _, st, lastErr := checkpoint(t, db.Pool, "esdown"); st != projections.StatusRunning {
+		t.Fatalf("status after the outage = %q (%s)", st, lastErr)
+	}
+	if s := r.State(); s.Status != projections.StatusRunning || s.LastError != "" {
+		t.Fatalf("state after the outage = %+v", s)
+	}
 }
 
 // TestRunnerWaitsOutLostDatabaseConnections terminates every connection of
