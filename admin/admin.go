@@ -72,6 +72,9 @@ func (p *Projections) list(c *gin.Context) {
 			web.Error(c, err)
 			return
 		}
+		if q == nil {
+			q = []projections.QuarantinedEvent{}
+		}
 		v.Quarantine, v.Quarantined = q, s.Quarantined
 		if int64(len(q)) > v.Quarantined || len(q) < listedQuarantine {
 			v.Quarantined = int64(len(q)) // the runner's count is refreshed once a second

@@ -172,13 +172,15 @@ func (r *Runner) RetryQuarantined(ctx context.Context, position uint64) error {
 		return fmt.Errorf("retry event %d for %s: %w", position, name, err)
 	}
 	r.refreshQuarantined(ctx)
+	// Also after a failure: what Handle announced it would change (e.g. the
+	// lecture cache's held documents) is released.
+	if ac, ok := r.cfg.Projector.(AfterCommitter); ok {
+		ac.AfterCommit(ctx, records)
+	}
 	if failure != nil {
 		return &StillFailingError{Position: position, Err: failure}
 	}
 	r.log.Info("quarantined event applied on retry", "position", position)
-	if ac, ok := r.cfg.Projector.(AfterCommitter); ok {
-		ac.AfterCommit(ctx, records)
-	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,7 +263,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		if failing.at != pos {
 			failing.at, failing.n = pos, 0
 		}
-		r.setState(func(s *State) { s.Status = StatusRunning; s.Position = pos })
+		r.setState(func(s *State) {
+			s.Status, s.Position = StatusRunning, pos
+			if strings.HasPrefix(s.LastError, waitingPrefix) {
+				s.LastError = "" // the database answered; a store still down says so again
+			}
+		})
 		var prev atomic.Uint64
 		prev.Store(pos)
 		subCtx, cancelSub := context.WithCancel(ctx)
@@ -318,13 +324,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
+// waitingPrefix starts LastError while the runner waits out a failure that
+// is not the projector's.
+const waitingPrefix = "waiting: "
+
 func (r *Runner) grow(d time.Duration) time.Duration { return min(d*2, r.cfg.MaxBackoff) }
 
 // waitInfra waits out a failure that is not the projector's: the projector
 // stays running and resumes by itself.
 func (r *Runner) waitInfra(ctx context.Context, err error, delay time.Duration) {
 	r.log.Warn("projector waiting for the event log or the database", "error", err, "retry_in", delay.String())
-	r.setState(func(s *State) { s.LastError = "waiting: " + err.Error() })
+	r.setState(func(s *State) { s.LastError = waitingPrefix + err.Error() })
 	sleep(ctx, delay)
 }
 
