@@ -36,6 +36,7 @@ func (p *Projections) Routes(r gin.IRouter, authed gin.HandlerFunc) {
 	g := r.Group("/api/admin/projections", authed, auth.Require(domain.RoleAdmin))
 	g.GET("", p.list)
 	g.POST("/:name/rebuild", p.rebuild)
+	g.POST("/:name/unpark", p.unpark)
 	g.GET("/:name/quarantine", p.quarantine)
 	g.POST("/:name/quarantine/:position/retry", p.retry)
 	g.POST("/:name/quarantine/:position/skip", p.skip)
@@ -222,4 +223,19 @@ func (p *Projections) skip(c *gin.Context) {
 		p.Logger.Info("quarantined event skipped by an operator", "projector", r.Name(), "position", pos, "actor", auth.ActorFrom(c).UserID)
 		c.JSON(http.StatusOK, gin.H{"name": r.Name(), "position": pos, "status": "skipped"})
 	}
+}
+
+// unpark lets a parked projector try again from its checkpoint (a no-op for
+// a running one).
+func (p *Projections) unpark(c *gin.Context) {
+	r, ok := p.runner(c)
+	if !ok {
+		return
+	}
+	if err := r.Unpark(c.Request.Context()); err != nil {
+		web.Error(c, err)
+		return
+	}
+	p.Logger.Info("projector unparked by an operator", "projector", r.Name(), "actor", auth.ActorFrom(c).UserID)
+	c.JSON(http.StatusOK, gin.H{"name": r.Name(), "status": projections.StatusRunning})
 }

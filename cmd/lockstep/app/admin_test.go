@@ -273,6 +273,13 @@ func TestPoisonedEventIsQuarantinedAndEverythingElseServed(t *testing.T) {
 		t.Fatalf("lecture created after rebuild = %d %s", g.Status, g.Body)
 	}
 
+	if r := s.Post(t, "/api/admin/projections/lectures/unpark", admin.Token, nil); r.Status != http.StatusOK || r.JSON(t)["status"] != "running" {
+		t.Fatalf("unpark = %d %s", r.Status, r.Body)
+	}
+	if r := s.Post(t, "/api/admin/projections/nope/unpark", admin.Token, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("unpark unknown = %d %s", r.Status, r.Body)
+	}
+
 	// Skip: acknowledged and gone from the list.
 	if r := s.Post(t, fmt.Sprintf("/api/admin/projections/lectures/quarantine/%d/skip", poison), admin.Token, nil); r.Status != http.StatusOK || r.JSON(t)["status"] != "skipped" {
 		t.Fatalf("skip = %d %s", r.Status, r.Body)
