@@ -107,6 +107,8 @@ var (
 	descLagPos   = prometheus.NewDesc("lockstep_projection_lag_positions", "Head position minus the projector's position (positions are sparse; 0 means caught up).", []string{"projector"}, nil)
 	descLagSec   = prometheus.NewDesc("lockstep_projection_lag_seconds", "Seconds since the last applied event occurred, while the projector is behind the head; 0 when caught up.", []string{"projector"}, nil)
 	descParked   = prometheus.NewDesc("lockstep_projection_parked", "1 when the projector is parked after repeated failures.", []string{"projector"}, nil)
+	descStatus   = prometheus.NewDesc("lockstep_projection_status", "1 for the projector's current status (running, parked, rebuilding, stopped), 0 for the others.", []string{"projector", "status"}, nil)
+	descQuar     = prometheus.NewDesc("lockstep_projection_quarantined_events", "Events the projector could not apply and set aside (see /api/admin/projections).", []string{"projector"}, nil)
 	descHead     = prometheus.NewDesc("lockstep_event_store_head_position", "Position of the newest readable event.", nil, nil)
 )
 
@@ -120,6 +122,8 @@ func (c *projectionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLagPos
 	ch <- descLagSec
 	ch <- descParked
+	ch <- descStatus
+	ch <- descQuar
 	ch <- descHead
 }
 
@@ -138,6 +142,14 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 			parked = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, parked, s.Name)
+		for _, st := range projections.Statuses {
+			v := 0.0
+			if st == s.Reported() {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descStatus, prometheus.GaugeValue, v, s.Name, st)
+		}
+		ch <- prometheus.MustNewConstMetric(descQuar, prometheus.GaugeValue, float64(s.Quarantined), s.Name)
 		if err != nil {
 			continue
 		}

@@ -112,9 +112,18 @@ type BatchHandler interface {
 
 // handleAll applies records to tx, pipelined when the projector allows it.
 func handleAll(ctx context.Context, p Projector, tx pgx.Tx, records []Record) error {
+	return handleRecords(ctx, p, tx, records, true)
+}
+
+// handleRecords applies records to tx, pipelined when pipeline is set and
+// the projector allows it. Isolating a failing batch does not pipeline: pgx
+// closes the connection when an argument of a pipelined batch cannot be
+// encoded after it sent the batch's first messages, which would end the
+// transaction the isolation works in.
+func handleRecords(ctx context.Context, p Projector, tx pgx.Tx, records []Record, pipeline bool) error {
 	ptx := tx
 	var pipe *pipelineTx
-	if pl, ok := p.(Pipelined); ok && pl.Pipelined() {
+	if pl, ok := p.(Pipelined); ok && pl.Pipelined() && pipeline {
 		pipe = newPipelineTx(tx)
 		ptx = pipe
 	}

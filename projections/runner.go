@@ -8,12 +8,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/domain"
@@ -43,12 +47,19 @@ type AfterCommitter interface {
 	AfterCommit(ctx context.Context, batch []Record)
 }
 
-// Status of a projector.
+// Status of a projector, always in lower case (admin API, metrics, the
+// checkpoint table).
 const (
 	StatusRunning = "running"
 	StatusParked  = "parked"
 	StatusStopped = "stopped"
+	// StatusRebuilding is reported (State.Reported) while an online rebuild
+	// of the projector is in progress; the live projector keeps running.
+	StatusRebuilding = "rebuilding"
 )
+
+// Statuses lists every status word a projector reports.
+var Statuses = []string{StatusRunning, StatusParked, StatusRebuilding, StatusStopped}
 
 // Config configures a Runner.
 type Config struct {
@@ -56,11 +67,20 @@ type Config struct {
 	Pool      *pgxpool.Pool
 	Projector Projector
 	Logger    *slog.Logger
-	// MaxFailures is how many times in a row a batch may fail before the
-	// projector is parked (default 5).
+	// MaxFailures is how many times in a row the projector's Handle may fail
+	// on the same batch before the batch is applied event by event and the
+	// events that still fail on their own are quarantined (default 5).
+	// Failures to read the log or reach the database are not counted: the
+	// runner waits for them to pass, however long.
 	MaxFailures int
-	// Backoff is the first retry delay, doubled on each failure (default 100ms, max 10s).
-	Backoff time.Duration
+	// MaxQuarantined is how many quarantined events a projector may hold
+	// before it parks instead of quarantining more (default 25): when that
+	// many fail, the projector itself is more likely broken than the events.
+	MaxQuarantined int
+	// Backoff is the first retry delay, doubled on each failure up to
+	// MaxBackoff (defaults 100ms and 10s).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
 	// BatchTimeout bounds one batch's transaction (default 30s).
 	BatchTimeout time.Duration
 	// CheckInterval is how often a running runner checks that its checkpoint
@@ -75,8 +95,14 @@ func (c *Config) setDefaults() {
 	if c.MaxFailures <= 0 {
 		c.MaxFailures = 5
 	}
+	if c.MaxQuarantined <= 0 {
+		c.MaxQuarantined = 25
+	}
 	if c.Backoff <= 0 {
 		c.Backoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff < c.Backoff {
+		c.MaxBackoff = max(c.Backoff, 10*time.Second)
 	}
 	if c.CheckInterval <= 0 {
 		c.CheckInterval = time.Second
@@ -110,6 +136,20 @@ type State struct {
 	Failures  int
 	// LastEventAt is when the last applied event occurred (zero if none yet).
 	LastEventAt time.Time
+	// Quarantined is how many events are set aside for this projector.
+	Quarantined int64
+	// RebuildStartedAt is when the online rebuild in progress started (zero
+	// when none is).
+	RebuildStartedAt time.Time
+}
+
+// Reported is the status to show: StatusRebuilding while an online rebuild
+// is in progress, else Status.
+func (s State) Reported() string {
+	if !s.RebuildStartedAt.IsZero() {
+		return StatusRebuilding
+	}
+	return s.Status
 }
 
 // Runner runs one projector.
@@ -148,13 +188,36 @@ func (r *Runner) State() State {
 
 var errCheckpointMoved = errors.New("checkpoint moved by another runner")
 
+// HandleError is a failure of the projector's own Handle on a batch (as
+// opposed to reading the log or reaching the database): the only kind of
+// failure that counts towards quarantine and parking.
+type HandleError struct {
+	// From is the checkpoint the failing batch started after.
+	From uint64
+	// Park is set when quarantining the failing events would exceed
+	// MaxQuarantined: the projector parks instead.
+	Park bool
+	Err  error
+}
+
+func (e *HandleError) Error() string { return e.Err.Error() }
+func (e *HandleError) Unwrap() error { return e.Err }
+
 // Run applies events until ctx is done. A batch in progress when ctx is
 // cancelled is finished (or rolled back) before Run returns, so the projector
-// stops at a batch boundary. A batch that keeps failing is retried with
-// backoff; after MaxFailures in a row the projector is parked — it applies
-// nothing more and reports the error — until Unpark or Rebuild.
+// stops at a batch boundary.
+//
+// Failures are told apart. When the log cannot be read, the subscription
+// drops or the database cannot be reached, Run waits with backoff and goes on
+// by itself, however long that takes; the projector stays running. When the
+// projector's own Handle fails on a batch MaxFailures times in a row, the
+// batch is applied once more in halves under savepoints, down to single
+// events, and every event that still fails on its own is quarantined for
+// this projector (projection_quarantine) and skipped: the events after it
+// are applied. The projector parks — applies nothing more until Unpark or a
+// rebuild — only when quarantining would exceed MaxQuarantined, or when even
+// the isolating attempts keep failing.
 func (r *Runner) Run(ctx context.Context) error {
-	failures := 0
 	delay := r.cfg.Backoff
 	// The database may be away for a while (a restart, a failover): wait for
 	// it rather than stop the process.
@@ -170,17 +233,23 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.log.Error("projector cannot reach its checkpoint; retrying", "error", err, "retry_in", delay.String())
 		r.setState(func(s *State) { s.LastError = err.Error() })
 		sleep(ctx, delay)
-		delay = min(delay*2, 10*time.Second)
+		delay = r.grow(delay)
 	}
 	delay = r.cfg.Backoff
+	// failing counts the Handle failures in a row of the batch after
+	// failing.at; from MaxFailures on, that batch is isolated.
+	var failing struct {
+		at uint64
+		n  int
+	}
 	for ctx.Err() == nil {
 		pos, status, err := r.loadCheckpoint(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			r.log.Error("load checkpoint", "error", err)
-			sleep(ctx, delay)
+			r.waitInfra(ctx, err, delay)
+			delay = r.grow(delay)
 			continue
 		}
 		if status == StatusParked {
@@ -191,20 +260,30 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		r.setState(func(s *State) { s.Status = StatusRunning; s.Position = pos })
+		if failing.at != pos {
+			failing.at, failing.n = pos, 0
+		}
+		r.setState(func(s *State) {
+			s.Status, s.Position = StatusRunning, pos
+			if strings.HasPrefix(s.LastError, waitingPrefix) {
+				s.LastError = "" // the database answered; a store still down says so again
+			}
+		})
 		var prev atomic.Uint64
 		prev.Store(pos)
 		subCtx, cancelSub := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		go func() { defer close(watched); r.watch(subCtx, cancelSub, &prev) }()
 		err = r.cfg.Store.Subscribe(subCtx, pos, func(_ context.Context, batch []eventstore.Event) error {
-			if err := r.apply(ctx, prev.Load(), batch); err != nil {
+			from := prev.Load()
+			isolate := failing.at == from && failing.n >= r.cfg.MaxFailures
+			if err := r.apply(ctx, from, batch, isolate); err != nil {
 				return err
 			}
 			if len(batch) > 0 {
 				prev.Store(batch[len(batch)-1].Position)
 			}
-			failures, delay = 0, r.cfg.Backoff
+			delay = r.cfg.Backoff
 			return nil
 		})
 		restarted := subCtx.Err() != nil
@@ -213,32 +292,60 @@ func (r *Runner) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if restarted {
+		if restarted || errors.Is(err, errCheckpointMoved) {
 			continue // a rebuild, an unpark or another runner moved the checkpoint
 		}
-		if errors.Is(err, errCheckpointMoved) {
+		var herr *HandleError
+		if !errors.As(err, &herr) {
+			if err == nil {
+				err = errors.New("subscription ended")
+			}
+			r.waitInfra(ctx, err, delay)
+			delay = r.grow(delay)
 			continue
 		}
-		failures++
-		r.log.Error("projection batch failed", "error", err, "failures", failures)
-		r.setState(func(s *State) { s.LastError = err.Error(); s.Failures = failures })
-		if failures >= r.cfg.MaxFailures {
-			r.park(ctx, err)
-			failures, delay = 0, r.cfg.Backoff
+		if failing.at != herr.From {
+			failing.at, failing.n = herr.From, 0
+		}
+		failing.n++
+		n := failing.n
+		r.log.Error("projection batch failed", "error", err, "failures", n, "after_position", herr.From)
+		r.setState(func(s *State) { s.LastError = err.Error(); s.Failures = n })
+		if herr.Park || n >= 2*r.cfg.MaxFailures {
+			r.park(ctx, err, n)
+			failing.n = 0
+			delay = r.cfg.Backoff
 			continue
 		}
 		sleep(ctx, delay)
-		delay = min(delay*2, 10*time.Second)
+		delay = r.grow(delay)
 	}
 	r.setState(func(s *State) { s.Status = StatusStopped })
 	return nil
 }
 
+// waitingPrefix starts LastError while the runner waits out a failure that
+// is not the projector's.
+const waitingPrefix = "waiting: "
+
+func (r *Runner) grow(d time.Duration) time.Duration { return min(d*2, r.cfg.MaxBackoff) }
+
+// waitInfra waits out a failure that is not the projector's: the projector
+// stays running and resumes by itself.
+func (r *Runner) waitInfra(ctx context.Context, err error, delay time.Duration) {
+	r.log.Warn("projector waiting for the event log or the database", "error", err, "retry_in", delay.String())
+	r.setState(func(s *State) { s.LastError = waitingPrefix + err.Error() })
+	sleep(ctx, delay)
+}
+
 // apply runs one batch in one transaction with the checkpoint update, provided
 // the checkpoint is still prev (else another runner or a rebuild moved it and
 // the caller must re-read it). It does not stop half-way when ctx is
-// cancelled: the batch commits or rolls back whole.
-func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Event) error {
+// cancelled: the batch commits or rolls back whole. With isolate, the events
+// that fail on their own are quarantined in the same transaction and the rest
+// applied. A failure of the projector's Handle is returned as *HandleError;
+// any other error is the infrastructure's.
+func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Event, isolate bool) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -247,6 +354,9 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 	records := decode(batch)
 	name := r.Name()
 	last := batch[len(batch)-1]
+	var handleErr error
+	var park bool
+	var quarantined int64
 	err := pgx.BeginFunc(bctx, r.cfg.Pool, func(tx pgx.Tx) error {
 		var cur int64
 		if err := tx.QueryRow(bctx, `SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).Scan(&cur); err != nil {
@@ -255,22 +365,100 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 		if uint64(cur) != prev {
 			return errCheckpointMoved
 		}
-		if err := handleAll(bctx, r.cfg.Projector, tx, records); err != nil {
+		if isolate {
+			var held int64
+			if err := tx.QueryRow(bctx, `SELECT count(*) FROM projection_quarantine WHERE projector = $1`, name).Scan(&held); err != nil {
+				return err
+			}
+			var failed []failedEvent
+			if err := r.bisect(bctx, tx, records, &failed, int(int64(r.cfg.MaxQuarantined)-held)); err != nil {
+				if errors.Is(err, errTooManyFailing) {
+					handleErr, park = fmt.Errorf("%d events of the batch after position %d fail, more than the %d quarantined events allowed (first: %w)", len(failed), prev, r.cfg.MaxQuarantined, failed[0].err), true
+					return handleErr
+				}
+				if bctx.Err() != nil {
+					handleErr = err
+				}
+				return err
+			}
+			for _, f := range failed {
+				if err := quarantine(bctx, tx, name, f.rec, f.err.Error(), 1); err != nil {
+					return err
+				}
+				r.log.Error("event quarantined: the projector skips it and goes on", "position", f.rec.Position, "stream", f.rec.Stream, "type", f.rec.Type, "error", f.err)
+			}
+			quarantined = held + int64(len(failed))
+		} else if err := handleAll(bctx, r.cfg.Projector, tx, records); err != nil {
+			handleErr = err
 			return err
 		}
 		_, err := tx.Exec(bctx, `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, name, int64(last.Position))
 		return err
 	})
 	if err != nil {
+		if handleErr != nil && (park || r.ownFailure(bctx, handleErr)) {
+			return &HandleError{From: prev, Park: park, Err: handleErr}
+		}
 		return err
 	}
 	r.setState(func(s *State) {
 		s.Position, s.Status, s.LastError, s.Failures, s.LastEventAt = last.Position, StatusRunning, "", 0, last.OccurredAt
+		if isolate {
+			s.Quarantined = quarantined
+		}
 	})
 	if ac, ok := r.cfg.Projector.(AfterCommitter); ok {
 		ac.AfterCommit(bctx, records)
 	}
 	return nil
+}
+
+// ownFailure tells whether err, returned by the projector's Handle, is the
+// projector's own failure rather than the database's: the error is not a
+// connection, shutdown, resource or concurrency error, and the database
+// answers. (Whether the connection is still open says nothing: pgx closes
+// it on some encoding errors of its own.) A batch that ran out of time
+// counts as the projector's when the database answers.
+func (r *Runner) ownFailure(bctx context.Context, err error) bool {
+	if bctx.Err() == nil && infrastructure(err) {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.cfg.Pool.Ping(pctx) == nil
+}
+
+// infrastructure reports errors that say nothing about the event being
+// applied: the connection or the server went away, ran out of resources, or
+// a concurrent transaction got in the way.
+func infrastructure(err error) bool {
+	if errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		if pe.Severity == "FATAL" || pe.Severity == "PANIC" {
+			return true
+		}
+		switch pe.Code[:min(2, len(pe.Code))] {
+		case "08", // connection exception
+			"53", // insufficient resources
+			"57", // operator intervention (shutdown, cancel)
+			"58", // system error (I/O)
+			"40": // serialization failure, deadlock
+			return pe.Code != "57014" // query_canceled: a statement that ran too long is the projector's
+		}
+		return pe.Code == "55P03" // lock_not_available
+	}
+	return false
 }
 
 // decode pairs stored events with their domain payloads.
@@ -285,11 +473,11 @@ func decode(batch []eventstore.Event) []Record {
 	return records
 }
 
-func (r *Runner) park(ctx context.Context, cause error) {
-	r.log.Error("projector parked after repeated failures: it applies nothing until rebuilt or unparked", "error", cause)
+func (r *Runner) park(ctx context.Context, cause error, failures int) {
+	r.log.Error("projector parked: it applies nothing until rebuilt or unparked", "error", cause)
 	_, err := r.cfg.Pool.Exec(context.WithoutCancel(ctx),
 		`UPDATE projection_checkpoints SET status = 'parked', last_error = $2, failures = $3, updated_at = now() WHERE name = $1`,
-		r.Name(), cause.Error(), r.cfg.MaxFailures)
+		r.Name(), cause.Error(), failures)
 	if err != nil {
 		r.log.Error("record parked status", "error", err)
 	}
@@ -319,18 +507,24 @@ func (r *Runner) Rebuild(ctx context.Context) error {
 		if err := r.cfg.Projector.Reset(ctx, tx); err != nil {
 			return err
 		}
+		// The replay quarantines again whatever still fails.
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_quarantine WHERE projector = $1`, r.Name()); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = 0, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, r.Name())
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", r.Name(), err)
 	}
+	r.setState(func(s *State) { s.Quarantined = 0 })
 	r.poke()
 	return nil
 }
 
-// CatchUp applies every event up to the store's head now and returns; used by
-// the rebuild command and tests.
+// CatchUp applies every event up to the store's head now and returns (tests
+// and benchmarks). A batch the projector fails on is applied again at once,
+// isolated: its failing events are quarantined as Run does.
 func (r *Runner) CatchUp(ctx context.Context) error {
 	if err := r.ensureRow(ctx); err != nil {
 		return err
@@ -347,7 +541,12 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := r.apply(ctx, pos, batch); err != nil && !errors.Is(err, errCheckpointMoved) {
+		err = r.apply(ctx, pos, batch, false)
+		var herr *HandleError
+		if errors.As(err, &herr) && !herr.Park {
+			err = r.apply(ctx, pos, batch, true)
+		}
+		if err != nil && !errors.Is(err, errCheckpointMoved) {
 			return err
 		}
 	}
@@ -395,13 +594,18 @@ func (r *Runner) ensureRow(ctx context.Context) error {
 	return nil
 }
 
+// loadCheckpoint reads the checkpoint row, and refreshes the count of
+// quarantined events (which an operator or another instance may change).
 func (r *Runner) loadCheckpoint(ctx context.Context) (uint64, string, error) {
-	var pos int64
+	var pos, held int64
 	var status string
-	err := r.cfg.Pool.QueryRow(ctx, `SELECT position, status FROM projection_checkpoints WHERE name = $1`, r.Name()).Scan(&pos, &status)
+	err := r.cfg.Pool.QueryRow(ctx, `SELECT position, status,
+		(SELECT count(*) FROM projection_quarantine WHERE projector = $1)
+		FROM projection_checkpoints WHERE name = $1`, r.Name()).Scan(&pos, &status, &held)
 	if err != nil {
 		return 0, "", fmt.Errorf("load checkpoint %s: %w", r.Name(), err)
 	}
+	r.setState(func(s *State) { s.Quarantined = held })
 	return uint64(pos), status, nil
 }
 

@@ -26,10 +26,11 @@ import (
 // logProjector records every applied position in its own table, whose primary
 // key makes a double application fail loudly.
 type logProjector struct {
-	name    string
-	delay   time.Duration
-	failOn  atomic.Value // string: event type that fails
-	applied atomic.Int64
+	name       string
+	delay      time.Duration
+	failOn     atomic.Value // string: event type that fails
+	failOnInit string       // failOn until set
+	applied    atomic.Int64
 }
 
 func (p *logProjector) Name() string { return p.name }
@@ -37,7 +38,11 @@ func (p *logProjector) Name() string { return p.name }
 func (p *logProjector) table() string { return pgx.Identifier{"rm_" + p.name}.Sanitize() }
 
 func (p *logProjector) Handle(ctx context.Context, tx pgx.Tx, r projections.Record) error {
-	if f, _ := p.failOn.Load().(string); f != "" && r.Type == f {
+	f, ok := p.failOn.Load().(string)
+	if !ok {
+		f = p.failOnInit
+	}
+	if f != "" && r.Type == f {
 		return fmt.Errorf("cannot project %s", r.Type)
 	}
 	if p.delay > 0 {
@@ -159,18 +164,213 @@ func TestRunnerAppliesEveryEventOnceAndGoesLive(t *testing.T) {
 	}
 }
 
-func TestRunnerParksAfterRepeatedFailuresAndResumesWhenUnparked(t *testing.T) {
+// quarantine is the projector's quarantine table, as "position:type:attempts;".
+func quarantine(t *testing.T, pool *pgxpool.Pool, name string) string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT position, type, attempts, error FROM projection_quarantine WHERE projector = $1 ORDER BY position`, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var pos int64
+		var typ, reason string
+		var attempts int
+		if err := rows.Scan(&pos, &typ, &attempts, &reason); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%d:%s:%d;", pos, typ, attempts)
+	}
+	return b.String()
+}
+
+// positionsOf returns the positions of the stored events of type typ.
+func positionsOf(t *testing.T, es eventstore.Store, typ string) []uint64 {
+	t.Helper()
+	all, err := es.ReadAll(context.Background(), 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, ev := range all {
+		if ev.Type == typ {
+			out = append(out, ev.Position)
+		}
+	}
+	return out
+}
+
+func TestRunnerQuarantinesAPoisonEventAndKeepsApplyingTheRest(t *testing.T) {
+	db := pgtest.New(t)
+	es := postgres.New(db.Pool, postgres.Config{})
+	defer es.Close()
+	createTable(t, db.Pool, "poisoned")
+	appendN(t, es, 1, 3, "Good")
+	appendN(t, es, 1, 1, "Poison")
+	appendN(t, es, 1, 2, "Good")
+	poison := positionsOf(t, es, "Poison")[0]
+
+	p := &logProjector{name: "poisoned"}
+	p.failOn.Store("Poison")
+	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond, CheckInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+
+	// Every event but the poison one is applied, the poison one is set aside,
+	// and the projector keeps running.
+	eventually(t, "the events around the poison one applied", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "poisoned"), "5:") })
+	if got, want := quarantine(t, db.Pool, "poisoned"), fmt.Sprintf("%d:Poison:1;", poison); got != want {
+		t.Fatalf("quarantine = %q, want %q", got, want)
+	}
+	q, err := r.Quarantined(context.Background(), 0)
+	if err != nil || len(q) != 1 || q[0].Stream != "thing-0" || !strings.Contains(q[0].Error, "cannot project Poison") {
+		t.Fatalf("Quarantined = %+v, %v", q, err)
+	}
+	if _, st, _ := checkpoint(t, db.Pool, "poisoned"); st != projections.StatusRunning {
+		t.Fatalf("checkpoint status = %q", st)
+	}
+	eventually(t, "state counts the quarantined event", func() bool { return r.State().Quarantined == 1 })
+	if s := r.State(); s.Status != projections.StatusRunning || s.Reported() != "running" {
+		t.Fatalf("state = %+v", s)
+	}
+	// Later events still flow.
+	appendN(t, es, 2, 2, "Good")
+	eventually(t, "later events applied", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "poisoned"), "9:") })
+
+	// A retry while the projector still fails keeps it quarantined.
+	var still *projections.StillFailingError
+	if err := r.RetryQuarantined(context.Background(), poison); !errors.As(err, &still) {
+		t.Fatalf("retry of a still failing event = %v", err)
+	}
+	if got := quarantine(t, db.Pool, "poisoned"); got != fmt.Sprintf("%d:Poison:2;", poison) {
+		t.Fatalf("quarantine after a failed retry = %q", got)
+	}
+	if err := r.RetryQuarantined(context.Background(), poison+1); !errors.Is(err, projections.ErrNotQuarantined) {
+		t.Fatalf("retry of a position not quarantined = %v", err)
+	}
+	// Fixed: the retry applies it and empties the quarantine.
+	p.failOn.Store("")
+	if err := r.RetryQuarantined(context.Background(), poison); err != nil {
+		t.Fatal(err)
+	}
+	if got := quarantine(t, db.Pool, "poisoned"); got != "" {
+		t.Fatalf("quarantine after a successful retry = %q", got)
+	}
+	if got := snapshot(t, db.Pool, "poisoned"); !strings.HasPrefix(got, "10:") {
+		t.Fatalf("read model after retry = %s", got)
+	}
+	if s := r.State(); s.Quarantined != 0 {
+		t.Fatalf("state after retry = %+v", s)
+	}
+}
+
+func TestRunnerSkipAndRebuildsPassAPoisonEvent(t *testing.T) {
+	db := pgtest.New(t)
+	es := postgres.New(db.Pool, postgres.Config{})
+	defer es.Close()
+	ctx := context.Background()
+	for _, name := range []string{"skipped", "reference"} {
+		createTable(t, db.Pool, name)
+	}
+	appendN(t, es, 3, 3, "Good")
+	appendN(t, es, 1, 1, "Poison")
+	appendN(t, es, 3, 3, "Good")
+	poison := positionsOf(t, es, "Poison")[0]
+
+	p := &serialProjector{logProjector{name: "skipped"}}
+	p.failOn.Store("Poison")
+	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 2, Backoff: time.Millisecond, CheckInterval: 20 * time.Millisecond})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go r.Run(rctx)
+	eventually(t, "poison quarantined", func() bool { return quarantine(t, db.Pool, "skipped") == fmt.Sprintf("%d:Poison:1;", poison) })
+	eventually(t, "the rest applied", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "skipped"), "18:") })
+
+	// Skip: out of the list, still not applied.
+	if err := r.SkipQuarantined(ctx, poison); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SkipQuarantined(ctx, poison); !errors.Is(err, projections.ErrNotQuarantined) {
+		t.Fatalf("second skip = %v", err)
+	}
+	if got := quarantine(t, db.Pool, "skipped"); got != "" {
+		t.Fatalf("quarantine after skip = %q", got)
+	}
+
+	// The reference: every event but the poison one, built by CatchUp (which
+	// passes it the same way).
+	ref := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: &logProjector{name: "reference", failOnInit: "Poison"}})
+	if err := ref.CatchUp(ctx); err != nil {
+		t.Fatalf("catch-up over a poison event: %v", err)
+	}
+	want := snapshot(t, db.Pool, "reference")
+	if !strings.HasPrefix(want, "18:") || quarantine(t, db.Pool, "reference") != fmt.Sprintf("%d:Poison:1;", poison) {
+		t.Fatalf("reference = %s, quarantine %q", want, quarantine(t, db.Pool, "reference"))
+	}
+
+	// An online rebuild meets it again, passes it, and quarantines it again;
+	// meanwhile the projector reports "rebuilding".
+	var reported atomic.Value
+	if err := r.RebuildOnline(ctx, func(int64, int64) { reported.Store(r.State().Reported()) }); err != nil {
+		t.Fatalf("online rebuild over a poison event: %v", err)
+	}
+	if got := snapshot(t, db.Pool, "skipped"); got != want {
+		t.Fatalf("online rebuild = %s, want %s", got, want)
+	}
+	if got := reported.Load(); got != projections.StatusRebuilding || r.State().Reported() != projections.StatusRunning {
+		t.Fatalf("reported %v during the rebuild, %s after", got, r.State().Reported())
+	}
+	if got := quarantine(t, db.Pool, "skipped"); got != fmt.Sprintf("%d:Poison:1;", poison) {
+		t.Fatalf("quarantine after online rebuild = %q", got)
+	}
+	// A second one keeps the entry and counts the attempt.
+	if err := r.RebuildOnline(ctx, nil); err != nil {
+		t.Fatalf("second online rebuild: %v", err)
+	}
+	if got := quarantine(t, db.Pool, "skipped"); got != fmt.Sprintf("%d:Poison:2;", poison) {
+		t.Fatalf("quarantine after a second online rebuild = %q", got)
+	}
+
+	// An in-place rebuild too, and the live projector goes on.
+	if err := r.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "replayed in place past the poison event", func() bool {
+		return snapshot(t, db.Pool, "skipped") == want && quarantine(t, db.Pool, "skipped") == fmt.Sprintf("%d:Poison:1;", poison)
+	})
+	appendN(t, es, 1, 1, "Good")
+	eventually(t, "live after the rebuilds", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "skipped"), "19:") })
+	if _, st, _ := checkpoint(t, db.Pool, "skipped"); st != projections.StatusRunning {
+		t.Fatalf("status after rebuilds = %q", st)
+	}
+
+	// Fixed projector: an online rebuild applies it and clears the quarantine.
+	p.failOn.Store("")
+	if err := r.RebuildOnline(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := quarantine(t, db.Pool, "skipped"); got != "" {
+		t.Fatalf("quarantine after a rebuild that applied the event = %q", got)
+	}
+	if got := snapshot(t, db.Pool, "skipped"); !strings.HasPrefix(got, "20:") {
+		t.Fatalf("rebuilt read model = %s", got)
+	}
+}
+
+func TestRunnerParksWhenTooManyEventsFailAndResumesWhenUnparked(t *testing.T) {
 	db := pgtest.New(t)
 	es := postgres.New(db.Pool, postgres.Config{})
 	defer es.Close()
 	createTable(t, db.Pool, "parking")
 	appendN(t, es, 1, 3, "Good")
-	appendN(t, es, 1, 1, "Poison")
+	appendN(t, es, 1, 3, "Poison")
 	appendN(t, es, 1, 2, "Good")
 
 	p := &logProjector{name: "parking"}
 	p.failOn.Store("Poison")
-	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond})
+	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 2, MaxQuarantined: 2, Backoff: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
@@ -180,10 +380,13 @@ func TestRunnerParksAfterRepeatedFailuresAndResumesWhenUnparked(t *testing.T) {
 	if !strings.Contains(lastErr, "cannot project Poison") {
 		t.Fatalf("last_error = %q, want the projector's error", lastErr)
 	}
-	// The batch holding the poison event was rolled back whole: nothing after
-	// the failure was applied, and nothing was skipped.
+	// The batch holding the poison events was rolled back whole: nothing
+	// after the failure was applied, nothing was skipped or quarantined.
 	if got := snapshot(t, db.Pool, "parking"); !strings.HasPrefix(got, "0:") && !strings.HasPrefix(got, "3:") {
-		t.Fatalf("parked read model = %s, want only events before the poison one", got)
+		t.Fatalf("parked read model = %s, want only events before the poison ones", got)
+	}
+	if got := quarantine(t, db.Pool, "parking"); got != "" {
+		t.Fatalf("quarantine of a parked projector = %q", got)
 	}
 	if s := r.State(); s.Status != projections.StatusParked || !strings.Contains(s.LastError, "Poison") {
 		t.Fatalf("state = %+v", s)
@@ -193,7 +396,124 @@ func TestRunnerParksAfterRepeatedFailuresAndResumesWhenUnparked(t *testing.T) {
 	if err := r.Unpark(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "all applied after unpark", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "parking"), "6:") })
+	eventually(t, "all applied after unpark", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "parking"), "8:") })
+}
+
+// flakyStore is an event store that is unreachable for its first down
+// subscriptions (an EventStoreDB outage, a dropped subscription).
+type flakyStore struct {
+	eventstore.Store
+	down atomic.Int64
+}
+
+func (s *flakyStore) Subscribe(ctx context.Context, after uint64, handle eventstore.Handler) error {
+	if s.down.Add(-1) >= 0 {
+		return errors.New("event store unavailable: connection refused")
+	}
+	return s.Store.Subscribe(ctx, after, handle)
+}
+
+func TestRunnerWaitsOutAnEventStoreOutage(t *testing.T) {
+	db := pgtest.New(t)
+	es := postgres.New(db.Pool, postgres.Config{})
+	defer es.Close()
+	createTable(t, db.Pool, "esdown")
+	appendN(t, es, 2, 5, "ThingHappened")
+	flaky := &flakyStore{Store: es}
+	flaky.down.Store(12)
+
+	p := &logProjector{name: "esdown"}
+	r := projections.NewRunner(projections.Config{Store: flaky, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	eventually(t, "every event applied once the store is back", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "esdown"), "10:") })
+	if _, st, lastErr := checkpoint(t, db.Pool, "esdown"); st != projections.StatusRunning {
+		t.Fatalf("status after the outage = %q (%s)", st, lastErr)
+	}
+	if s := r.State(); s.Status != projections.StatusRunning || s.LastError != "" {
+		t.Fatalf("state after the outage = %+v", s)
+	}
+}
+
+// TestRunnerWaitsOutLostDatabaseConnections terminates every connection of
+// the database, again and again for a few seconds, while the projector is
+// in the middle of the log: it must not count that against the projector
+// (no parking, nothing quarantined), resume by itself, and end with the
+// read model of a clean build.
+func TestRunnerWaitsOutLostDatabaseConnections(t *testing.T) {
+	db := pgtest.New(t)
+	es := postgres.New(db.Pool, postgres.Config{BatchSize: 20})
+	defer es.Close()
+	ctx := context.Background()
+	createTable(t, db.Pool, "outage")
+	createTable(t, db.Pool, "clean")
+	appendN(t, es, 10, 60, "ThingHappened") // 600 events
+
+	p := &logProjector{name: "outage", delay: 2 * time.Millisecond}
+	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond, CheckInterval: 20 * time.Millisecond})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go r.Run(rctx)
+	eventually(t, "projector under way", func() bool { pos, _, _ := checkpoint(t, db.Pool, "outage"); return pos > 0 })
+
+	// Parking, even for a moment, is what must not happen.
+	var parked atomic.Int64
+	watching, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go func() {
+		for watching.Err() == nil {
+			if r.State().Status == projections.StatusParked {
+				parked.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	killer, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close(ctx)
+	var killed int64
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
+		var n int64
+		if err := killer.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		killed += n
+	}
+	if killed == 0 {
+		t.Fatal("no connection was terminated; the test proved nothing")
+	}
+	db.Pool.Reset() // the test's own reads below must not meet a terminated idle connection
+	if got := snapshot(t, db.Pool, "outage"); strings.HasPrefix(got, "600:") {
+		t.Fatal("the projector finished before the outage ended; the test proved nothing")
+	}
+	t.Logf("terminated %d connections; %s events applied when the outage ended", killed, strings.SplitN(snapshot(t, db.Pool, "outage"), ":", 2)[0])
+
+	appendN(t, es, 5, 4, "ThingHappened") // and 20 more once it is back
+	eventually(t, "every event applied after the outage", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "outage"), "620:") })
+	stopWatching()
+	if n := parked.Load(); n > 0 {
+		t.Fatalf("the projector was parked by a database outage (seen %d times)", n)
+	}
+	if _, st, lastErr := checkpoint(t, db.Pool, "outage"); st != projections.StatusRunning {
+		t.Fatalf("status after the outage = %q (%s)", st, lastErr)
+	}
+	if s := r.State(); s.Status != projections.StatusRunning || s.Quarantined != 0 {
+		t.Fatalf("state after the outage = %+v", s)
+	}
+	if got := quarantine(t, db.Pool, "outage"); got != "" {
+		t.Fatalf("events quarantined by an outage: %s", got)
+	}
+	clean := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: &logProjector{name: "clean"}})
+	if err := clean.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snapshot(t, db.Pool, "outage"), snapshot(t, db.Pool, "clean"); got != want {
+		t.Fatalf("read model after the outage differs from a clean build")
+	}
 }
 
 func TestRebuildReplaysFromZeroWhileRunning(t *testing.T) {

@@ -2,12 +2,12 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/lockstep/lockstep/eventstore"
 )
 
 // TableOwner is implemented by projectors that name the read-model tables
@@ -62,6 +62,12 @@ const rebuildBatch = 5000
 // Messages for WebSocket clients are re-recorded as they were and not
 // announced again. Projectors that are not TableOwners are rebuilt in place
 // (Rebuild).
+//
+// An event the projector fails on is passed as the live runner passes it:
+// isolated under a savepoint and skipped, and at the swap the projector's
+// quarantine becomes exactly the events this replay could not apply (those
+// that apply now leave it; first_seen and attempts of the others are kept).
+// More than MaxQuarantined failing events fail the rebuild instead.
 func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 	owner, ok := r.cfg.Projector.(TableOwner)
 	if !ok {
@@ -70,6 +76,9 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 	if err := r.ensureRow(ctx); err != nil {
 		return err
 	}
+	r.setState(func(s *State) { s.RebuildStartedAt = time.Now().UTC() })
+	defer r.setState(func(s *State) { s.RebuildStartedAt = time.Time{} })
+	var failed []failedEvent
 	name := r.Name()
 	shadow := pgx.Identifier{"rebuild_" + name}.Sanitize()
 	old := pgx.Identifier{"replaced_" + name}.Sanitize()
@@ -134,7 +143,9 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 			if len(batch) == 0 {
 				return nil
 			}
-			if err := r.applyShadow(ctx, tx, shadow, batch); err != nil {
+			// The tail is short: applied isolated at once, so that an event
+			// the projector fails on does not end the swap's transaction.
+			if err := r.applyShadow(ctx, tx, shadow, decode(batch), &failed, true); err != nil {
 				return err
 			}
 			pos = batch[len(batch)-1].Position
@@ -177,9 +188,21 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 		if f.err != nil {
 			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, f.err)
 		}
+		var handleErr error
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			return r.applyShadowRecords(ctx, tx, shadow, f.records)
+			err := r.applyShadow(ctx, tx, shadow, f.records, &failed, false)
+			var herr *HandleError
+			if errors.As(err, &herr) {
+				handleErr = herr.Err
+			}
+			return err
 		})
+		if handleErr != nil && r.ownFailure(ctx, handleErr) {
+			// Again, event by event where needed, in a transaction of its own.
+			err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				return r.applyShadow(ctx, tx, shadow, f.records, &failed, true)
+			})
+		}
 		if err != nil {
 			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, err)
 		}
@@ -228,12 +251,28 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA `+old+` CASCADE; DROP SCHEMA `+shadow+` CASCADE`); err != nil {
 			return err
 		}
+		positions := make([]int64, len(failed))
+		for i, f := range failed {
+			positions[i] = int64(f.rec.Position)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_quarantine WHERE projector = $1 AND NOT (position = ANY($2))`, name, positions); err != nil {
+			return err
+		}
+		for _, f := range failed {
+			if err := quarantine(ctx, tx, name, f.rec, f.err.Error(), 1); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, name, int64(pos))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("rebuild %s: swap: %w", name, err)
 	}
+	for _, f := range failed {
+		r.log.Error("event quarantined by the rebuild: the projector skips it", "position", f.rec.Position, "stream", f.rec.Stream, "type", f.rec.Type, "error", f.err)
+	}
+	r.refreshQuarantined(ctx)
 	r.poke()
 	if as, ok := r.cfg.Projector.(AfterSwapper); ok {
 		as.AfterSwap(ctx, pool)
@@ -285,17 +324,25 @@ func shadowIndexes(ctx context.Context, tx pgx.Tx, table, shadow string) ([]shad
 	return out, rows.Err()
 }
 
-// applyShadow applies a batch to the shadow tables within tx.
-func (r *Runner) applyShadow(ctx context.Context, tx pgx.Tx, shadow string, batch []eventstore.Event) error {
-	return r.applyShadowRecords(ctx, tx, shadow, decode(batch))
-}
-
-func (r *Runner) applyShadowRecords(ctx context.Context, tx pgx.Tx, shadow string, records []Record) error {
+// applyShadow applies records to the shadow tables within tx. Pipelined,
+// a failure of the projector's Handle is returned as *HandleError (the
+// transaction is lost). Isolated, the events it fails on are skipped and
+// added to failed (see bisect); more than MaxQuarantined of them fail the
+// rebuild.
+func (r *Runner) applyShadow(ctx context.Context, tx pgx.Tx, shadow string, records []Record, failed *[]failedEvent, isolate bool) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+shadow+`, public`); err != nil {
 		return err
 	}
-	ctx = context.WithValue(ctx, rebuildingKey{}, true)
-	if err := handleAll(ctx, r.cfg.Projector, tx, records); err != nil {
+	hctx := context.WithValue(ctx, rebuildingKey{}, true)
+	if !isolate {
+		if err := handleAll(hctx, r.cfg.Projector, tx, records); err != nil {
+			return &HandleError{Err: err}
+		}
+	} else if err := r.bisect(hctx, tx, records, failed, r.cfg.MaxQuarantined); err != nil {
+		if errors.Is(err, errTooManyFailing) {
+			f := (*failed)[0]
+			return fmt.Errorf("more than %d events fail, the projector itself looks broken (first: %s at position %d: %v)", r.cfg.MaxQuarantined, f.rec.Type, f.rec.Position, f.err)
+		}
 		return err
 	}
 	_, err := tx.Exec(ctx, `SET LOCAL search_path TO public`)
