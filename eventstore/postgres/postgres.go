@@ -5,30 +5,68 @@
 // A bigserial position is taken when a row is inserted but becomes visible when
 // its transaction commits, so a reader paging by "last position seen" could see
 // position 11, move on, and miss position 10 committing a moment later. This
-// store avoids that without a global lock:
+// store avoids that without a global lock.
 //
-//   - every Append runs in one transaction that takes its own transaction id
-//     (pg_current_xact_id(), a 64-bit xid8) and stores its events at
-//     position = txid*65536 + i, i being the event's index in the append (so an
-//     append holds at most 65,535 events);
-//   - readers (ReadAll, Subscribe, HeadPosition) first compute a bound: the
-//     smallest transaction id of the transactions appending right now (those
-//     holding a RowExclusiveLock on the events table), or, when none is, the
-//     next transaction id to be assigned; then, in a later statement, they
-//     read only events below bound*65536.
+// The append protocol (enforced by the triggers of migration 00060, so a
+// seeder, a migration or a COPY import cannot break it):
 //
-// Every appender takes its lock on the events table before its transaction
-// id (the one-statement append locks the table when it starts executing;
-// the transactional one locks it first), and keeps the lock until after its
-// commit became visible. So at the moment the bound is computed, a
-// transaction with a smaller id is either finished — its events are visible
-// to the read that follows — or is no appender, and never will be. Once a
-// reader has read up to position p, no event at or below p can appear:
-// paging by the last position seen skips nothing. Concurrent appenders do
-// not wait for each other and share group commits, and — unlike a bound
-// taken from the snapshot's xmin — an unrelated long transaction (a bus
+//   - an append is a transaction that locks the events table (RowExclusiveLock)
+//     while it has no transaction id yet, then takes its id (a 64-bit xid8)
+//     and stores its events at position = txid*65536 + i, i being the event's
+//     index in the append (so an append holds at most 65,535 events); it keeps
+//     the lock until its commit is visible (PostgreSQL releases locks after it
+//     removes a transaction from the running set);
+//   - the one-statement append takes the lock when the statement is planned
+//     and its id while it executes; the transactional one calls
+//     events_begin_append(), which refuses a transaction that already has an
+//     id, locks, and takes the id. A transaction that wrote another table
+//     first is refused.
+//
+// Readers (ReadAll, Subscribe, HeadPosition) first compute a bound B, in one
+// statement with one snapshot S:
+//
+//	B = least(xmax(S), min{x in xip(S) : x's transaction holds the events lock}) * 65536
+//
+// xip(S) and xmax(S) come from pg_current_snapshot() as full xid8 values (no
+// epoch arithmetic: a running transaction's id is often at or above xmax,
+// which is the latest completed id + 1); the lock holders come from one pass
+// over pg_lock_status(), taken after S, matched by virtual transaction to the
+// transaction-id locks. Then, in a later statement, they read only events
+// below B. Why no event below B can still appear, for an appender A with id a
+// below B/65536:
+//
+//   - a < xmax(S) and a not in xip(S): A had ended when S was taken; a later
+//     statement sees its commit;
+//   - a in xip(S) (it cannot be at or above xmax(S), since B <= xmax(S)*65536):
+//     A was running at S and, by the protocol, already held its events lock,
+//     which it holds until its commit is visible. pg_lock_status() is not an
+//     atomic snapshot (fast-path locks are gathered backend by backend before
+//     the shared lock table) but a lock held throughout the pass is seen in
+//     one part or the other, so if A is not among the holders it ended before
+//     the pass ended — before the later read, which therefore sees its
+//     commit. If A is among them, a >= min and B <= a*65536: contradiction;
+//   - a transaction that gets its id after S gets one >= xmax(S), so its
+//     events are above B; one that had an id but did not hold the lock at S
+//     can never append (the protocol refuses it).
+//
+// So once a reader has read up to position p < B, no event at or below p can
+// appear: paging by the last position seen skips nothing. The argument holds
+// for every read that starts after the bound was computed, however much later:
+// a bound may be shared and reused, it only gets stale. Concurrent
+// appenders do not wait for each other and share group commits, and — unlike
+// a bound taken from the snapshot's xmin — an unrelated long transaction (a bus
 // handler, a report, another database on the server) does not hold readers
 // back; only a slow append does.
+//
+// # One bound for many readers
+//
+// Every projector, socket catch-up and report reads through the same store;
+// reading pg_lock_status() takes every lock-manager partition lock, so they
+// share the query: at most one bound query runs at a time per Store, and a
+// caller gets the result of the first query that starts after its call (fresh
+// enough to see everything committed before the call, read-your-writes
+// included), whoever else is waiting for it. A subscription paging through a
+// backlog keeps one bound until a page comes back short.
 //
 // ReadStream is not held back that way: a command handler always sees its own
 // and every committed write to the stream it is about to append to.
@@ -84,9 +122,13 @@ type Config struct {
 	// before it commits, with the append's context and stream. Tests use it to
 	// hold committers back; production leaves it nil.
 	BeforeCommit func(ctx context.Context, stream string)
-	// HoldCommit, with BeforeCommit, says which streams' appends BeforeCommit
-	// may hold; the others take the one-statement path, so a test mixes both
-	// paths. Nil: every append calls BeforeCommit.
+	// AfterLock, when set, is called inside every transactional append (the
+	// ones BeforeCommit may hold) once it has locked the events table and
+	// before it takes its transaction id. Tests use it to pause appenders.
+	AfterLock func(ctx context.Context, stream string)
+	// HoldCommit, with BeforeCommit or AfterLock, says which streams' appends
+	// they may hold; the others take the one-statement path, so a test mixes
+	// both paths. Nil: every append calls them.
 	HoldCommit func(stream string) bool
 	// Now is the clock for events without OccurredAt. Default time.Now.
 	Now func() time.Time
@@ -140,6 +182,18 @@ type Store struct {
 
 	notifyOnce sync.Once
 	notifyCh   chan struct{}
+
+	// The shared bound (guarded by mu): at most one bound query runs at a
+	// time; callers that come while it runs wait for the next one.
+	boundRunning *boundCall
+	boundQueued  *boundCall
+}
+
+// boundCall is one bound query and the callers waiting for it.
+type boundCall struct {
+	done  chan struct{}
+	bound int64
+	err   error
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -338,7 +392,7 @@ WITH cur AS (
 SELECT (SELECT v FROM cur), (SELECT count(*) FROM inserted), (SELECT coalesce(max(position), 0) FROM inserted)`
 
 func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, r appendRows) (eventstore.AppendResult, error) {
-	held := s.cfg.BeforeCommit != nil && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
+	held := (s.cfg.BeforeCommit != nil || s.cfg.AfterLock != nil) && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
 	if expected != eventstore.Any && !held {
 		var version, n, last int64
 		err := s.pool.QueryRow(ctx, appendOneSQL, stream, int64(expected), r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(&version, &n, &last)
@@ -359,9 +413,14 @@ func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstor
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	// The table lock comes before the transaction id: readers take the
-	// smallest id among the lock holders as their bound (see the package doc).
+	// smallest id among the lock holders as their bound (see the package
+	// doc). An Any append waits for its stream's turn before it takes an id,
+	// so that waiting does not hold readers back.
 	if _, err := tx.Exec(ctx, `LOCK TABLE events IN ROW EXCLUSIVE MODE`); err != nil {
 		return eventstore.AppendResult{}, err
+	}
+	if s.cfg.AfterLock != nil {
+		s.cfg.AfterLock(ctx, stream)
 	}
 	if expected == eventstore.Any {
 		// Any appends to one stream take turns instead of racing for the
@@ -371,7 +430,9 @@ func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstor
 		}
 	}
 	var txid, version int64
-	err = tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint, coalesce(max(version), 0) FROM events WHERE stream = $1`, stream).Scan(&txid, &version)
+	// events_begin_append (migration 00060) checks that the transaction has
+	// no id yet, locks events (already held: a no-op) and takes the id.
+	err = tx.QueryRow(ctx, `SELECT events_begin_append()::text::bigint, coalesce(max(version), 0) FROM events WHERE stream = $1`, stream).Scan(&txid, &version)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -473,34 +534,89 @@ func (s *Store) ReadStream(ctx context.Context, stream string, afterVersion int6
 	return events, nil
 }
 
-// boundSQL computes the exclusive upper bound of the positions a read that
-// starts after it may return: the smallest transaction id among the
-// transactions appending to events now (pg_locks shows 32-bit xids; they are
-// widened with the epoch of the snapshot's xmax), or the snapshot's xmax when
-// none is, times 65536.
+// boundSQL computes, from one snapshot, the exclusive upper bound of the
+// positions a read that starts after it may return (see the package doc):
+// the smallest in-progress transaction id of the statement's snapshot whose
+// transaction holds a lock on events, or the snapshot's xmax when none does,
+// times 65536. pg_lock_status() is read once: its rows are grouped by virtual
+// transaction, so a lock holder's transaction-id lock names its id. An empty
+// in-progress set (a quiet database) skips reading the locks.
 const boundSQL = `
-WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
-appending AS (
-    SELECT x.transactionid::text::bigint AS xid
-    FROM pg_locks r
-    JOIN pg_locks x ON x.pid = r.pid AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
-    WHERE r.locktype = 'relation' AND r.relation = 'events'::regclass AND r.mode = 'RowExclusiveLock' AND r.granted
-      AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+appenders AS (
+    SELECT unnest(array_agg(l.transactionid) FILTER (WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted)) AS xid
+    FROM pg_lock_status() l
+    GROUP BY l.virtualtransaction
+    HAVING bool_or(l.locktype = 'relation' AND l.relation = 'events'::regclass
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 )
-SELECT coalesce(min(CASE WHEN a.xid > s.xmax % 4294967296
-                         THEN (s.xmax / 4294967296 - 1) * 4294967296 + a.xid
-                         ELSE (s.xmax / 4294967296) * 4294967296 + a.xid END), s.xmax) * 65536
-FROM s LEFT JOIN appending a ON true
-GROUP BY s.xmax`
+SELECT least(pg_snapshot_xmax(s),
+             (SELECT min(x) FROM pg_snapshot_xip(s) AS x WHERE x::xid IN (SELECT xid FROM appenders))
+       )::text::bigint * 65536
+FROM snap`
+
+// boundQueryTimeout bounds one shared bound query.
+const boundQueryTimeout = 30 * time.Second
 
 // bound returns the exclusive upper bound of the positions a read that starts
-// after this call may return.
+// after this call may return. The query is shared: the caller waits for the
+// first one that starts after this call (see the package doc).
 func (s *Store) bound(ctx context.Context) (int64, error) {
-	var b int64
-	if err := s.pool.QueryRow(ctx, boundSQL).Scan(&b); err != nil {
-		return 0, fmt.Errorf("visible bound: %w", err)
+	s.mu.Lock()
+	if s.closed() {
+		s.mu.Unlock()
+		return 0, eventstore.ErrClosed
 	}
-	return b, nil
+	c := s.boundQueued
+	switch {
+	case c != nil: // queued after the running query started: ours too
+	case s.boundRunning != nil:
+		c = &boundCall{done: make(chan struct{})}
+		s.boundQueued = c
+	default:
+		c = &boundCall{done: make(chan struct{})}
+		s.boundRunning = c
+		s.wg.Add(1)
+		go s.runBounds(c)
+	}
+	s.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.bound, c.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// runBounds runs the bound query for c, then for every query queued
+// meanwhile, one at a time, until none is queued.
+func (s *Store) runBounds(c *boundCall) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for c != nil {
+		qctx, qcancel := context.WithTimeout(ctx, boundQueryTimeout)
+		var b int64
+		err := s.pool.QueryRow(qctx, boundSQL).Scan(&b)
+		qcancel()
+		s.mu.Lock()
+		if err != nil {
+			c.err = fmt.Errorf("visible bound: %w", err)
+		} else {
+			c.bound = b
+		}
+		close(c.done)
+		c = s.boundQueued
+		s.boundRunning, s.boundQueued = c, nil
+		s.mu.Unlock()
+	}
 }
 
 // ReadAll returns up to limit events with a position above after, in
@@ -519,6 +635,12 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventst
 	if err != nil {
 		return nil, err
 	}
+	return s.readBelow(ctx, after, limit, bound)
+}
+
+// readBelow returns up to limit events with a position above after and below
+// bound, in position order.
+func (s *Store) readBelow(ctx context.Context, after uint64, limit int, bound int64) ([]eventstore.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE position > $1 AND position < $3
 		ORDER BY position LIMIT $2`, int64(after), limit, bound)
@@ -588,17 +710,39 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 	timer := time.NewTimer(s.cfg.PollInterval)
 	defer timer.Stop()
 	pos := after
+	var (
+		woken <-chan struct{}
+		bound int64
+		fresh = true // the next read needs a new bound
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		woken := s.wake.wait() // before reading, so no notification is lost
-		batch, err := s.ReadAll(ctx, pos, s.cfg.BatchSize)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if s.closed() {
+			return eventstore.ErrClosed
+		}
+		if fresh {
+			// Before the bound, so no notification is lost: the bound query
+			// starts after this, and sees every append that fired earlier.
+			woken = s.wake.wait()
+			var err error
+			if bound, err = s.bound(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("subscribe: %w", err)
 			}
-			return fmt.Errorf("subscribe: %w", err)
+		}
+		var batch []eventstore.Event
+		if pos < math.MaxInt64 {
+			var err error
+			if batch, err = s.readBelow(ctx, pos, s.cfg.BatchSize, bound); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("subscribe: %w", err)
+			}
 		}
 		if len(batch) > 0 {
 			if err := handle(ctx, batch); err != nil {
@@ -606,9 +750,12 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 			}
 			pos = batch[len(batch)-1].Position
 			if len(batch) == s.cfg.BatchSize {
+				// A backlog: the same bound serves until a page comes back short.
+				fresh = false
 				continue
 			}
 		}
+		fresh = true
 		timer.Reset(s.cfg.PollInterval)
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/eventstore/eventstoretest"
@@ -16,12 +17,29 @@ import (
 func TestConformance(t *testing.T) {
 	eventstoretest.Run(t, func(t *testing.T) eventstoretest.Harness {
 		db := pgtest.New(t)
+		// Room for every stress appender at once, its readers and the bound query.
+		pool := newPool(t, db, eventstoretest.StressAppenders+8)
 		hook := &eventstoretest.CommitHook{}
 		open := func(*testing.T) eventstore.Store {
-			return postgres.New(db.Pool, postgres.Config{BeforeCommit: hook.BeforeCommit, HoldCommit: hook.Holds})
+			return postgres.New(pool, postgres.Config{BeforeCommit: hook.BeforeCommit, AfterLock: hook.AfterLock, HoldCommit: hook.Holds})
 		}
 		return eventstoretest.Harness{Store: open(t), Reopen: open, Commits: hook}
 	})
+}
+
+func newPool(t testing.TB, db *pgtest.DB, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // An open transaction that is no append — here in another database of the
