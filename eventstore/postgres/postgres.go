@@ -61,18 +61,27 @@
 // # One bound for many readers
 //
 // Every projector, socket catch-up and report reads through the same store;
-// reading pg_lock_status() takes every lock-manager partition lock, so they
-// share the query: at most one bound query runs at a time per Store, and a
-// caller gets the result of the first query that starts after its call (fresh
-// enough to see everything committed before the call, read-your-writes
-// included), whoever else is waiting for it. A subscription paging through a
-// backlog keeps one bound until a page comes back short.
+// the bound query reads every backend's locks, so readers share it: at most
+// one bound query runs at a time per Store, at most one per
+// Config.ReadInterval (20ms) under load, and a caller gets the result of the
+// first query that starts after its call — as fresh as if it had run it
+// itself, read-your-writes included — whoever else waits for it.
+// Subscriptions at the head of the log share more: the store keeps the newest
+// visible events (the tail), advanced by one shared bound and one read per
+// wake-up for all of them; a subscription behind the tail reads on its own,
+// keeping one bound while its pages come back full. So the readers' queries
+// per second do not grow with the number of readers.
+//
+// The bound may trail the commits slightly: a transaction that ended between
+// the snapshot and the lock pass, or an unrelated transaction whose backend
+// also locks events, holds it back until the next query.
 //
 // ReadStream is not held back that way: a command handler always sees its own
 // and every committed write to the stream it is about to append to.
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,6 +89,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -132,6 +142,11 @@ type Config struct {
 	HoldCommit func(stream string) bool
 	// Now is the clock for events without OccurredAt. Default time.Now.
 	Now func() time.Time
+	// ReadInterval is the least time between two starts of the queries the
+	// store's readers share (the visible bound, the subscriptions' tail): a
+	// reader waits at most this long for one, and readers cost appenders
+	// little however many they are. Default 20ms; negative: no wait.
+	ReadInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -149,6 +164,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ReadInterval == 0 {
+		c.ReadInterval = 20 * time.Millisecond
 	}
 }
 
@@ -183,18 +201,93 @@ type Store struct {
 	notifyOnce sync.Once
 	notifyCh   chan struct{}
 
-	// The shared bound (guarded by mu): at most one bound query runs at a
-	// time; callers that come while it runs wait for the next one.
-	boundRunning *boundCall
-	boundQueued  *boundCall
+	bounds shared    // the bound query, shared by every reader
+	tailQ  shared    // the tail's advance, shared by subscriptions at the head
+	tail   tailCache // guarded by tailMu
+	tailMu sync.Mutex
 }
 
-// boundCall is one bound query and the callers waiting for it.
-type boundCall struct {
-	done  chan struct{}
-	bound int64
-	err   error
+// shared runs a query for every caller that asks, at most one at a time: a
+// caller gets the result of the first run that starts after its call, so the
+// result is as fresh as if it had run the query itself. Guarded by Store.mu.
+type shared struct {
+	running, queued *sharedCall
+	lastStart       time.Time // of the latest run (only runShared uses it)
+	runs            int64     // how many runs started (tests read it)
 }
+
+// sharedCall is one run and the callers waiting for it.
+type sharedCall struct {
+	done chan struct{}
+	val  int64
+	err  error
+}
+
+// share waits for the first run of fn (in q) that starts after this call.
+func (s *Store) share(ctx context.Context, q *shared, fn func(ctx context.Context) (int64, error)) (int64, error) {
+	s.mu.Lock()
+	if s.closed() {
+		s.mu.Unlock()
+		return 0, eventstore.ErrClosed
+	}
+	c := q.queued
+	switch {
+	case c != nil: // queued after the running one started: ours too
+	case q.running != nil:
+		c = &sharedCall{done: make(chan struct{})}
+		q.queued = c
+	default:
+		c = &sharedCall{done: make(chan struct{})}
+		q.running = c
+		s.wg.Add(1)
+		go s.runShared(q, c, fn)
+	}
+	s.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.val, c.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// runShared runs fn for c, then for the call queued meanwhile, and so on,
+// with a context that ends when the store closes.
+func (s *Store) runShared(q *shared, c *sharedCall, fn func(ctx context.Context) (int64, error)) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for c != nil {
+		if wait := time.Until(q.lastStart.Add(s.cfg.ReadInterval)); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+		}
+		q.lastStart = time.Now()
+		s.mu.Lock()
+		q.runs++
+		s.mu.Unlock()
+		qctx, qcancel := context.WithTimeout(ctx, sharedQueryTimeout)
+		c.val, c.err = fn(qctx)
+		qcancel()
+		s.mu.Lock()
+		close(c.done)
+		c = q.queued
+		q.running, q.queued = c, nil
+		s.mu.Unlock()
+	}
+}
+
+// sharedQueryTimeout bounds one shared query.
+const sharedQueryTimeout = 30 * time.Second
 
 var _ eventstore.Store = (*Store)(nil)
 
@@ -537,86 +630,54 @@ func (s *Store) ReadStream(ctx context.Context, stream string, afterVersion int6
 // boundSQL computes, from one snapshot, the exclusive upper bound of the
 // positions a read that starts after it may return (see the package doc):
 // the smallest in-progress transaction id of the statement's snapshot whose
-// transaction holds a lock on events, or the snapshot's xmax when none does,
-// times 65536. pg_lock_status() is read once: its rows are grouped by virtual
-// transaction, so a lock holder's transaction-id lock names its id. An empty
-// in-progress set (a quiet database) skips reading the locks.
+// backend holds a lock on events (or that is a prepared transaction), or the
+// snapshot's xmax when there is none, times 65536.
+//
+// pg_lock_status() is read once (the locks CTE is materialized). An id is
+// matched to its transaction's locks by virtual transaction, through the
+// transaction's lock on its own id. That lock is taken a moment after the id
+// enters the snapshots, so an id whose own lock is not seen (just taken, or
+// just ended) is looked up in the backends' status instead:
+// pg_stat_get_activity's backend_xid is set with the id, and the backend's pid
+// names its locks. That lookup is the costly part, and runs only then; an
+// empty in-progress set (a quiet server) reads no locks at all.
 const boundSQL = `
 WITH snap AS (SELECT pg_current_snapshot() AS s),
-appenders AS (
-    SELECT unnest(array_agg(l.transactionid) FILTER (WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted)) AS xid
+db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
+locks AS MATERIALIZED (
+    SELECT l.virtualtransaction AS vxid, l.pid,
+           l.locktype = 'relation' AS on_events,
+           CASE WHEN l.locktype = 'transactionid' THEN l.transactionid END AS own_xid
     FROM pg_lock_status() l
-    GROUP BY l.virtualtransaction
-    HAVING bool_or(l.locktype = 'relation' AND l.relation = 'events'::regclass
-                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+    WHERE (l.locktype = 'relation' AND l.relation = 'events'::regclass AND l.database = (SELECT oid FROM db))
+       OR (l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted)
+),
+seen AS (
+    SELECT unnest(array_agg(own_xid) FILTER (WHERE own_xid IS NOT NULL)) AS xid, bool_or(on_events) AS appending
+    FROM locks GROUP BY vxid
 )
-SELECT least(pg_snapshot_xmax(s),
-             (SELECT min(x) FROM pg_snapshot_xip(s) AS x WHERE x::xid IN (SELECT xid FROM appenders))
-       )::text::bigint * 65536
+SELECT least(pg_snapshot_xmax(s), (
+    SELECT min(x) FROM pg_snapshot_xip(s) AS x LEFT JOIN seen ON seen.xid = x::xid
+    WHERE seen.appending
+       OR (seen.xid IS NULL AND x::xid IN (
+              SELECT a.backend_xid FROM pg_stat_get_activity(NULL) a
+              WHERE a.pid IN (SELECT pid FROM locks WHERE on_events)
+              UNION ALL
+              SELECT p.transaction FROM pg_prepared_xact() p))
+))::text::bigint * 65536
 FROM snap`
-
-// boundQueryTimeout bounds one shared bound query.
-const boundQueryTimeout = 30 * time.Second
 
 // bound returns the exclusive upper bound of the positions a read that starts
 // after this call may return. The query is shared: the caller waits for the
 // first one that starts after this call (see the package doc).
 func (s *Store) bound(ctx context.Context) (int64, error) {
-	s.mu.Lock()
-	if s.closed() {
-		s.mu.Unlock()
-		return 0, eventstore.ErrClosed
-	}
-	c := s.boundQueued
-	switch {
-	case c != nil: // queued after the running query started: ours too
-	case s.boundRunning != nil:
-		c = &boundCall{done: make(chan struct{})}
-		s.boundQueued = c
-	default:
-		c = &boundCall{done: make(chan struct{})}
-		s.boundRunning = c
-		s.wg.Add(1)
-		go s.runBounds(c)
-	}
-	s.mu.Unlock()
-	select {
-	case <-c.done:
-		return c.bound, c.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-// runBounds runs the bound query for c, then for every query queued
-// meanwhile, one at a time, until none is queued.
-func (s *Store) runBounds(c *boundCall) {
-	defer s.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	for c != nil {
-		qctx, qcancel := context.WithTimeout(ctx, boundQueryTimeout)
+	return s.share(ctx, &s.bounds, func(ctx context.Context) (int64, error) {
 		var b int64
-		err := s.pool.QueryRow(qctx, boundSQL).Scan(&b)
-		qcancel()
-		s.mu.Lock()
-		if err != nil {
-			c.err = fmt.Errorf("visible bound: %w", err)
-		} else {
-			c.bound = b
+		if err := s.pool.QueryRow(ctx, boundSQL).Scan(&b); err != nil {
+			return 0, fmt.Errorf("visible bound: %w", err)
 		}
-		close(c.done)
-		c = s.boundQueued
-		s.boundRunning, s.boundQueued = c, nil
-		s.mu.Unlock()
-	}
+		return b, nil
+	})
 }
 
 // ReadAll returns up to limit events with a position above after, in
@@ -696,6 +757,10 @@ func collect(rows pgx.Rows) ([]eventstore.Event, error) {
 // milliseconds of an append (LISTEN/NOTIFY) and re-reads at least every
 // PollInterval. It returns ctx.Err() when ctx is done, handle's error when
 // handle fails, ErrClosed when the store is closed, or a read error.
+//
+// A subscription behind the store's tail reads on its own (with a shared
+// bound, kept while pages come back full); one at the head takes its events
+// from the tail, which one query advances for all of them (see tailCache).
 func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.Handler) error {
 	s.mu.Lock()
 	if s.closed() {
@@ -711,10 +776,18 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 	defer timer.Stop()
 	pos := after
 	var (
-		woken <-chan struct{}
-		bound int64
-		fresh = true // the next read needs a new bound
+		bound     int64
+		haveBound bool // a bound of an earlier full page, still to be read up to
 	)
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, eventstore.ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("subscribe: %w", err)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -722,40 +795,43 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 		if s.closed() {
 			return eventstore.ErrClosed
 		}
-		if fresh {
-			// Before the bound, so no notification is lost: the bound query
-			// starts after this, and sees every append that fired earlier.
-			woken = s.wake.wait()
-			var err error
-			if bound, err = s.bound(ctx); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return fmt.Errorf("subscribe: %w", err)
+		// Before reading, so no notification is lost: the reads below start
+		// after this, and see every append that fired earlier.
+		woken := s.wake.wait()
+		batch, atHead := s.tailAfter(pos, s.cfg.BatchSize)
+		more := len(batch) > 0 // the tail may hold more
+		if atHead && len(batch) == 0 && !haveBound {
+			if err := s.advanceTail(ctx); err != nil {
+				return fail(err)
 			}
+			batch, atHead = s.tailAfter(pos, s.cfg.BatchSize)
+			more = len(batch) == s.cfg.BatchSize
 		}
-		var batch []eventstore.Event
-		if pos < math.MaxInt64 {
+		if !atHead && pos < math.MaxInt64 {
+			if !haveBound {
+				var err error
+				if bound, err = s.bound(ctx); err != nil {
+					return fail(err)
+				}
+			}
 			var err error
 			if batch, err = s.readBelow(ctx, pos, s.cfg.BatchSize, bound); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return fmt.Errorf("subscribe: %w", err)
+				return fail(err)
 			}
+			// A backlog: the same bound serves until a page comes back short.
+			haveBound = len(batch) == s.cfg.BatchSize
+			more = haveBound
 		}
 		if len(batch) > 0 {
 			if err := handle(ctx, batch); err != nil {
 				return err
 			}
 			pos = batch[len(batch)-1].Position
-			if len(batch) == s.cfg.BatchSize {
-				// A backlog: the same bound serves until a page comes back short.
-				fresh = false
-				continue
-			}
 		}
-		fresh = true
+		if more {
+			continue
+		}
+		haveBound = false
 		timer.Reset(s.cfg.PollInterval)
 		select {
 		case <-ctx.Done():
@@ -766,6 +842,93 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 		case <-timer.C:
 		}
 	}
+}
+
+// tailCache holds the newest events readers may see, so that subscriptions
+// at the head of the log share one read per wake-up instead of each querying:
+// events holds, in order, every event with from < position < upto.
+type tailCache struct {
+	from   uint64
+	upto   int64
+	events []eventstore.Event
+	inited bool
+}
+
+// tailCap is how many events the tail keeps, in batches.
+const tailCap = 4
+
+// tailAfter returns up to limit events after pos from the tail, and whether
+// the tail covers pos (when it does not, the caller reads on its own). A
+// subscription ahead of the tail moves the tail up to it.
+func (s *Store) tailAfter(pos uint64, limit int) ([]eventstore.Event, bool) {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	t := &s.tail
+	if pos >= math.MaxInt64 {
+		return nil, false
+	}
+	if !t.inited || int64(pos) >= t.upto {
+		// Nothing is known after pos yet: the tail starts over there (no
+		// position lies strictly between pos and pos+1).
+		*t = tailCache{from: pos, upto: int64(pos) + 1, inited: true}
+		return nil, true
+	}
+	if pos < t.from {
+		return nil, false
+	}
+	i, _ := slices.BinarySearchFunc(t.events, pos, func(e eventstore.Event, p uint64) int { return cmp.Compare(e.Position, p+1) })
+	n := min(limit, len(t.events)-i)
+	if n <= 0 {
+		return nil, true
+	}
+	return slices.Clone(t.events[i : i+n]), true
+}
+
+// advanceTail reads the events after the tail, below a fresh bound, for every
+// subscription waiting: a caller gets the first advance that starts after its
+// call.
+func (s *Store) advanceTail(ctx context.Context) error {
+	_, err := s.share(ctx, &s.tailQ, func(ctx context.Context) (int64, error) {
+		bound, err := s.bound(ctx)
+		if err != nil {
+			return 0, err
+		}
+		s.tailMu.Lock()
+		upto := s.tail.upto
+		s.tailMu.Unlock()
+		if bound <= upto {
+			return 0, nil
+		}
+		limit := tailCap * s.cfg.BatchSize
+		rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+			WHERE position >= $1 AND position < $3
+			ORDER BY position LIMIT $2`, upto, limit, bound)
+		if err != nil {
+			return 0, fmt.Errorf("read the tail from %d: %w", upto, err)
+		}
+		events, err := collect(rows)
+		if err != nil {
+			return 0, fmt.Errorf("read the tail from %d: %w", upto, err)
+		}
+		s.tailMu.Lock()
+		defer s.tailMu.Unlock()
+		t := &s.tail
+		if t.upto != upto {
+			return 0, nil // moved meanwhile by a subscription ahead of it
+		}
+		t.events = append(t.events, events...)
+		if len(events) == limit {
+			t.upto = int64(events[len(events)-1].Position) + 1
+		} else {
+			t.upto = bound
+		}
+		if drop := len(t.events) - limit; drop > 0 {
+			t.from = t.events[drop-1].Position
+			t.events = slices.Clone(t.events[drop:])
+		}
+		return 0, nil
+	})
+	return err
 }
 
 // wakeup is a broadcast: wait returns a channel closed by the next fire.
