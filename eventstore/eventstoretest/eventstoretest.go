@@ -51,7 +51,8 @@ type Harness struct {
 	// and may be called by them once they hold their place in the order, before
 	// they insert (AfterLock); the suite uses it to hold some committers back
 	// and to pause appenders. The store must then be able to run at least
-	// StressAppenders+2 appends at once (pool size). Nil: the concurrency tests
+	// HeldCommitters+2 appends at once (pool size); the more, up to
+	// StressAppenders, the harder the stress test. Nil: the concurrency tests
 	// run without held committers, and the tests that need them are skipped.
 	Commits *CommitHook
 	// StreamPositionsUnknown: ReadStream may return events with Position 0
@@ -1080,8 +1081,10 @@ type stressReader struct {
 // below a position a reader already got; and no event stays hidden from a
 // reader for long after it committed.
 func testStress(t *testing.T, s *suite) {
-	ctx := s.ctx(t)
 	total := stressEvents(t)
+	// The harness timeout, and 10ms more per event for a large run.
+	ctx, cancel := context.WithTimeout(context.Background(), s.Timeout+time.Duration(total)*10*time.Millisecond)
+	defer cancel()
 	const readers, subscriptions, maxPause = 4, 2, 3 * time.Millisecond
 	// Generous: a committed event may wait for older appends to commit (each
 	// pausing at most 2*maxPause) and for a reader's turn on a busy machine.

@@ -25,8 +25,9 @@ import (
 func TestConformance(t *testing.T) {
 	eventstoretest.Run(t, func(t *testing.T) eventstoretest.Harness {
 		db := pgtest.New(t)
-		// Room for every stress appender at once, its readers and the bound query.
-		pool := newPool(t, db, eventstoretest.StressAppenders+8)
+		// Room for many stress appenders at once, their readers and the bound
+		// query — not one connection each: the test server is shared.
+		pool := newPool(t, db, 24)
 		hook := &eventstoretest.CommitHook{}
 		open := func(*testing.T) eventstore.Store {
 			return postgres.New(pool, postgres.Config{BeforeCommit: hook.BeforeCommit, AfterLock: hook.AfterLock, HoldCommit: hook.Holds})
