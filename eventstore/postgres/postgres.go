@@ -30,10 +30,14 @@
 // xip(S) and xmax(S) come from pg_current_snapshot() as full xid8 values (no
 // epoch arithmetic: a running transaction's id is often at or above xmax,
 // which is the latest completed id + 1); the lock holders come from one pass
-// over pg_lock_status(), taken after S, matched by virtual transaction to the
-// transaction-id locks. Then, in a later statement, they read only events
-// below B. Why no event below B can still appear, for an appender A with id a
-// below B/65536:
+// over pg_lock_status(), taken after S. An id is tied to its transaction's
+// locks through the transaction's lock on its own id (same virtual
+// transaction); that lock enters the lock table a moment after the id enters
+// the snapshots, so an id whose own lock is not seen is tied to its backend
+// instead, by pid, through the backend's status (backend_xid, set with the
+// id). Prepared transactions in xip(S) count as appenders. Then, in a later
+// statement, they read only events below B. Why no event below B can still
+// appear, for an appender A with id a below B/65536:
 //
 //   - a < xmax(S) and a not in xip(S): A had ended when S was taken; a later
 //     statement sees its commit;
