@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/lockstep/lockstep/domain"
@@ -88,6 +89,34 @@ func Execute[S, C any](ctx context.Context, es eventstore.Store, stream string, 
 		return Result[S]{State: state, Events: events, Version: res.Version, Position: res.Position}, nil
 	}
 	return Result[S]{}, fmt.Errorf("%s: gave up after %d conflicting attempts: %w", stream, MaxAttempts, lastErr)
+}
+
+// ReadYourWritesHeader is set, to "timeout", on a command's 2xx answer when
+// the read models had not caught up with the command's events before the
+// answer was sent (the wait is bounded; the command has happened all the
+// same): a GET right after it may not show the write yet. Absent, a GET right
+// after the answer sees the write.
+const ReadYourWritesHeader = "X-Read-Your-Writes"
+
+type answerKey struct{}
+
+// withReadYourWrites runs before idem (nil: none) on every command route: it
+// lets the command's read-model wait mark the answer it is about to give.
+func withReadYourWrites(idem gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), answerKey{}, c))
+		if idem != nil {
+			idem(c)
+		}
+	}
+}
+
+// readModelsBehind marks the answer to the request of ctx (if any) as sent
+// before the read models caught up.
+func readModelsBehind(ctx context.Context) {
+	if c, ok := ctx.Value(answerKey{}).(*gin.Context); ok {
+		c.Header(ReadYourWritesHeader, "timeout")
+	}
 }
 
 // Encode turns domain events into events to append, each with a new id and

@@ -407,6 +407,7 @@ func (h *Help) Feedback(ctx context.Context, actor domain.Actor, helpResponseID 
 // Routes mounts the help commands on r. authed authenticates; idem honours
 // Idempotency-Key (after authed).
 func (h *Help) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
+	idem = withReadYourWrites(idem)
 	r.POST("/api/help/request", authed, idem, h.postRequest)
 	r.POST("/api/help/request/:help_request_id/respond", authed, idem, h.postRespond)
 	r.POST("/api/help/feedback", authed, idem, h.postFeedback)

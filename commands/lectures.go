@@ -72,7 +72,9 @@ func waitReadModels(ctx context.Context, waitFor func(context.Context, uint64) e
 	}
 	wctx, cancel := context.WithTimeout(ctx, waitTimeout)
 	defer cancel()
-	_ = waitFor(wctx, position)
+	if err := waitFor(wctx, position); err != nil && ctx.Err() == nil {
+		readModelsBehind(ctx)
+	}
 }
 
 // LectureRequestMeta builds the metadata of events caused by an HTTP request:
@@ -290,6 +292,7 @@ func CanSeeInactiveLecture(actor domain.Actor, instructorID int64) bool {
 // Routes mounts the lecture, task, subtask and enrollment command endpoints
 // on r. authed authenticates; idem honours Idempotency-Key (after authed).
 func (l *Lectures) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
+	idem = withReadYourWrites(idem)
 	r.POST("/api/lectures", authed, idem, l.postLecture)
 	r.PUT("/api/lectures/:lecture_id", authed, idem, l.putLecture)
 	r.DELETE("/api/lectures/:lecture_id", authed, idem, l.deleteLecture)

@@ -112,6 +112,7 @@ func (p *Progress) Update(ctx context.Context, actor domain.Actor, subtaskID int
 // Routes mounts POST /api/progress/update on r. authed authenticates; idem
 // honours Idempotency-Key (after authed).
 func (p *Progress) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
+	idem = withReadYourWrites(idem)
 	r.POST("/api/progress/update", authed, idem, p.postUpdate)
 }
 

@@ -71,6 +71,7 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 // and idem: POST /api/lectures/:lecture_id/sessions and POST
 // /api/sessions/:session_id/{join,start,next-step,pause,resume,end}.
 func (s *Sessions) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
+	idem = withReadYourWrites(idem)
 	r.POST("/api/lectures/:lecture_id/sessions", authed, idem, s.create)
 	g := r.Group("/api/sessions/:session_id", authed, idem)
 	g.POST("/join", s.join)
@@ -92,6 +93,7 @@ func (s *Sessions) wait(ctx context.Context, position uint64) {
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout)
 	defer cancel()
 	if err := s.cfg.Waiter.WaitFor(wctx, position); err != nil && ctx.Err() == nil {
+		readModelsBehind(ctx)
 		s.log.Warn("read models did not catch up before answering", "position", position, "error", err)
 	}
 }

@@ -1,10 +1,11 @@
 -- +goose Up
 -- The event store. position is the event's place in the global log:
 --   position = txid * 65536 + index of the event within its append.
--- A transaction's id (xid8) is taken before it inserts, and readers only read
--- events of transactions older than the oldest one still in flight
--- (pg_snapshot_xmin), so a reader never sees a position before a lower one
--- commits: the global order is the commit-safe order and no event is skipped.
+-- An appending transaction locks this table before it takes its id (xid8;
+-- enforced by migration 00060), and readers only read below the oldest id
+-- among the in-progress transactions of their snapshot that hold that lock
+-- (or below the snapshot's xmax), so a reader never sees a position before a
+-- lower one commits: no event is skipped. See eventstore/postgres.
 CREATE TABLE events (
     position        bigint      PRIMARY KEY,
     stream          text        NOT NULL,

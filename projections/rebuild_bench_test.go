@@ -67,7 +67,7 @@ func seedClassHistory(tb testing.TB, db *pgtest.DB, n int) int {
 			if _, err := tx.Exec(ctx, `LOCK TABLE events IN ROW EXCLUSIVE MODE`); err != nil {
 				return err
 			}
-			if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&txid); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT events_begin_append()::text::bigint`).Scan(&txid); err != nil {
 				return err
 			}
 			rows := make([][]any, len(chunk))

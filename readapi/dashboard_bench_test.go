@@ -150,7 +150,7 @@ func seedDashboardHistory(tb testing.TB, db *pgtest.DB) (int, time.Time) {
 				return err
 			}
 			var txid int64
-			if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&txid); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT events_begin_append()::text::bigint`).Scan(&txid); err != nil {
 				return err
 			}
 			rows := make([][]any, len(chunk))

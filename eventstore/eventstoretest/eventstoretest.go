@@ -8,7 +8,14 @@
 // global reads, catch-up subscriptions across a restart, and — the point of
 // the whole exercise — that a catch-up reader running during many concurrent
 // appends, some of them held back just before they commit, sees every event
-// exactly once in strictly increasing position order.
+// exactly once in strictly increasing position order; that appends held open
+// do not blank the log for readers; and, under stress (32 appenders pausing
+// between their steps, readers paging and subscribing), that every reader sees
+// every event exactly once.
+//
+// The stress test appends LOCKSTEP_STRESS_EVENTS events (default
+// DefaultStressEvents, small enough for `make test` under -race); the full
+// run is LOCKSTEP_STRESS_EVENTS=20000.
 package eventstoretest
 
 import (
@@ -16,7 +23,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,10 +47,13 @@ type Harness struct {
 	// would; the suite closes the old one first. Nil skips the restart test.
 	Reopen func(t *testing.T) eventstore.Store
 	// Commits, when not nil, must be called by the store's appends (all
-	// stores Reopen makes included) just before they commit; the suite uses it
-	// to hold some committers back. The store must then be able to run at
-	// least HeldCommitters+2 appends at once (pool size). Nil: the concurrency
-	// tests run without held committers.
+	// stores Reopen makes included) just before they commit (BeforeCommit),
+	// and may be called by them once they hold their place in the order, before
+	// they insert (AfterLock); the suite uses it to hold some committers back
+	// and to pause appenders. The store must then be able to run at least
+	// HeldCommitters+2 appends at once (pool size); the more, up to
+	// StressAppenders, the harder the stress test. Nil: the concurrency tests
+	// run without held committers, and the tests that need them are skipped.
 	Commits *CommitHook
 	// StreamPositionsUnknown: ReadStream may return events with Position 0
 	// (EventStoreDB servers read streams from an index without positions).
@@ -58,8 +71,24 @@ const HeldCommitters = 3
 // CommitHook is a switchable callback the suite installs; a store under test
 // calls BeforeCommit from inside its append transactions.
 type CommitHook struct {
-	mu sync.RWMutex
-	fn func(ctx context.Context, stream string)
+	mu     sync.RWMutex
+	fn     func(ctx context.Context, stream string)
+	lockFn func(ctx context.Context, stream string)
+}
+
+// AfterLock calls the installed after-lock callback, if any: a store calls it
+// from appends to streams it Holds, once the append holds whatever gives it
+// its place in the global order (a lock) and before it inserts.
+func (h *CommitHook) AfterLock(ctx context.Context, stream string) {
+	if h == nil {
+		return
+	}
+	h.mu.RLock()
+	fn := h.lockFn
+	h.mu.RUnlock()
+	if fn != nil {
+		fn(ctx, stream)
+	}
 }
 
 // BeforeCommit calls the installed callback, if any.
@@ -86,12 +115,18 @@ func (h *CommitHook) Holds(stream string) bool {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.fn != nil && strings.HasPrefix(stream, HeldStreamPrefix)
+	return (h.fn != nil || h.lockFn != nil) && strings.HasPrefix(stream, HeldStreamPrefix)
 }
 
 func (h *CommitHook) set(fn func(ctx context.Context, stream string)) {
 	h.mu.Lock()
 	h.fn = fn
+	h.mu.Unlock()
+}
+
+func (h *CommitHook) setLock(fn func(ctx context.Context, stream string)) {
+	h.mu.Lock()
+	h.lockFn = fn
 	h.mu.Unlock()
 }
 
@@ -106,6 +141,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Harness) {
 		{"expected_version", testExpectedVersion},
 		{"concurrent_appenders_one_stream_one_winner_per_version", testConcurrentOneStream},
 		{"concurrent_appenders_with_catch_up_reader_skip_nothing", testNoGaps},
+		{"two_appends_in_flight_do_not_blank_the_log", testTwoInFlight},
+		{"stress_every_reader_sees_every_event_once_in_order", testStress},
 		{"read_all_paging_yields_the_same_sequence", testReadAllPaging},
 		{"idempotent_append", testIdempotentAppend},
 		{"subscribe_from_saved_position_after_restart", testRestart},
@@ -121,6 +158,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Harness) {
 			s := &suite{Harness: h, store: h.Store}
 			t.Cleanup(func() {
 				s.Commits.set(nil)
+				s.Commits.setLock(nil)
 				s.store.Close()
 			})
 			base, err := h.Store.HeadPosition(s.ctx(t))
@@ -597,15 +635,18 @@ func testNoGaps(t *testing.T, s *suite) {
 	const appenders = 50
 	sub := s.subscribe(t, s.store, s.base)
 
-	// Held appenders take their place in the log first, then wait just
-	// before committing until every other appender has committed and the
-	// reader has caught up with everything visible.
+	// A few appenders commit first; then the held appenders take their place
+	// in the log and wait just before committing until every other appender
+	// has committed and the reader has caught up with everything visible —
+	// which must include every event committed before the held ones took
+	// their place, and nothing ordered after them.
+	const early = 5
 	held := map[int]bool{}
 	release := make(chan struct{})
 	arrived := make(chan struct{}, appenders)
 	if s.Commits != nil {
 		for i := range HeldCommitters {
-			held[i*appenders/HeldCommitters] = true
+			held[early+i*(appenders-early)/HeldCommitters] = true
 		}
 		s.Commits.set(func(ctx context.Context, stream string) {
 			if !strings.HasPrefix(stream, HeldStreamPrefix) {
@@ -624,6 +665,7 @@ func testNoGaps(t *testing.T, s *suite) {
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		appended = map[uuid.UUID]bool{}
+		heldIDs  = map[uuid.UUID]bool{}
 		errs     []error
 	)
 	appendOne := func(i int) {
@@ -641,7 +683,20 @@ func testNoGaps(t *testing.T, s *suite) {
 		}
 		for _, e := range evs {
 			appended[e.ID] = true
+			if held[i] {
+				heldIDs[e.ID] = true
+			}
 		}
+	}
+	var before []uuid.UUID
+	for i := range early {
+		appendOne(i)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("appends failed: %v", errs)
+	}
+	for id := range appended {
+		before = append(before, id)
 	}
 	for i := range held {
 		wg.Go(func() { appendOne(i) })
@@ -654,20 +709,28 @@ func testNoGaps(t *testing.T, s *suite) {
 		}
 	}
 	var free sync.WaitGroup
-	for i := range appenders {
+	for i := early; i < appenders; i++ {
 		if !held[i] {
 			free.Go(func() { appendOne(i) })
 		}
 	}
 	free.Wait()
+	var visible []eventstore.Event
 	if len(held) > 0 {
 		// Let the reader take everything it is shown while the held
 		// appenders are still open: a store that shows later commits
 		// before the held ones would make it skip them.
-		visible := readAll(t, ctx, s.store, s.base, 1000)
-		if n := len(visible); n > 0 {
-			s.waitFor(t, "the reader to catch up while appenders are held", func() bool { return sub.last() >= visible[n-1].Position })
+		visible = readAll(t, ctx, s.store, s.base, 1000)
+		shown := map[uuid.UUID]bool{}
+		for _, e := range visible {
+			shown[e.ID] = true
 		}
+		for _, id := range before {
+			if !shown[id] {
+				t.Fatalf("while appenders are held, ReadAll shows %d events and not %s, committed before they began", len(visible), id)
+			}
+		}
+		s.waitFor(t, "the reader to catch up while appenders are held", func() bool { return sub.last() >= visible[len(visible)-1].Position })
 		close(release)
 	}
 	wg.Wait()
@@ -679,6 +742,15 @@ func testNoGaps(t *testing.T, s *suite) {
 		all = readAll(t, ctx, s.store, s.base, 1000)
 		return len(all) >= len(appended)
 	})
+	if len(visible) > 0 {
+		// Nothing shown during the hold may come after a held event.
+		lastShown := visible[len(visible)-1].Position
+		for _, e := range all {
+			if heldIDs[e.ID] && e.Position <= lastShown {
+				t.Fatalf("held event at position %d is ordered before position %d, shown while it was held: a reader that took that one skipped it", e.Position, lastShown)
+			}
+		}
+	}
 	s.waitFor(t, "the reader to reach the end of the log", func() bool { return sub.last() >= all[len(all)-1].Position })
 
 	got, problems := sub.snapshot()
@@ -867,5 +939,318 @@ func testSubscribeStops(t *testing.T, s *suite) {
 	})
 	if !errors.Is(err, boom) || calls != 1 {
 		t.Errorf("subscription with a failing handler returned %v after %d calls, want %v after 1", err, calls, boom)
+	}
+}
+
+// testTwoInFlight holds two appends open after they took their place in the
+// order (in PostgreSQL: their transaction ids, the newer one at or above the
+// snapshot's xmax, which is the latest completed id + 1) and checks that
+// readers asked meanwhile still get every event committed before them: not
+// an empty log, not a head of 0. Three rounds, each on top of the last.
+func testTwoInFlight(t *testing.T, s *suite) {
+	if s.Commits == nil {
+		t.Skip("harness cannot hold appends open")
+	}
+	ctx := s.ctx(t)
+	var committed []uuid.UUID
+	var last eventstore.AppendResult
+	for i := range 3 {
+		evs := newEvents("StepChanged", 1+i)
+		last = mustAppend(t, ctx, s.store, streamName("free"), eventstore.NoStream, evs...)
+		committed = append(committed, dataIDs(evs)...)
+	}
+	s.awaitVisible(t, ctx, last.Position)
+	// Let the store's background work settle: PostgreSQL's sends its
+	// notifications in transactions of their own, which would move the
+	// snapshot's xmax past the held appends' ids.
+	time.Sleep(100 * time.Millisecond)
+
+	arrived := make(chan struct{}, 2)
+	release := make(chan struct{})
+	s.Commits.set(func(ctx context.Context, stream string) {
+		if !strings.HasPrefix(stream, HeldStreamPrefix) {
+			return
+		}
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	defer s.Commits.set(nil)
+
+	for round := range 3 {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var heldIDs []uuid.UUID
+		var errs []error
+		var results []eventstore.AppendResult
+		// One after the other, so that the second takes its place after the first.
+		for i := range 2 {
+			evs := newEvents("ParticipantJoined", 1+i)
+			wg.Go(func() {
+				res, err := s.store.Append(ctx, streamName("held"), eventstore.NoStream, evs...)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				heldIDs = append(heldIDs, dataIDs(evs)...)
+				results = append(results, res)
+			})
+			select {
+			case <-arrived:
+			case <-ctx.Done():
+				t.Fatalf("round %d: held append %d never reached its commit", round, i)
+			}
+		}
+
+		got, err := s.store.ReadAll(ctx, s.base, 1000)
+		if err != nil {
+			t.Fatalf("round %d: ReadAll with two appends in flight: %v", round, err)
+		}
+		if !reflect.DeepEqual(ids(got), committed) {
+			t.Fatalf("round %d: ReadAll with two appends in flight returned %d events, want the %d committed before them", round, len(got), len(committed))
+		}
+		head, err := s.store.HeadPosition(ctx)
+		if err != nil || head != last.Position {
+			t.Fatalf("round %d: HeadPosition with two appends in flight = %d, %v; want %d, the last committed event", round, head, err, last.Position)
+		}
+		sub := s.subscribe(t, s.store, s.base)
+		s.waitFor(t, "a new subscription to deliver the committed events", func() bool { return sub.count() >= len(committed) })
+		if evs, problems := sub.snapshot(); len(problems) > 0 || !reflect.DeepEqual(ids(evs), committed) {
+			t.Fatalf("round %d: a subscription with two appends in flight delivered %d events (%v), want the %d committed", round, len(evs), problems, len(committed))
+		}
+
+		release <- struct{}{}
+		release <- struct{}{}
+		wg.Wait()
+		sub.cancel()
+		if len(errs) > 0 {
+			t.Fatalf("round %d: held appends failed: %v", round, errs)
+		}
+		for _, r := range results {
+			if r.Position > last.Position {
+				last = r
+			}
+		}
+		s.awaitVisible(t, ctx, last.Position)
+		time.Sleep(100 * time.Millisecond)
+		all := readAll(t, ctx, s.store, s.base, 1000)
+		if len(all) != len(committed)+len(heldIDs) || !reflect.DeepEqual(ids(all[:len(committed)]), committed) {
+			t.Fatalf("round %d: after the held appends committed the log has %d events, want the %d before them followed by their %d", round, len(all), len(committed), len(heldIDs))
+		}
+		committed = ids(all)
+	}
+}
+
+// StressAppenders is how many appenders the stress test runs at once.
+const StressAppenders = 32
+
+// DefaultStressEvents is the stress test's size when LOCKSTEP_STRESS_EVENTS
+// is not set.
+const DefaultStressEvents = 1500
+
+func stressEvents(t *testing.T) int {
+	v := os.Getenv("LOCKSTEP_STRESS_EVENTS")
+	if v == "" {
+		return DefaultStressEvents
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("LOCKSTEP_STRESS_EVENTS=%q: want a positive number", v)
+	}
+	return n
+}
+
+// stressReader pages ReadAll by the last position it got. For each event it
+// records when the last read before the one that returned it started, if that
+// read came back short (the reader was at the end of what it was shown): an
+// event that had committed by then was hidden from it.
+type stressReader struct {
+	events    []eventstore.Event
+	shortRead []time.Time
+	errs      []string
+}
+
+// testStress: StressAppenders appenders pause at random between taking their
+// place, inserting and committing; 4 readers page ReadAll by the last position
+// they got and 2 subscriptions follow the log. Every reader must see every
+// event exactly once, in strictly increasing order; HeadPosition never goes
+// below a position a reader already got; and no event stays hidden from a
+// reader for long after it committed.
+func testStress(t *testing.T, s *suite) {
+	total := stressEvents(t)
+	// The harness timeout, and 10ms more per event for a large run.
+	ctx, cancel := context.WithTimeout(context.Background(), s.Timeout+time.Duration(total)*10*time.Millisecond)
+	defer cancel()
+	const readers, subscriptions, maxPause = 4, 2, 3 * time.Millisecond
+	// Generous: a committed event may wait for older appends to commit (each
+	// pausing at most 2*maxPause) and for a reader's turn on a busy machine.
+	maxLag := 2 * time.Second
+	if s.Commits != nil {
+		pause := func(ctx context.Context, stream string) {
+			if strings.HasPrefix(stream, HeldStreamPrefix) {
+				time.Sleep(rand.N(maxPause))
+			}
+		}
+		s.Commits.setLock(pause)
+		s.Commits.set(pause)
+		defer s.Commits.setLock(nil)
+		defer s.Commits.set(nil)
+	}
+
+	var (
+		mu        sync.Mutex
+		committed = map[uuid.UUID]time.Time{} // when Append returned
+		errs      []error
+		next      int
+		appending sync.WaitGroup
+		done      = make(chan struct{})
+	)
+	shared := []string{streamName("held-shared"), streamName("held-shared"), streamName("free-shared")}
+	for range StressAppenders {
+		appending.Go(func() {
+			for {
+				mu.Lock()
+				n := min(1+rand.N(3), total-next)
+				next += n
+				mu.Unlock()
+				if n <= 0 || ctx.Err() != nil {
+					return
+				}
+				evs := newEvents("SubtaskCompleted", n)
+				stream, exp := streamName(HeldStreamPrefix[:len(HeldStreamPrefix)-1]), eventstore.NoStream
+				switch r := rand.N(8); {
+				case r < 2: // the one-statement path, no pauses
+					stream = streamName("free")
+				case r < 4: // Any appends to a few busy streams take turns
+					stream, exp = shared[r%len(shared)], eventstore.Any
+				}
+				_, err := s.store.Append(ctx, stream, exp, evs...)
+				now := time.Now()
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				for _, e := range evs {
+					committed[e.ID] = now
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		appending.Wait()
+		close(done)
+	}()
+
+	var subs []*subscription
+	for range subscriptions {
+		subs = append(subs, s.subscribe(t, s.store, s.base))
+	}
+	rs := make([]*stressReader, readers)
+	var reading sync.WaitGroup
+	for i := range rs {
+		r := &stressReader{}
+		rs[i] = r
+		reading.Go(func() {
+			after, head := s.base, uint64(0)
+			finished := false
+			var lastShort time.Time
+			for len(r.events) < total && len(r.errs) == 0 {
+				h, err := s.store.HeadPosition(ctx)
+				switch {
+				case err != nil:
+					r.errs = append(r.errs, fmt.Sprintf("head position: %v", err))
+				case h < head || h < after:
+					r.errs = append(r.errs, fmt.Sprintf("HeadPosition %d after the head was %d and the reader got up to %d", h, head, after))
+				}
+				head = max(head, h)
+				start, limit := time.Now(), 1+rand.N(200)
+				page, err := s.store.ReadAll(ctx, after, limit)
+				if err != nil {
+					r.errs = append(r.errs, fmt.Sprintf("read all after %d: %v", after, err))
+					return
+				}
+				if len(page) == 0 && h > after {
+					r.errs = append(r.errs, fmt.Sprintf("ReadAll after %d returned nothing though HeadPosition was %d just before", after, h))
+				}
+				for _, e := range page {
+					if e.Position <= after {
+						r.errs = append(r.errs, fmt.Sprintf("position %d after %d", e.Position, after))
+					}
+					after = e.Position
+					r.events = append(r.events, e)
+					r.shortRead = append(r.shortRead, lastShort)
+				}
+				if len(page) < limit {
+					lastShort = start
+				}
+				if len(page) == 0 {
+					if finished {
+						return // everything is committed and visible to a fresh read
+					}
+					select {
+					case <-done:
+						finished = true // one more read after the last commit
+					case <-time.After(time.Millisecond):
+					}
+				}
+			}
+		})
+	}
+	reading.Wait()
+	<-done
+	if len(errs) > 0 {
+		t.Fatalf("appends failed: %v", errs)
+	}
+	if len(committed) != total {
+		t.Fatalf("appended %d events, want %d", len(committed), total)
+	}
+	worst := time.Duration(0)
+	check := func(who string, got []eventstore.Event, shortRead []time.Time, problems []string) {
+		t.Helper()
+		if len(problems) > 0 {
+			t.Fatalf("%s: %v", who, problems[:min(len(problems), 5)])
+		}
+		seen := map[uuid.UUID]bool{}
+		for i, e := range got {
+			c, ok := committed[e.ID]
+			switch {
+			case !ok:
+				t.Fatalf("%s got event %s nobody appended", who, e.ID)
+			case seen[e.ID]:
+				t.Fatalf("%s got event %s twice", who, e.ID)
+			case i > 0 && e.Position <= got[i-1].Position:
+				t.Fatalf("%s got position %d after %d", who, e.Position, got[i-1].Position)
+			}
+			seen[e.ID] = true
+			if shortRead != nil {
+				worst = max(worst, shortRead[i].Sub(c))
+			}
+		}
+		if len(seen) != total {
+			t.Fatalf("%s got %d of the %d events", who, len(seen), total)
+		}
+	}
+	for i, r := range rs {
+		check(fmt.Sprintf("reader %d", i), r.events, r.shortRead, r.errs)
+	}
+	for i, sub := range subs {
+		s.waitFor(t, fmt.Sprintf("subscription %d to deliver all %d events", i, total), func() bool { return sub.count() >= total })
+		got, problems := sub.snapshot()
+		check(fmt.Sprintf("subscription %d", i), got, nil, problems)
+	}
+	if !reflect.DeepEqual(ids(rs[0].events), ids(readAll(t, ctx, s.store, s.base, 1000))) {
+		t.Fatalf("the readers' order differs from a fresh ReadAll's")
+	}
+	t.Logf("%d events, %d appenders: the longest a reader at the end of the log was not shown an event whose append had returned: %s", total, StressAppenders, worst)
+	if worst > maxLag {
+		t.Fatalf("an event stayed hidden from a reader for %s after it committed (at most %s allowed)", worst, maxLag)
 	}
 }

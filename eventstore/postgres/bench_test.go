@@ -108,3 +108,79 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 	b.ReportMetric(float64(seed*b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// BenchmarkAppendWithReaders: 8 appenders (one event to a new stream each
+// append), alone and with 20 subscriptions following the log in the same
+// process, as projectors and socket catch-ups do. The readers share the bound
+// query and the tail read (at most one of each per Config.ReadInterval,
+// however many readers), so append throughput with them should stay within
+// 10% of the throughput without them; bounds/s and tail-reads/s show the
+// readers' queries. Every reader must get every event, in order.
+func BenchmarkAppendWithReaders(b *testing.B) {
+	const writers = 8
+	for _, readers := range []int{0, 20} {
+		b.Run(fmt.Sprintf("writers=%d/readers=%d", writers, readers), func(b *testing.B) {
+			st, _ := benchStore(b, int32(writers+readers+2))
+			ctx, cancel := context.WithCancel(context.Background())
+			var subs sync.WaitGroup
+			var delivered atomic.Int64
+			for range readers {
+				subs.Go(func() {
+					var last uint64
+					err := st.Subscribe(ctx, 0, func(_ context.Context, batch []eventstore.Event) error {
+						for _, e := range batch {
+							if e.Position <= last {
+								return fmt.Errorf("position %d after %d", e.Position, last)
+							}
+							last = e.Position
+						}
+						delivered.Add(int64(len(batch)))
+						return nil
+					})
+					if ctx.Err() == nil {
+						b.Errorf("subscription ended: %v", err)
+					}
+				})
+			}
+			defer func() {
+				cancel()
+				subs.Wait()
+			}()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range writers {
+				wg.Go(func() {
+					for {
+						n := next.Add(1)
+						if n > int64(b.N) {
+							return
+						}
+						if _, err := st.Append(ctx, fmt.Sprintf("progress-%d", n), eventstore.NoStream, benchEvent(int(n))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+			bounds, tails := postgres.SharedRuns(st)
+			b.ReportMetric(float64(bounds)/elapsed.Seconds(), "bounds/s")
+			b.ReportMetric(float64(tails)/elapsed.Seconds(), "tail-reads/s")
+			if readers > 0 {
+				// Every reader gets every event (shortly after the last append).
+				deadline := time.Now().Add(30 * time.Second)
+				for delivered.Load() < int64(readers*b.N) && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if got := delivered.Load(); got != int64(readers*b.N) {
+					b.Fatalf("readers got %d events, want %d", got, readers*b.N)
+				}
+			}
+		})
+	}
+}

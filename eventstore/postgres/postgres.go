@@ -5,36 +5,87 @@
 // A bigserial position is taken when a row is inserted but becomes visible when
 // its transaction commits, so a reader paging by "last position seen" could see
 // position 11, move on, and miss position 10 committing a moment later. This
-// store avoids that without a global lock:
+// store avoids that without a global lock.
 //
-//   - every Append runs in one transaction that takes its own transaction id
-//     (pg_current_xact_id(), a 64-bit xid8) and stores its events at
-//     position = txid*65536 + i, i being the event's index in the append (so an
-//     append holds at most 65,535 events);
-//   - readers (ReadAll, Subscribe, HeadPosition) first compute a bound: the
-//     smallest transaction id of the transactions appending right now (those
-//     holding a RowExclusiveLock on the events table), or, when none is, the
-//     next transaction id to be assigned; then, in a later statement, they
-//     read only events below bound*65536.
+// The append protocol (enforced by the triggers of migration 00060, so a
+// seeder, a migration or a COPY import cannot break it):
 //
-// Every appender takes its lock on the events table before its transaction
-// id (the one-statement append locks the table when it starts executing;
-// the transactional one locks it first), and keeps the lock until after its
-// commit became visible. So at the moment the bound is computed, a
-// transaction with a smaller id is either finished — its events are visible
-// to the read that follows — or is no appender, and never will be. Once a
-// reader has read up to position p, no event at or below p can appear:
-// paging by the last position seen skips nothing. Concurrent appenders do
-// not wait for each other and share group commits, and — unlike a bound
-// taken from the snapshot's xmin — an unrelated long transaction (a bus
+//   - an append is a transaction that locks the events table (RowExclusiveLock)
+//     while it has no transaction id yet, then takes its id (a 64-bit xid8)
+//     and stores its events at position = txid*65536 + i, i being the event's
+//     index in the append (so an append holds at most 65,535 events); it keeps
+//     the lock until its commit is visible (PostgreSQL releases locks after it
+//     removes a transaction from the running set);
+//   - the one-statement append takes the lock when the statement is planned
+//     and its id while it executes; the transactional one calls
+//     events_begin_append(), which refuses a transaction that already has an
+//     id, locks, and takes the id. A transaction that wrote another table
+//     first is refused.
+//
+// Readers (ReadAll, Subscribe, HeadPosition) first compute a bound B, in one
+// statement with one snapshot S:
+//
+//	B = least(xmax(S), min{x in xip(S) : x's transaction holds the events lock}) * 65536
+//
+// xip(S) and xmax(S) come from pg_current_snapshot() as full xid8 values (no
+// epoch arithmetic: a running transaction's id is often at or above xmax,
+// which is the latest completed id + 1); the lock holders come from one pass
+// over pg_lock_status(), taken after S. An id is tied to its transaction's
+// locks through the transaction's lock on its own id (same virtual
+// transaction); that lock enters the lock table a moment after the id enters
+// the snapshots, so an id whose own lock is not seen is tied to its backend
+// instead, by pid, through the backend's status (backend_xid, set with the
+// id). Prepared transactions in xip(S) count as appenders. Then, in a later
+// statement, they read only events below B. Why no event below B can still
+// appear, for an appender A with id a below B/65536:
+//
+//   - a < xmax(S) and a not in xip(S): A had ended when S was taken; a later
+//     statement sees its commit;
+//   - a in xip(S) (it cannot be at or above xmax(S), since B <= xmax(S)*65536):
+//     A was running at S and, by the protocol, already held its events lock,
+//     which it holds until its commit is visible. pg_lock_status() is not an
+//     atomic snapshot (fast-path locks are gathered backend by backend before
+//     the shared lock table) but a lock held throughout the pass is seen in
+//     one part or the other, so if A is not among the holders it ended before
+//     the pass ended — before the later read, which therefore sees its
+//     commit. If A is among them, a >= min and B <= a*65536: contradiction;
+//   - a transaction that gets its id after S gets one >= xmax(S), so its
+//     events are above B; one that had an id but did not hold the lock at S
+//     can never append (the protocol refuses it).
+//
+// So once a reader has read up to position p < B, no event at or below p can
+// appear: paging by the last position seen skips nothing. The argument holds
+// for every read that starts after the bound was computed, however much later:
+// a bound may be shared and reused, it only gets stale. Concurrent
+// appenders do not wait for each other and share group commits, and — unlike
+// a bound taken from the snapshot's xmin — an unrelated long transaction (a bus
 // handler, a report, another database on the server) does not hold readers
 // back; only a slow append does.
+//
+// # One bound for many readers
+//
+// Every projector, socket catch-up and report reads through the same store;
+// the bound query reads every backend's locks, so readers share it: at most
+// one bound query runs at a time per Store, at most one per
+// Config.ReadInterval (20ms) under load, and a caller gets the result of the
+// first query that starts after its call — as fresh as if it had run it
+// itself, read-your-writes included — whoever else waits for it.
+// Subscriptions at the head of the log share more: the store keeps the newest
+// visible events (the tail), advanced by one shared bound and one read per
+// wake-up for all of them; a subscription behind the tail reads on its own,
+// keeping one bound while its pages come back full. So the readers' queries
+// per second do not grow with the number of readers.
+//
+// The bound may trail the commits slightly: a transaction that ended between
+// the snapshot and the lock pass, or an unrelated transaction whose backend
+// also locks events, holds it back until the next query.
 //
 // ReadStream is not held back that way: a command handler always sees its own
 // and every committed write to the stream it is about to append to.
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +93,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -84,12 +136,21 @@ type Config struct {
 	// before it commits, with the append's context and stream. Tests use it to
 	// hold committers back; production leaves it nil.
 	BeforeCommit func(ctx context.Context, stream string)
-	// HoldCommit, with BeforeCommit, says which streams' appends BeforeCommit
-	// may hold; the others take the one-statement path, so a test mixes both
-	// paths. Nil: every append calls BeforeCommit.
+	// AfterLock, when set, is called inside every transactional append (the
+	// ones BeforeCommit may hold) once it has locked the events table and
+	// before it takes its transaction id. Tests use it to pause appenders.
+	AfterLock func(ctx context.Context, stream string)
+	// HoldCommit, with BeforeCommit or AfterLock, says which streams' appends
+	// they may hold; the others take the one-statement path, so a test mixes
+	// both paths. Nil: every append calls them.
 	HoldCommit func(stream string) bool
 	// Now is the clock for events without OccurredAt. Default time.Now.
 	Now func() time.Time
+	// ReadInterval is the least time between two starts of the queries the
+	// store's readers share (the visible bound, the subscriptions' tail): a
+	// reader waits at most this long for one, and readers cost appenders
+	// little however many they are. Default 20ms; negative: no wait.
+	ReadInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -107,6 +168,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ReadInterval == 0 {
+		c.ReadInterval = 20 * time.Millisecond
 	}
 }
 
@@ -140,7 +204,94 @@ type Store struct {
 
 	notifyOnce sync.Once
 	notifyCh   chan struct{}
+
+	bounds shared    // the bound query, shared by every reader
+	tailQ  shared    // the tail's advance, shared by subscriptions at the head
+	tail   tailCache // guarded by tailMu
+	tailMu sync.Mutex
 }
+
+// shared runs a query for every caller that asks, at most one at a time: a
+// caller gets the result of the first run that starts after its call, so the
+// result is as fresh as if it had run the query itself. Guarded by Store.mu.
+type shared struct {
+	running, queued *sharedCall
+	lastStart       time.Time // of the latest run (only runShared uses it)
+	runs            int64     // how many runs started (tests read it)
+}
+
+// sharedCall is one run and the callers waiting for it.
+type sharedCall struct {
+	done chan struct{}
+	val  int64
+	err  error
+}
+
+// share waits for the first run of fn (in q) that starts after this call.
+func (s *Store) share(ctx context.Context, q *shared, fn func(ctx context.Context) (int64, error)) (int64, error) {
+	s.mu.Lock()
+	if s.closed() {
+		s.mu.Unlock()
+		return 0, eventstore.ErrClosed
+	}
+	c := q.queued
+	switch {
+	case c != nil: // queued after the running one started: ours too
+	case q.running != nil:
+		c = &sharedCall{done: make(chan struct{})}
+		q.queued = c
+	default:
+		c = &sharedCall{done: make(chan struct{})}
+		q.running = c
+		s.wg.Add(1)
+		go s.runShared(q, c, fn)
+	}
+	s.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.val, c.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// runShared runs fn for c, then for the call queued meanwhile, and so on,
+// with a context that ends when the store closes.
+func (s *Store) runShared(q *shared, c *sharedCall, fn func(ctx context.Context) (int64, error)) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for c != nil {
+		if wait := time.Until(q.lastStart.Add(s.cfg.ReadInterval)); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+		}
+		q.lastStart = time.Now()
+		s.mu.Lock()
+		q.runs++
+		s.mu.Unlock()
+		qctx, qcancel := context.WithTimeout(ctx, sharedQueryTimeout)
+		c.val, c.err = fn(qctx)
+		qcancel()
+		s.mu.Lock()
+		close(c.done)
+		c = q.queued
+		q.running, q.queued = c, nil
+		s.mu.Unlock()
+	}
+}
+
+// sharedQueryTimeout bounds one shared query.
+const sharedQueryTimeout = 30 * time.Second
 
 var _ eventstore.Store = (*Store)(nil)
 
@@ -338,7 +489,7 @@ WITH cur AS (
 SELECT (SELECT v FROM cur), (SELECT count(*) FROM inserted), (SELECT coalesce(max(position), 0) FROM inserted)`
 
 func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, r appendRows) (eventstore.AppendResult, error) {
-	held := s.cfg.BeforeCommit != nil && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
+	held := (s.cfg.BeforeCommit != nil || s.cfg.AfterLock != nil) && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
 	if expected != eventstore.Any && !held {
 		var version, n, last int64
 		err := s.pool.QueryRow(ctx, appendOneSQL, stream, int64(expected), r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(&version, &n, &last)
@@ -359,9 +510,14 @@ func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstor
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	// The table lock comes before the transaction id: readers take the
-	// smallest id among the lock holders as their bound (see the package doc).
+	// smallest id among the lock holders as their bound (see the package
+	// doc). An Any append waits for its stream's turn before it takes an id,
+	// so that waiting does not hold readers back.
 	if _, err := tx.Exec(ctx, `LOCK TABLE events IN ROW EXCLUSIVE MODE`); err != nil {
 		return eventstore.AppendResult{}, err
+	}
+	if s.cfg.AfterLock != nil {
+		s.cfg.AfterLock(ctx, stream)
 	}
 	if expected == eventstore.Any {
 		// Any appends to one stream take turns instead of racing for the
@@ -371,7 +527,9 @@ func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstor
 		}
 	}
 	var txid, version int64
-	err = tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint, coalesce(max(version), 0) FROM events WHERE stream = $1`, stream).Scan(&txid, &version)
+	// events_begin_append (migration 00060) checks that the transaction has
+	// no id yet, locks events (already held: a no-op) and takes the id.
+	err = tx.QueryRow(ctx, `SELECT events_begin_append()::text::bigint, coalesce(max(version), 0) FROM events WHERE stream = $1`, stream).Scan(&txid, &version)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -473,34 +631,57 @@ func (s *Store) ReadStream(ctx context.Context, stream string, afterVersion int6
 	return events, nil
 }
 
-// boundSQL computes the exclusive upper bound of the positions a read that
-// starts after it may return: the smallest transaction id among the
-// transactions appending to events now (pg_locks shows 32-bit xids; they are
-// widened with the epoch of the snapshot's xmax), or the snapshot's xmax when
-// none is, times 65536.
+// boundSQL computes, from one snapshot, the exclusive upper bound of the
+// positions a read that starts after it may return (see the package doc):
+// the smallest in-progress transaction id of the statement's snapshot whose
+// backend holds a lock on events (or that is a prepared transaction), or the
+// snapshot's xmax when there is none, times 65536.
+//
+// pg_lock_status() is read once (the locks CTE is materialized). An id is
+// matched to its transaction's locks by virtual transaction, through the
+// transaction's lock on its own id. That lock is taken a moment after the id
+// enters the snapshots, so an id whose own lock is not seen (just taken, or
+// just ended) is looked up in the backends' status instead:
+// pg_stat_get_activity's backend_xid is set with the id, and the backend's pid
+// names its locks. That lookup is the costly part, and runs only then; an
+// empty in-progress set (a quiet server) reads no locks at all.
 const boundSQL = `
-WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax),
-appending AS (
-    SELECT x.transactionid::text::bigint AS xid
-    FROM pg_locks r
-    JOIN pg_locks x ON x.pid = r.pid AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
-    WHERE r.locktype = 'relation' AND r.relation = 'events'::regclass AND r.mode = 'RowExclusiveLock' AND r.granted
-      AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
+locks AS MATERIALIZED (
+    SELECT l.virtualtransaction AS vxid, l.pid,
+           l.locktype = 'relation' AS on_events,
+           CASE WHEN l.locktype = 'transactionid' THEN l.transactionid END AS own_xid
+    FROM pg_lock_status() l
+    WHERE (l.locktype = 'relation' AND l.relation = 'events'::regclass AND l.database = (SELECT oid FROM db))
+       OR (l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted)
+),
+seen AS (
+    SELECT unnest(array_agg(own_xid) FILTER (WHERE own_xid IS NOT NULL)) AS xid, bool_or(on_events) AS appending
+    FROM locks GROUP BY vxid
 )
-SELECT coalesce(min(CASE WHEN a.xid > s.xmax % 4294967296
-                         THEN (s.xmax / 4294967296 - 1) * 4294967296 + a.xid
-                         ELSE (s.xmax / 4294967296) * 4294967296 + a.xid END), s.xmax) * 65536
-FROM s LEFT JOIN appending a ON true
-GROUP BY s.xmax`
+SELECT least(pg_snapshot_xmax(s), (
+    SELECT min(x) FROM pg_snapshot_xip(s) AS x LEFT JOIN seen ON seen.xid = x::xid
+    WHERE seen.appending
+       OR (seen.xid IS NULL AND x::xid IN (
+              SELECT a.backend_xid FROM pg_stat_get_activity(NULL) a
+              WHERE a.pid IN (SELECT pid FROM locks WHERE on_events)
+              UNION ALL
+              SELECT p.transaction FROM pg_prepared_xact() p))
+))::text::bigint * 65536
+FROM snap`
 
 // bound returns the exclusive upper bound of the positions a read that starts
-// after this call may return.
+// after this call may return. The query is shared: the caller waits for the
+// first one that starts after this call (see the package doc).
 func (s *Store) bound(ctx context.Context) (int64, error) {
-	var b int64
-	if err := s.pool.QueryRow(ctx, boundSQL).Scan(&b); err != nil {
-		return 0, fmt.Errorf("visible bound: %w", err)
-	}
-	return b, nil
+	return s.share(ctx, &s.bounds, func(ctx context.Context) (int64, error) {
+		var b int64
+		if err := s.pool.QueryRow(ctx, boundSQL).Scan(&b); err != nil {
+			return 0, fmt.Errorf("visible bound: %w", err)
+		}
+		return b, nil
+	})
 }
 
 // ReadAll returns up to limit events with a position above after, in
@@ -519,6 +700,12 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventst
 	if err != nil {
 		return nil, err
 	}
+	return s.readBelow(ctx, after, limit, bound)
+}
+
+// readBelow returns up to limit events with a position above after and below
+// bound, in position order.
+func (s *Store) readBelow(ctx context.Context, after uint64, limit int, bound int64) ([]eventstore.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE position > $1 AND position < $3
 		ORDER BY position LIMIT $2`, int64(after), limit, bound)
@@ -574,6 +761,10 @@ func collect(rows pgx.Rows) ([]eventstore.Event, error) {
 // milliseconds of an append (LISTEN/NOTIFY) and re-reads at least every
 // PollInterval. It returns ctx.Err() when ctx is done, handle's error when
 // handle fails, ErrClosed when the store is closed, or a read error.
+//
+// A subscription behind the store's tail reads on its own (with a shared
+// bound, kept while pages come back full); one at the head takes its events
+// from the tail, which one query advances for all of them (see tailCache).
 func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.Handler) error {
 	s.mu.Lock()
 	if s.closed() {
@@ -588,27 +779,63 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 	timer := time.NewTimer(s.cfg.PollInterval)
 	defer timer.Stop()
 	pos := after
+	var (
+		bound     int64
+		haveBound bool // a bound of an earlier full page, still to be read up to
+	)
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, eventstore.ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("subscribe: %w", err)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		woken := s.wake.wait() // before reading, so no notification is lost
-		batch, err := s.ReadAll(ctx, pos, s.cfg.BatchSize)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if s.closed() {
+			return eventstore.ErrClosed
+		}
+		// Before reading, so no notification is lost: the reads below start
+		// after this, and see every append that fired earlier.
+		woken := s.wake.wait()
+		batch, atHead := s.tailAfter(pos, s.cfg.BatchSize)
+		more := len(batch) > 0 // the tail may hold more
+		if atHead && len(batch) == 0 && !haveBound {
+			if err := s.advanceTail(ctx); err != nil {
+				return fail(err)
 			}
-			return fmt.Errorf("subscribe: %w", err)
+			batch, atHead = s.tailAfter(pos, s.cfg.BatchSize)
+			more = len(batch) == s.cfg.BatchSize
+		}
+		if !atHead && pos < math.MaxInt64 {
+			if !haveBound {
+				var err error
+				if bound, err = s.bound(ctx); err != nil {
+					return fail(err)
+				}
+			}
+			var err error
+			if batch, err = s.readBelow(ctx, pos, s.cfg.BatchSize, bound); err != nil {
+				return fail(err)
+			}
+			// A backlog: the same bound serves until a page comes back short.
+			haveBound = len(batch) == s.cfg.BatchSize
+			more = haveBound
 		}
 		if len(batch) > 0 {
 			if err := handle(ctx, batch); err != nil {
 				return err
 			}
 			pos = batch[len(batch)-1].Position
-			if len(batch) == s.cfg.BatchSize {
-				continue
-			}
 		}
+		if more {
+			continue
+		}
+		haveBound = false
 		timer.Reset(s.cfg.PollInterval)
 		select {
 		case <-ctx.Done():
@@ -619,6 +846,93 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 		case <-timer.C:
 		}
 	}
+}
+
+// tailCache holds the newest events readers may see, so that subscriptions
+// at the head of the log share one read per wake-up instead of each querying:
+// events holds, in order, every event with from < position < upto.
+type tailCache struct {
+	from   uint64
+	upto   int64
+	events []eventstore.Event
+	inited bool
+}
+
+// tailCap is how many events the tail keeps, in batches.
+const tailCap = 4
+
+// tailAfter returns up to limit events after pos from the tail, and whether
+// the tail covers pos (when it does not, the caller reads on its own). A
+// subscription ahead of the tail moves the tail up to it.
+func (s *Store) tailAfter(pos uint64, limit int) ([]eventstore.Event, bool) {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	t := &s.tail
+	if pos >= math.MaxInt64 {
+		return nil, false
+	}
+	if !t.inited || int64(pos) >= t.upto {
+		// Nothing is known after pos yet: the tail starts over there (no
+		// position lies strictly between pos and pos+1).
+		*t = tailCache{from: pos, upto: int64(pos) + 1, inited: true}
+		return nil, true
+	}
+	if pos < t.from {
+		return nil, false
+	}
+	i, _ := slices.BinarySearchFunc(t.events, pos, func(e eventstore.Event, p uint64) int { return cmp.Compare(e.Position, p+1) })
+	n := min(limit, len(t.events)-i)
+	if n <= 0 {
+		return nil, true
+	}
+	return slices.Clone(t.events[i : i+n]), true
+}
+
+// advanceTail reads the events after the tail, below a fresh bound, for every
+// subscription waiting: a caller gets the first advance that starts after its
+// call.
+func (s *Store) advanceTail(ctx context.Context) error {
+	_, err := s.share(ctx, &s.tailQ, func(ctx context.Context) (int64, error) {
+		bound, err := s.bound(ctx)
+		if err != nil {
+			return 0, err
+		}
+		s.tailMu.Lock()
+		upto := s.tail.upto
+		s.tailMu.Unlock()
+		if bound <= upto {
+			return 0, nil
+		}
+		limit := tailCap * s.cfg.BatchSize
+		rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+			WHERE position >= $1 AND position < $3
+			ORDER BY position LIMIT $2`, upto, limit, bound)
+		if err != nil {
+			return 0, fmt.Errorf("read the tail from %d: %w", upto, err)
+		}
+		events, err := collect(rows)
+		if err != nil {
+			return 0, fmt.Errorf("read the tail from %d: %w", upto, err)
+		}
+		s.tailMu.Lock()
+		defer s.tailMu.Unlock()
+		t := &s.tail
+		if t.upto != upto {
+			return 0, nil // moved meanwhile by a subscription ahead of it
+		}
+		t.events = append(t.events, events...)
+		if len(events) == limit {
+			t.upto = int64(events[len(events)-1].Position) + 1
+		} else {
+			t.upto = bound
+		}
+		if drop := len(t.events) - limit; drop > 0 {
+			t.from = t.events[drop-1].Position
+			t.events = slices.Clone(t.events[drop:])
+		}
+		return 0, nil
+	})
+	return err
 }
 
 // wakeup is a broadcast: wait returns a channel closed by the next fire.
