@@ -18,6 +18,18 @@ func Versions(ctx context.Context, pool *pgxpool.Pool) (current, target int64, e
 	if err != nil {
 		return 0, 0, fmt.Errorf("migration provider: %w", err)
 	}
+	sources := p.ListSources()
+	if len(sources) > 0 {
+		target = sources[len(sources)-1].Version
+	}
+	// goose would create its version table to answer: look first.
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('goose_db_version') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, target, fmt.Errorf("schema version: %w", err)
+	}
+	if !exists {
+		return 0, target, nil
+	}
 	current, target, err = p.GetVersions(ctx)
 	if err != nil {
 		return 0, target, fmt.Errorf("schema version: %w", err)
