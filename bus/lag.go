@@ -40,8 +40,8 @@ func (b *Bus) trackGroup(topic, group, label string) {
 // Lag reports, for every (topic, consumer group) this process subscribed
 // to, the messages not yet acked by the group: exact on memory and Kafka
 // (per partition: end offset minus the group's committed offset), and on
-// PostgreSQL the messages after the group's acked position (counted up to
-// a million). A group whose lag cannot be read is left out and its error
+// PostgreSQL the messages after the group's committed position (a batch's
+// acks commit together at its end; counted up to a million). A group whose lag cannot be read is left out and its error
 // returned with the others.
 func (b *Bus) Lag(ctx context.Context) ([]GroupLag, error) {
 	if b.isClosed() {
