@@ -122,6 +122,7 @@ func (a *App) connect(ctx context.Context) (err error) {
 	default:
 		a.storeAddr = "PostgreSQL " + describeDatabase(cfg.DatabaseURL)
 		a.store = a.metrics.InstrumentStore(postgres.New(a.pool, postgres.Config{Logger: log}))
+		a.storeUp.Store(true) // the pool answered a moment ago
 	}
 	a.storePing = newPinger(a.store.Ping, 3*time.Second)
 
@@ -313,6 +314,11 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 func (a *App) Run(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
 		return err
+	}
+	// One check before serving, so a store that answers is never reported
+	// unavailable to the first requests (bounded by the pinger's timeout).
+	if !a.storeUp.Load() && a.storePing.Ping(ctx) == nil {
+		a.storeUp.Store(true)
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
