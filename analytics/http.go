@@ -337,6 +337,9 @@ func (h *Handlers) sessionState(c *gin.Context) {
 // BaseURL is the public base of xAPI ids: publicURL when set, else the
 // request's scheme and host.
 func BaseURL(publicURL string, r *http.Request) string {
+	if b, ok := web.LinkBase(r); ok { // PUBLIC_URL, or the loopback rule (web.LinkBaseMiddleware)
+		return b
+	}
 	if publicURL != "" {
 		return strings.TrimRight(publicURL, "/")
 	}

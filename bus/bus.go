@@ -194,6 +194,8 @@ type backend interface {
 	// at the topic's end when it subscribes.
 	subscriber(group string, fromEnd bool) (message.Subscriber, error)
 	ping(ctx context.Context) error
+	// lag counts the messages of topic not yet acked by group.
+	lag(ctx context.Context, topic, group string) (int64, error)
 	close() error
 }
 
@@ -211,6 +213,7 @@ type Bus struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[*subscriber]struct{}
+	groups map[groupKey]string // consumed (topic, group) → metric label (lag.go)
 }
 
 // New opens a Bus on cfg's backend. For kafka it connects to the brokers now,
@@ -282,7 +285,7 @@ func (p publisher) Close() error { return nil }
 // and kafka) or at its first subscription (memory). Name groups with the
 // handler's constant name. The Bus closes every subscriber it made on Close.
 func (b *Bus) Subscriber(group string) (message.Subscriber, error) {
-	return b.newSubscriber(group, false)
+	return b.newSubscriber(group, group, false)
 }
 
 // FanOutSubscriber returns a subscriber in a group of its own (FanOutGroup(prefix))
@@ -290,7 +293,10 @@ func (b *Bus) Subscriber(group string) (message.Subscriber, error) {
 // published after its Subscribe returned (give or take publishes still in
 // flight at that instant). Each API instance uses one for projected notices.
 func (b *Bus) FanOutSubscriber(prefix string) (message.Subscriber, error) {
-	return b.newSubscriber(FanOutGroup(prefix), true)
+	if prefix == "" {
+		prefix = "fanout"
+	}
+	return b.newSubscriber(FanOutGroup(prefix), prefix, true)
 }
 
 // FanOutGroup returns a consumer-group name unique to this call, prefix-uuid.
@@ -301,7 +307,7 @@ func FanOutGroup(prefix string) string {
 	return prefix + "-" + uuid.NewString()
 }
 
-func (b *Bus) newSubscriber(group string, fromEnd bool) (message.Subscriber, error) {
+func (b *Bus) newSubscriber(group, label string, fromEnd bool) (message.Subscriber, error) {
 	if strings.TrimSpace(group) == "" {
 		return nil, errors.New("bus: subscriber needs a consumer group")
 	}
@@ -317,7 +323,7 @@ func (b *Bus) newSubscriber(group string, fromEnd bool) (message.Subscriber, err
 	if err != nil {
 		return nil, fmt.Errorf("bus: subscriber %s: %w", group, err)
 	}
-	s := &subscriber{b: b, inner: inner}
+	s := &subscriber{b: b, inner: inner, group: group, label: label}
 	b.subs[s] = struct{}{}
 	return s, nil
 }
@@ -325,6 +331,8 @@ func (b *Bus) newSubscriber(group string, fromEnd bool) (message.Subscriber, err
 type subscriber struct {
 	b     *Bus
 	inner message.Subscriber
+	group string
+	label string // the group's name in metrics
 	once  sync.Once
 	err   error
 }
@@ -333,7 +341,11 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err := checkTopic(topic); err != nil {
 		return nil, err
 	}
-	return s.inner.Subscribe(ctx, topic)
+	ch, err := s.inner.Subscribe(ctx, topic)
+	if err == nil {
+		s.b.trackGroup(topic, s.group, s.label)
+	}
+	return ch, err
 }
 
 func (s *subscriber) Close() error {

@@ -85,9 +85,10 @@ func (m *memoryBackend) close() error {
 
 // memGroup is a consumer group's queue of messages not yet acked.
 type memGroup struct {
-	mu    sync.Mutex
-	queue []*message.Message
-	wake  chan struct{} // closed and replaced whenever the queue grows
+	mu       sync.Mutex
+	queue    []*message.Message
+	inFlight int64         // popped, not yet acked (for Lag)
+	wake     chan struct{} // closed and replaced whenever the queue grows
 }
 
 func (g *memGroup) push(msg *message.Message) {
@@ -101,9 +102,17 @@ func (g *memGroup) push(msg *message.Message) {
 // pushFront returns an undelivered or unacked message to the head of the queue.
 func (g *memGroup) pushFront(msg *message.Message) {
 	g.mu.Lock()
+	g.inFlight--
 	g.queue = append([]*message.Message{msg}, g.queue...)
 	close(g.wake)
 	g.wake = make(chan struct{})
+	g.mu.Unlock()
+}
+
+// acked forgets a message delivered and acked.
+func (g *memGroup) acked() {
+	g.mu.Lock()
+	g.inFlight--
 	g.mu.Unlock()
 }
 
@@ -115,6 +124,7 @@ func (g *memGroup) pop(done <-chan struct{}) (*message.Message, bool) {
 			msg := g.queue[0]
 			g.queue[0] = nil
 			g.queue = g.queue[1:]
+			g.inFlight++
 			g.mu.Unlock()
 			return msg, true
 		}
@@ -171,6 +181,7 @@ func (s *memSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *me
 				g.pushFront(msg)
 				return
 			}
+			g.acked()
 		}
 	})
 	return out, nil

@@ -109,6 +109,9 @@ func metadata(c *gin.Context, actor domain.Actor, sessionID, lectureID int64) ev
 // BaseURL is the public base of links the server hands out: publicURL when
 // set, else the request's scheme and host.
 func BaseURL(publicURL string, r *http.Request) string {
+	if b, ok := web.LinkBase(r); ok { // PUBLIC_URL, or the loopback rule (web.LinkBaseMiddleware)
+		return b
+	}
 	if publicURL != "" {
 		return strings.TrimRight(publicURL, "/")
 	}

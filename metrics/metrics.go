@@ -1,5 +1,6 @@
 // Package metrics exposes Lockstep's Prometheus metrics: HTTP latency by
-// route, events appended, projector position and lag, WebSocket connections.
+// route, events appended, projector position and lag, bus consumer lag,
+// WebSocket connections.
 package metrics
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lockstep/lockstep/bus"
 	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/projections"
 )
@@ -69,12 +71,23 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
+		route := c.FullPath() // a registered pattern: a fixed set
 		if route == "" {
-			route = "unmatched"
+			route = "unmatched" // unknown paths, and known paths with another method
 		}
-		m.HTTPDuration.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
+		m.HTTPDuration.WithLabelValues(route, methodLabel(c.Request.Method), strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
 	}
+}
+
+// methodLabel folds every method but the standard ones into "OTHER": a
+// client choosing method names must not create series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }
 
 // InstrumentStore counts appended events by type.
@@ -162,6 +175,34 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descLagPos, prometheus.GaugeValue, lagPos, s.Name)
 		ch <- prometheus.MustNewConstMetric(descLagSec, prometheus.GaugeValue, lagSec, s.Name)
+	}
+}
+
+// RegisterBus exports, at scrape time, how many messages each consumer group
+// of this process has not yet handled, per topic:
+// lockstep_bus_consumer_lag_messages{topic, group}.
+func (m *Metrics) RegisterBus(b *bus.Bus) {
+	m.Registry.MustRegister(busCollector{b})
+}
+
+var descBusLag = prometheus.NewDesc("lockstep_bus_consumer_lag_messages",
+	"Messages published to a bus topic and not yet handled (acked) by a consumer group of this process (on PostgreSQL counted up to 1,000,000; fan-out groups by their prefix).",
+	[]string{"topic", "group"}, nil)
+
+type busCollector struct{ b *bus.Bus }
+
+func (c busCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descBusLag }
+
+func (c busCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	lags, _ := c.b.Lag(ctx) // a group whose lag cannot be read has no sample this scrape
+	seen := map[[2]string]float64{}
+	for _, l := range lags {
+		seen[[2]string{l.Topic, l.Group}] += float64(l.Messages) // fan-out groups of one prefix add up
+	}
+	for k, v := range seen {
+		ch <- prometheus.MustNewConstMetric(descBusLag, prometheus.GaugeValue, v, k[0], k[1])
 	}
 }
 

@@ -18,7 +18,15 @@ import (
 const DefaultMaxConns = 20
 
 // Open connects a pool to url, creating the database if it is missing.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) { return open(ctx, url, true) }
+
+// OpenExisting connects a pool to url and never creates anything: a database
+// that does not exist is an error (for read-only tools such as replay).
+func OpenExisting(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return open(ctx, url, false)
+}
+
+func open(ctx context.Context, url string, create bool) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -29,8 +37,10 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	if err := EnsureDatabase(ctx, cfg.ConnConfig); err != nil {
-		return nil, err
+	if create {
+		if err := EnsureDatabase(ctx, cfg.ConnConfig); err != nil {
+			return nil, err
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

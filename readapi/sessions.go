@@ -357,6 +357,9 @@ func (q *SessionQueries) myActive(c *gin.Context) {
 }
 
 func (q *SessionQueries) baseURL(r *http.Request) string {
+	if b, ok := web.LinkBase(r); ok { // PUBLIC_URL, or the loopback rule (web.LinkBaseMiddleware)
+		return b
+	}
 	if q.PublicURL != "" {
 		return strings.TrimRight(q.PublicURL, "/")
 	}

@@ -2,12 +2,16 @@
 # Prints a PostgreSQL URL that answers, for `make run` and `make test`.
 #
 # If the given URL ($1, default: the local server) answers, it is printed as is.
-# Otherwise, when PostgreSQL's initdb is installed, a private cluster is
-# created (once) under ./.data/postgres, started on port 54329, and its URL is
-# printed instead. Messages go to stderr; only the URL goes to stdout.
+# Otherwise, only when PG_FALLBACK=1 (the Makefile sets it when you did not
+# give DATABASE_URL / TEST_DATABASE_URL yourself) and PostgreSQL's initdb is
+# installed, a private cluster is created (once) under ./.data/postgres,
+# started on port 54329, and its URL is printed instead. A URL you gave that
+# does not answer is an error: a typo in its host must not quietly start a
+# private cluster. Messages go to stderr; only the URL goes to stdout.
 set -euo pipefail
 
 url="${1:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
+fallback="${PG_FALLBACK:-0}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 data="$root/.data/postgres"
 port=54329
@@ -17,6 +21,17 @@ answers() { pg_isready -q -d "$1" -t 3 2>/dev/null; }
 if command -v pg_isready >/dev/null && answers "$url"; then
   echo "$url"
   exit 0
+fi
+
+if [ "$fallback" != 1 ]; then
+  if ! command -v pg_isready >/dev/null; then
+    echo "$url" # cannot check without pg_isready: lockstep itself will say if it cannot connect
+    exit 0
+  fi
+  shown="$(printf '%s' "$url" | sed -E 's#(//[^:/@]*):[^@]*@#\1:***@#')"
+  echo "PostgreSQL does not answer at $shown: check the host and port in DATABASE_URL (or start PostgreSQL there)." >&2
+  echo "(The private cluster under ./.data is used only when DATABASE_URL is not set.)" >&2
+  exit 1
 fi
 
 bindir=""

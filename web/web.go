@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gin-gonic/gin/binding"
 	"github.com/go-playground/validator/v10"
+	"github.com/google/uuid"
 
 	"github.com/lockstep/lockstep/domain"
 )
@@ -299,26 +300,40 @@ func Recovery(log *slog.Logger) gin.HandlerFunc {
 	})
 }
 
-// Logger logs one line per request; internal errors attached with c.Error are
-// logged with it. Query strings are left out (WebSocket tokens travel there).
+// Logger is the access log: one line per request at info level (LOG_LEVEL=warn
+// hides it) with method, route, path, status, duration and request id;
+// internal errors attached with c.Error make it an error line. Query strings
+// are left out (WebSocket tokens travel there). A request without
+// X-Request-ID gets one (on the request, for commands' correlation ids, and
+// on the response).
 func Logger(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		rid := c.GetHeader("X-Request-ID")
+		if rid == "" {
+			rid = uuid.NewString()
+			c.Request.Header.Set("X-Request-ID", rid)
+			c.Header("X-Request-ID", rid)
+		}
 		c.Next()
 		status := c.Writer.Status()
+		if len(rid) > 128 {
+			rid = rid[:128]
+		}
 		attrs := []any{
 			"method", c.Request.Method,
 			"route", c.FullPath(),
 			"path", c.Request.URL.Path,
 			"status", status,
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+			"request_id", rid,
 		}
 		if len(c.Errors) > 0 {
 			attrs = append(attrs, "error", c.Errors.String())
 			log.Error("request failed", attrs...)
 			return
 		}
-		log.Debug("request", attrs...)
+		log.Info("request", attrs...)
 	}
 }
 

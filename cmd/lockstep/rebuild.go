@@ -19,14 +19,20 @@ func rebuildCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rebuild",
 		Usage: "rebuild read models from event zero while the API keeps answering",
-		Flags: append(serveFlags(), &cli.StringFlag{Name: "projection", Usage: "rebuild only this projector (default: all)"}),
+		Flags: append(append(databaseFlags("PostgreSQL of the read models (must exist and be migrated: rebuild creates nothing)"), eventStoreFlags()...),
+			&cli.StringFlag{Name: "redis-url", Usage: "the servers' Redis read cache, kept consistent while rebuilding (REDIS_URL of serve)", Sources: cli.EnvVars("REDIS_URL")},
+			&cli.StringFlag{Name: "projection", Usage: "rebuild only this projector (default: all)"},
+		),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			cfg := configFrom(cmd)
-			cfg.API, cfg.Projectors, cfg.Workers = false, false, false
+			cfg := toolConfig(cmd)
 			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("configuration:\n%w", err)
+				return err
 			}
-			a, err := app.New(ctx, cfg, newLogger(cmd.String("log-level")))
+			log, err := newLogger(os.Stderr, cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			a, err := app.New(ctx, cfg, log)
 			if err != nil {
 				return err
 			}

@@ -24,7 +24,9 @@ func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "replay",
 		Usage: "print a past classroom to stdout: events, xAPI statements or live messages, optionally timed",
-		Flags: append(serveFlags(),
+		Flags: append(databaseFlags("PostgreSQL holding the events (must exist and be migrated: replay creates nothing)"),
+			&cli.StringFlag{Name: "event-store", Value: "postgres", Usage: "replay reads the PostgreSQL event store only (with eventstoredb there is nothing to replay)", Sources: cli.EnvVars("EVENT_STORE")},
+			&cli.StringFlag{Name: "public-url", Usage: "the server's base URL, for --format xapi (statement and activity ids are IRIs under it)", Sources: cli.EnvVars("PUBLIC_URL")},
 			&cli.Int64Flag{Name: "session", Usage: "the session to replay", Required: true},
 			&cli.Float64Flag{Name: "speed", Usage: "re-emit with the original gaps divided by this (0 = as fast as possible)"},
 			&cli.StringFlag{Name: "format", Value: "ndjson", Usage: "ndjson (events), xapi (statements; needs --public-url) or messages (live socket messages)"},
@@ -37,15 +39,21 @@ func replayCommand() *cli.Command {
 			if speed < 0 {
 				return errors.New("--speed must be >= 0")
 			}
-			cfg := configFrom(cmd)
-			cfg.API, cfg.Projectors, cfg.Workers = false, false, false
+			cfg := toolConfig(cmd)
 			if format == "xapi" && cfg.PublicURL == "" {
 				return errors.New("--format xapi needs --public-url (the server's base URL: statement ids and activity ids are IRIs under it)")
 			}
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("configuration:\n%w", err)
+			if cfg.EventStore != "postgres" {
+				return fmt.Errorf("replay reads the PostgreSQL event store; with EVENT_STORE=%s there is nothing to replay (analytics are off too)", cfg.EventStore)
 			}
-			a, err := app.New(ctx, cfg, newLogger(cmd.String("log-level")))
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log, err := newLogger(os.Stderr, cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			a, err := app.New(ctx, cfg, log)
 			if err != nil {
 				return err
 			}

@@ -4,13 +4,17 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,6 +24,7 @@ import (
 	"github.com/lockstep/lockstep/admin"
 	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/eventstore/eventstoredb"
 	"github.com/lockstep/lockstep/eventstore/postgres"
@@ -57,55 +62,89 @@ type App struct {
 	// a.cfg.Workers when they add themselves.
 	workers []func(ctx context.Context) error
 
+	// storeAddr names the event store for readiness and logs; storePing
+	// checks it without hanging; storeUp is set once it first answered
+	// (projectors and workers start then, and /api answers 503 before).
+	storeAddr string
+	storePing *pinger
+	storeUp   atomic.Bool
+	// abandoned: Run's shutdown timed out with loops still running.
+	abandoned atomic.Bool
+
 	ln  net.Listener
 	srv *http.Server
 }
 
 // New connects to everything, migrates the database and assembles the API.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, metrics: metrics.New()}
-	defer func() {
-		if err != nil {
-			a.Close()
-		}
-	}()
+// With cfg.Tool (replay, rebuild) the database must already exist and be
+// migrated: New creates and migrates nothing. Every error it returns is one
+// line saying what is wrong and what to do.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
+	if err := a.connect(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
 
-	a.pool, err = pgdb.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
+func (a *App) connect(ctx context.Context) (err error) {
+	cfg, log := a.cfg, a.log
+	if cfg.Tool {
+		a.pool, err = pgdb.OpenExisting(ctx, cfg.DatabaseURL)
+	} else {
+		a.pool, err = pgdb.Open(ctx, cfg.DatabaseURL)
 	}
-	n, err := migrations.Up(ctx, a.pool, log)
 	if err != nil {
-		return nil, err
+		return databaseError(cfg.DatabaseURL, cfg.Tool, err)
 	}
-	log.Info("database ready", "migrations_applied", n)
+	if cfg.Tool {
+		current, target, err := migrations.Versions(ctx, a.pool)
+		if err != nil || current < target {
+			return fmt.Errorf("the database %s is not migrated to this version of lockstep (schema %d of %d): run `lockstep migrate` first", describeDatabase(cfg.DatabaseURL), max(current, 0), target)
+		}
+	} else {
+		n, err := migrations.Up(ctx, a.pool, log)
+		if err != nil {
+			return fmt.Errorf("migrate the database %s: %w", describeDatabase(cfg.DatabaseURL), err)
+		}
+		log.Info("database ready", "migrations_applied", n)
+	}
 
 	switch cfg.EventStore {
 	case "eventstoredb":
 		es, err := eventstoredb.New(eventstoredb.Config{URL: cfg.EventStoreURL, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("connect EventStoreDB: %w", err)
+			return fmt.Errorf("EVENTSTORE_URL: %w: give a connection string like esdb://127.0.0.1:2113?tls=false", err)
 		}
+		a.storeAddr = "EventStoreDB at " + hostOf(cfg.EventStoreURL)
 		a.store = a.metrics.InstrumentStore(es)
 	default:
+		a.storeAddr = "PostgreSQL " + describeDatabase(cfg.DatabaseURL)
 		a.store = a.metrics.InstrumentStore(postgres.New(a.pool, postgres.Config{Logger: log}))
+		a.storeUp.Store(true) // the pool answered a moment ago
 	}
+	a.storePing = newPinger(a.store.Ping, 3*time.Second)
 
 	a.bus, err = bus.New(ctx, bus.Config{Backend: cfg.Bus, Pool: a.pool, KafkaBrokers: cfg.KafkaBrokers, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("bus: %w", err)
+		if cfg.Bus == bus.BackendKafka {
+			return fmt.Errorf("cannot reach Kafka at %s (%v): start it or fix KAFKA_BROKERS", strings.Join(cfg.KafkaBrokers, ","), rootCause(err))
+		}
+		return fmt.Errorf("bus: %w", err)
 	}
+	a.metrics.RegisterBus(a.bus)
 
 	tokens, err := auth.NewTokens(auth.Config{Secret: cfg.secret(log), AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
 	a.auth = auth.NewService(a.pool, tokens, log, time.Now, auth.WithLoginLimits(auth.LoginLimits{
 		PerEmail: cfg.LoginFailuresPerEmail, PerAddress: cfg.LoginFailuresPerAddr, Window: cfg.LoginWindow,
 	}))
-	if cfg.AdminEmail != "" {
+	if cfg.AdminEmail != "" && !cfg.Tool {
 		if err := a.auth.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword); err != nil {
-			return nil, fmt.Errorf("ensure admin account: %w", err)
+			return fmt.Errorf("ADMIN_EMAIL/ADMIN_PASSWORD: %w: fix them, or unset both", err)
 		}
 		log.Info("admin account ensured", "email", cfg.AdminEmail)
 	}
@@ -131,18 +170,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	// file of its own (wire_*.go).
 	for _, wire := range []func(context.Context) error{a.wireLectures, a.wireSessions, a.wireLogs, a.wireHelp, a.wireDashboards, a.wireAnalytics} {
 		if err := wire(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	a.metrics.RegisterProjections(a.store, a.runners)
-	return a, nil
+	return nil
 }
 
 func (a *App) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true
-	r.HandleMethodNotAllowed = false
+	// A known path with another method answers 405 with Allow (web.NoMethod).
+	r.HandleMethodNotAllowed = true
 	// Client addresses (the login rate limit counts them) come from the TCP
 	// peer, never from an X-Forwarded-For anyone could set.
 	_ = r.SetTrustedProxies(nil)
@@ -152,8 +192,9 @@ func (a *App) routes() *gin.Engine {
 			return // that route applies activitylog.BatchBodyLimit (5 MiB) itself
 		}
 		bodyLimit(c)
-	})
+	}, a.storeGate, web.LinkBaseMiddleware(a.cfg.PublicURL, a.cfg.fallbackURL()))
 	r.NoRoute(web.NoRoute)
+	r.NoMethod(web.NoMethod)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.ready)
@@ -187,14 +228,66 @@ func (a *App) ready(c *gin.Context) {
 		}
 		checks[name] = "ok"
 	}
-	check("database", a.pool.Ping(ctx))
-	check("event_store", a.store.Ping(ctx))
-	check("bus", a.bus.Ping(ctx))
+	check("database", named("PostgreSQL "+describeDatabase(a.cfg.DatabaseURL), a.pool.Ping(ctx)))
+	check("event_store", named(a.storeAddr, a.storePing.Ping(ctx)))
+	check("bus", named("bus "+a.busAddr(), a.bus.Ping(ctx)))
 	if failed {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
+}
+
+func named(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s does not answer: %w", what, err)
+}
+
+func (a *App) busAddr() string {
+	if a.cfg.Bus == bus.BackendKafka {
+		return "Kafka at " + strings.Join(a.cfg.KafkaBrokers, ",")
+	}
+	return a.cfg.Bus
+}
+
+// storeGate answers API requests with 503 until the event store has answered
+// once (the ops endpoints stay open).
+func (a *App) storeGate(c *gin.Context) {
+	if a.storeUp.Load() || !strings.HasPrefix(c.Request.URL.Path, "/api/") {
+		return
+	}
+	web.Error(c, &domain.Error{Code: domain.CodeUnavailable, Message: a.storeAddr + " does not answer yet; retry later"})
+}
+
+// waitForStore returns once the event store answers (true), logging while
+// it does not, or when ctx ends (false).
+func (a *App) waitForStore(ctx context.Context) bool {
+	lastLog := time.Time{}
+	for {
+		err := a.storePing.Ping(ctx)
+		if err == nil {
+			if !lastLog.IsZero() {
+				a.log.Info("event store answers; starting projectors and workers", "event_store", a.storeAddr)
+			}
+			a.storeUp.Store(true)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			a.log.Warn("event store does not answer; waiting for it (the API answers 503 meanwhile)",
+				"event_store", a.storeAddr, "error", err.Error())
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // Listen binds the HTTP address; Run calls it when not done before.
@@ -215,24 +308,50 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 
 // Run serves until ctx is done, then shuts down gracefully: it stops
 // accepting, drains in-flight requests, and stops projectors and workers at a
-// batch boundary.
+// batch boundary. The whole shutdown takes at most cfg.ShutdownTimeout: a
+// backend that does not answer cannot hold the process (what did not stop in
+// time is logged and left behind).
 func (a *App) Run(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
 		return err
 	}
+	// One check before serving, so a store that answers is never reported
+	// unavailable to the first requests (bounded by the pinger's timeout).
+	if !a.storeUp.Load() && a.storePing.Ping(ctx) == nil {
+		a.storeUp.Store(true)
+	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var wg sync.WaitGroup
-	if a.cfg.Projectors {
-		for _, r := range a.runners {
-			wg.Go(func() { a.supervise(bg, "projector "+r.Name(), r.Run) })
+	var running sync.Map // loop name → struct{} while it runs
+	goLoop := func(name string, run func(context.Context) error) {
+		running.Store(name, struct{}{})
+		wg.Go(func() {
+			defer running.Delete(name)
+			a.supervise(bg, name, run)
+		})
+	}
+	wg.Go(func() {
+		if !a.waitForStore(bg) {
+			return
 		}
-	}
-	for i, w := range a.workers {
-		wg.Go(func() { a.supervise(bg, fmt.Sprintf("worker %d", i), w) })
-	}
+		if a.cfg.Projectors {
+			for _, r := range a.runners {
+				goLoop("projector "+r.Name(), r.Run)
+			}
+		}
+		for i, w := range a.workers {
+			goLoop(fmt.Sprintf("worker %d", i), w)
+		}
+	})
 
-	a.srv = &http.Server{Handler: a.engine, ReadHeaderTimeout: 10 * time.Second}
+	a.srv = &http.Server{
+		Handler:           a.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cmp.Or(a.cfg.HTTPReadTimeout, DefaultHTTPReadTimeout),
+		IdleTimeout:       cmp.Or(a.cfg.HTTPIdleTimeout, DefaultHTTPIdleTimeout),
+		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
 	if !a.cfg.API {
 		a.srv.Handler = a.opsOnly()
 	}
@@ -247,15 +366,28 @@ func (a *App) Run(ctx context.Context) error {
 	case err := <-serveErr:
 		runErr = err
 	}
-	a.log.Info("shutting down: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	timeout := cmp.Or(a.cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	deadline := time.Now().Add(timeout)
+	a.log.Info("shutting down: draining requests", "timeout", timeout.String())
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := a.srv.Shutdown(sctx); err != nil {
-		a.log.Error("http shutdown", "error", err)
+		a.log.Error("http shutdown: requests still running when the shutdown timeout passed", "error", err)
+		_ = a.srv.Close()
 	}
 	stopBG()
-	wg.Wait()
-	a.log.Info("stopped")
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+		a.log.Info("stopped")
+	case <-sctx.Done():
+		var names []string
+		running.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })
+		slices.Sort(names)
+		a.log.Error("shutdown timeout passed: leaving background loops that did not stop", "timeout", timeout.String(), "loops", names)
+		a.abandoned.Store(true)
+	}
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
 	}
@@ -322,8 +454,23 @@ func (a *App) opsOnly() http.Handler {
 	return mux
 }
 
-// Close releases connections.
+// Close releases connections. After a shutdown that left loops behind (a
+// backend that never answered) it waits at most 2 seconds for them.
 func (a *App) Close() {
+	if a.abandoned.Load() {
+		done := make(chan struct{})
+		go func() { a.closeAll(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			a.log.Error("closing connections timed out; exiting anyway")
+		}
+		return
+	}
+	a.closeAll()
+}
+
+func (a *App) closeAll() {
 	if a.hub != nil {
 		_ = a.hub.Close()
 	}

@@ -5,7 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strings"
 	"time"
+
+	"github.com/lockstep/lockstep/auth"
 )
 
 // Config is everything the process is told from outside. Only the CLI
@@ -49,10 +54,29 @@ type Config struct {
 	StuckIdleAfter   time.Duration // 0: 2m
 	StuckCooldown    time.Duration // 0: 2m
 
+	// Tool marks a one-shot command (replay, rebuild): the database must exist
+	// and be migrated (nothing is created or migrated), no admin is ensured,
+	// and a missing JWT secret is not warned about (no token is issued).
+	Tool bool
+
+	// ShutdownTimeout bounds the whole shutdown after SIGTERM (0: 30s).
+	ShutdownTimeout time.Duration
+	// HTTPReadTimeout bounds reading one request, body included (0: 30s);
+	// HTTPIdleTimeout closes idle keep-alive connections (0: 120s).
+	HTTPReadTimeout time.Duration
+	HTTPIdleTimeout time.Duration
+
 	// PresenceTimeout: a student with no open socket this long during a live
 	// session becomes DISCONNECTED (0: SessionPresenceTimeout).
 	PresenceTimeout time.Duration
 }
+
+// Defaults of the durations above.
+const (
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultHTTPReadTimeout = 30 * time.Second
+	DefaultHTTPIdleTimeout = 120 * time.Second
+)
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
@@ -94,7 +118,26 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("ACCESS_TOKEN_TTL and REFRESH_TOKEN_TTL must be positive"))
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
-		errs = append(errs, errors.New("ADMIN_EMAIL and ADMIN_PASSWORD go together"))
+		errs = append(errs, errors.New("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither"))
+	} else if c.AdminEmail != "" && !c.Tool {
+		if !strings.Contains(c.AdminEmail, "@") {
+			errs = append(errs, fmt.Errorf("ADMIN_EMAIL %q is not an email address", c.AdminEmail))
+		}
+		if n := len([]rune(c.AdminPassword)); n < auth.MinPasswordLen || n > auth.MaxPasswordLen {
+			errs = append(errs, fmt.Errorf("ADMIN_PASSWORD must have %d to %d characters (it has %d)", auth.MinPasswordLen, auth.MaxPasswordLen, n))
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("PUBLIC_URL must be an http:// or https:// base URL such as https://class.example.org, not %q", c.PublicURL))
+		}
+	} else if c.Env == "production" && !c.Tool {
+		errs = append(errs, errors.New("PUBLIC_URL is required in production (LOCKSTEP_ENV=production): the base URL phones reach this server at, e.g. https://class.example.org (QR links, xAPI ids)"))
+	}
+	for name, d := range map[string]time.Duration{"SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "HTTP_READ_TIMEOUT": c.HTTPReadTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
@@ -108,10 +151,27 @@ func (c Config) secret(log *slog.Logger) []byte {
 	if c.JWTSecret != "" {
 		return []byte(c.JWTSecret)
 	}
-	log.Warn("JWT_SECRET is not set: generated a random one for this process only; tokens will not survive a restart and will not work across instances. Never run like this in production.")
+	if !c.Tool {
+		log.Warn("JWT_SECRET is not set: generated a random one for this process only; tokens will not survive a restart and will not work across instances. Never run like this in production.")
+	}
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return b
+}
+
+// fallbackURL is the base of links for requests that are not from this
+// machine when PUBLIC_URL is not set (development only): http://HOST:PORT of
+// HTTP_ADDR, with localhost for a wildcard host. It never comes from a
+// request's Host header.
+func (c Config) fallbackURL() string {
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return "http://localhost"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // ParseLevel parses LOG_LEVEL.
