@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			res, err = c.Next(ctx, i)
 		}
 		if err != nil {
-			return r.finish(c, b, began), err
+			return r.stop(err, c, b, began), err
 		}
 		r.StepResults = append(r.StepResults, res)
 		act := b.step(ctx, res.Index, c.Subtasks[i])
@@ -69,7 +69,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	res, err := c.End(ctx)
 	if err != nil {
-		return r.finish(c, b, began), err
+		return r.stop(err, c, b, began), err
 	}
 	r.StepResults = append(r.StepResults, res)
 	b.printLine(res, nil)
