@@ -211,10 +211,10 @@ func (c *Class) accounts(ctx context.Context) error {
 	began := time.Now()
 	source := c.cfg.Accounts
 	stop := func() {}
-	heading := fmt.Sprintf("  making 1 instructor and %d students …", c.cfg.Students)
+	heading := fmt.Sprintf("  making 1 instructor and %s …", plural(c.cfg.Students, "student", "students"))
 	if source == nil {
 		source = c.register
-		heading = fmt.Sprintf("  registering 1 instructor and %d students …", c.cfg.Students)
+		heading = fmt.Sprintf("  registering 1 instructor and %s …", plural(c.cfg.Students, "student", "students"))
 	}
 	if c.cfg.Accounts == nil && c.cfg.Terminal {
 		// The bar says it while it runs; the heading follows with its time.
@@ -318,7 +318,8 @@ func (c *Class) lecture(ctx context.Context) error {
 		}
 		c.Subtasks = append(c.Subtasks, Subtask{ID: sub.ID, TaskID: taskID, Title: s.title})
 	}
-	c.printf("  lecture %d %q: %d steps in %d tasks\n", c.LectureID, title, c.cfg.Steps, (c.cfg.Steps+stepsPerTask-1)/stepsPerTask)
+	c.printf("  lecture %d %q: %s in %s\n", c.LectureID, title, plural(c.cfg.Steps, "step", "steps"),
+		plural((c.cfg.Steps+stepsPerTask-1)/stepsPerTask, "task", "tasks"))
 	return nil
 }
 
@@ -392,18 +393,21 @@ func (c *Class) join(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.printf("  %d/%d students joined, %d sockets connected, in %s\n", joined.Load(), len(c.Students), connected.Load(), round(time.Since(began)))
+	c.printf("  %d/%d students joined, %s connected, in %s\n", joined.Load(), len(c.Students),
+		plural(int(connected.Load()), "socket", "sockets"), round(time.Since(began)))
 	if n := c.refusedAfterJoin.Load(); n > 0 {
 		c.printf("  ! %d student sockets were refused (4403, not a participant yet) after their join had answered, and retried\n", n)
 	}
 	return nil
 }
 
-// ticker calls f every 2 seconds until stop is called.
+// ticker calls f every 2 seconds until stop is called; stop returns once f
+// no longer runs (so what is printed next is not interleaved with it).
 func (c *Class) ticker(f func()) (stop func()) {
-	done := make(chan struct{})
+	done, finished := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	go func() {
+		defer close(finished)
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		for {
@@ -415,7 +419,7 @@ func (c *Class) ticker(f func()) (stop func()) {
 			}
 		}
 	}()
-	return func() { once.Do(func() { close(done) }) }
+	return func() { once.Do(func() { close(done); <-finished }) }
 }
 
 // progress redraws line() in place every 250 ms with a carriage return (Out

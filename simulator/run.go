@@ -38,8 +38,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Speed > 0 {
 		speed = fmt.Sprintf("speed %g×", cfg.Speed)
 	}
-	fmt.Fprintf(cfg.Out, "Lockstep class simulation → %s\n  %d students, %d steps, %s, help rate %g, log rate %g\n",
-		cfg.Server, cfg.Students, cfg.Steps, speed, cfg.HelpRate, cfg.LogRate)
+	fmt.Fprintf(cfg.Out, "Lockstep class simulation → %s\n  %s, %s, %s, help rate %g, log rate %g\n",
+		cfg.Server, plural(cfg.Students, "student", "students"), plural(cfg.Steps, "step", "steps"), speed, cfg.HelpRate, cfg.LogRate)
 	c, err := Setup(ctx, cfg)
 	if err != nil {
 		return nil, err
