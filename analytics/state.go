@@ -155,6 +155,7 @@ func (r *Reader) StateAt(ctx context.Context, cl *Classroom, at time.Time) (Stat
 			if err := json.Unmarshal(e.current, &s); err != nil {
 				return st, fmt.Errorf("decode %s at %d: %w", e.typ, e.pos, err)
 			}
+			s.VoiceGuideText = domain.SpokenText(s.VoiceGuideText, s.GuideText, s.Title)
 			current = &s
 		case "SessionPaused":
 			status = domain.SessionStatusPaused

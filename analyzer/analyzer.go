@@ -1,7 +1,9 @@
 // Package analyzer diagnoses why a student is stuck on a step and writes the
 // help they get: a plain-language, voice-friendly hint in the lecture's
 // language (Korean), or an escalation to the instructor when it is not
-// confident enough.
+// confident enough — and always when it finds no signal of what went wrong
+// (repeating the step's guide text to someone who could not follow it is no
+// help).
 //
 // Two implementations share one contract, checked by the conformance suite in
 // package analyzertest: RuleBased (the default; deterministic and explainable)

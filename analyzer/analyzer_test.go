@@ -42,7 +42,7 @@ func TestRuleBasedPicksTheRuleForEachSignal(t *testing.T) {
 		{"rapid_taps_on_long_click", "rule:RAPID_TAPS", false, []string{"'받은 메시지'를", "꾹 누르고"}},
 		{"repeated_back", "rule:REPEATED_BACK", false, []string{"뒤로 가기를 여러 번", "'친구 탭'을 찾아 한 번 눌러"}},
 		{"long_idle_from_context", "rule:LONG_IDLE", false, []string{"천천히", "'친구 탭'을"}},
-		{"no_logs_no_context", "rule:GUIDE", false, []string{"'친구 탭'을"}},
+		{"no_logs_no_context", "rule:GUIDE", true, []string{"'친구 탭'을"}}, // no signal: escalated, the hint kept for the instructor
 		{"nothing_to_go_on", "rule:GUIDE", true, nil},
 	}
 	for _, c := range cases {
@@ -324,5 +324,22 @@ func TestLLMConfigValidate(t *testing.T) {
 	}
 	if err := (analyzer.LLMConfig{BaseURL: "http://x/v1", Model: "m"}).Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A request without any stuck signal is escalated by the LLM analyzer without
+// asking the model (which would otherwise confidently repeat the step).
+func TestLLMEscalatesWithoutASignalAndWithoutAsking(t *testing.T) {
+	var calls atomic.Int32
+	srv := fakeLLM(t, func(w http.ResponseWriter, _ chatRequest) {
+		calls.Add(1)
+		answer(w, `{"diagnosis":"x","confidence":0.95,"help_content":"친구 탭을 눌러 주세요.","escalate":false}`)
+	})
+	res, err := analyzer.NewLLM(analyzer.LLMConfig{BaseURL: srv.URL + "/v1", Model: "m"}).Analyze(context.Background(), analyzertest.Requests()["no_logs_no_context"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Escalate || res.EscalationReason != analyzer.NoSignalReason || res.Rule != "llm_skipped:no_signal/rule:GUIDE" || calls.Load() != 0 {
+		t.Fatalf("%+v after %d completions", res, calls.Load())
 	}
 }

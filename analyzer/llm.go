@@ -57,6 +57,12 @@ func (c LLMConfig) Validate() error {
 // (not the JSON asked for, a confidence outside [0, 1], no hint, a hint not
 // in Korean) the rules answer instead, and Result.Rule says
 // "llm_fallback:<why>/rule:<rule>". Only the caller's ctx ending is an error.
+//
+// A request in which Detect finds no stuck signal is not sent to the model:
+// an analysis that finds no signal of what went wrong escalates (the
+// contract's Help section), so the rules' escalation is returned at once
+// with Result.Rule "llm_skipped:no_signal/rule:GUIDE" — the instructor is
+// told without waiting for, or paying for, a completion.
 type LLM struct {
 	cfg LLMConfig
 }
@@ -90,6 +96,10 @@ func (l *LLM) Analyze(ctx context.Context, req Request) (Result, error) {
 		fallback.MinConfidence = l.cfg.MinConfidence
 	}
 	rules := fallback.Answer(req)
+	if len(Detect(req, fallback.Thresholds)) == 0 {
+		rules.Rule = "llm_skipped:no_signal/" + rules.Rule
+		return rules, nil
+	}
 	res, why := l.ask(ctx, req, rules)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err

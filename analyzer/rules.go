@@ -21,11 +21,17 @@ import (
 //	RAPID_TAPS     the same spot tapped again and again         0.75
 //	REPEATED_BACK  BACK pressed again and again                 0.75
 //	LONG_IDLE      nothing done for a while                     0.70
-//	GUIDE          no signal: repeat what the step asks          0.65
+//	GUIDE          no signal: escalated to the instructor       0.40
 //
 // Each further signal found adds 0.05 (at most 0.95). A hint that can only
 // name the step's title (no element hint, no guide text) lowers confidence
 // to 0.45. Below MinConfidence the request is escalated to the instructor.
+//
+// An analysis that finds no signal of what went wrong never answers (the
+// contract's Help section): repeating the step's guide text to someone who
+// could not follow it is no help, so GUIDE always escalates, whatever
+// MinConfidence says; its HelpContent (the step's own hint) is kept for the
+// instructor to see.
 type RuleBased struct {
 	// Thresholds of the stuck signals (zero fields: defaults).
 	Thresholds Thresholds
@@ -99,10 +105,10 @@ func (r RuleBased) Answer(req Request) Result {
 		conf, rule = 0.70, string(SignalLongIdle)
 	default:
 		res = Result{
-			Diagnosis:   "뚜렷한 문제 신호는 없습니다. 이 단계에서 할 일을 다시 안내합니다.",
+			Diagnosis:   "자동 분석으로는 뚜렷한 문제 신호를 찾지 못했습니다. 강사님이 직접 살펴봐 주세요.",
 			HelpContent: step,
 		}
-		conf = 0.65
+		conf = NoSignalConfidence
 	}
 	if rule != string(SignalWrongApp) {
 		// Every rule but WRONG_APP answers with the step's own hint: as good as it is.
@@ -122,12 +128,22 @@ func (r RuleBased) Answer(req Request) Result {
 	res.VoiceGuideText = clip(Voice(res.HelpContent), domain.MaxGuideTextLen)
 	res.Diagnosis = clip(res.Diagnosis, domain.MaxDiagnosisLen)
 	res.Rule = "rule:" + rule
-	if res.Confidence < minConf || strings.TrimSpace(res.HelpContent) == "" {
+	switch {
+	case len(signals) == 0:
+		res.Escalate = true
+		res.EscalationReason = NoSignalReason
+	case res.Confidence < minConf || strings.TrimSpace(res.HelpContent) == "":
 		res.Escalate = true
 		res.EscalationReason = fmt.Sprintf("자동 분석의 확신도가 낮아(%.2f) 강사님의 도움이 필요합니다.", res.Confidence)
 	}
 	return res
 }
+
+// NoSignalConfidence is the confidence of an analysis that found no signal.
+const NoSignalConfidence = 0.40
+
+// NoSignalReason is the escalation reason of an analysis that found no signal.
+const NoSignalReason = "학생의 기록에서 무엇이 문제인지 알려 주는 신호를 찾지 못해 강사님의 도움이 필요합니다."
 
 func first(s []Signal) *Signal {
 	if len(s) == 0 {

@@ -346,9 +346,10 @@ func (h *Help) allocateResponse(ctx context.Context, helpRequestID int64) (int64
 	return id, nil
 }
 
-// Respond records an instructor's (or an ADMIN's) answer. Refusals:
-// NOT_FOUND, FORBIDDEN (not the lecture's instructor), INVALID_REQUEST,
-// INVALID_STATE (already resolved).
+// Respond records an instructor's (or an ADMIN's) answer, whatever the
+// request's status: an answer to a request the analyzer resolved supersedes
+// the analyzer's, and the student is notified again. Refusals: NOT_FOUND,
+// FORBIDDEN (not the lecture's instructor), INVALID_REQUEST.
 func (h *Help) Respond(ctx context.Context, actor domain.Actor, helpRequestID int64, answer domain.HelpAnswer, meta eventstore.Metadata) (domain.HelpRequest, uint64, error) {
 	stream := domain.HelpStream(helpRequestID)
 	hr, _, err := Load(ctx, h.cfg.Store, stream, domain.HelpDecider)

@@ -12,7 +12,8 @@ import (
 type HelpStatus string
 
 // The contract's help statuses: ANALYZING → RESOLVED, or ANALYZING →
-// ESCALATED → RESOLVED after an instructor's answer.
+// ESCALATED → RESOLVED after an instructor's answer (who may also answer a
+// request already RESOLVED: it stays RESOLVED, with a newer response).
 const (
 	HelpStatusAnalyzing HelpStatus = "ANALYZING"
 	HelpStatusEscalated HelpStatus = "ESCALATED"
@@ -240,7 +241,9 @@ type HelpAnalyzed struct {
 	AnalyzedAt    time.Time `json:"analyzed_at"`
 }
 
-// HelpProvided: the analyzer or an instructor answered; the request is resolved.
+// HelpProvided: the analyzer or an instructor answered; the request is
+// resolved. A request may get several (an instructor's answer after the
+// analyzer's, or a second one); the newest is the one shown.
 type HelpProvided struct {
 	HelpRequestID  int64     `json:"help_request_id"`
 	HelpResponseID int64     `json:"help_response_id"`
@@ -313,8 +316,10 @@ const DefaultEscalationReason = "the analyzer was not confident enough"
 // (confidence_score outside 0..1, texts); once the request is no longer
 // ANALYZING (a redelivered analysis, or an instructor answered first) → no events.
 // RespondToHelp: NOT_FOUND; FORBIDDEN unless the lecture's instructor or
-// ADMIN; INVALID_REQUEST; INVALID_STATE when already RESOLVED (so a request
-// has at most one response).
+// ADMIN; INVALID_REQUEST. The instructor may answer whatever the request's
+// status (ANALYZING, ESCALATED, or RESOLVED by the analyzer or by an earlier
+// answer): each answer is a new response that supersedes the ones before it,
+// and the student is notified again.
 // GiveHelpFeedback: NOT_FOUND (request, or a response it did not receive);
 // FORBIDDEN unless the requesting student; INVALID_REQUEST (rating 1–5,
 // feedback_text ≤ 1000); CONFLICT when that response was already rated.
@@ -342,9 +347,6 @@ func decideHelp(h HelpRequest, c HelpCommand) ([]Event, error) {
 		f.answer(&c.Answer)
 		if err := f.err(); err != nil {
 			return nil, err
-		}
-		if h.status == HelpStatusResolved {
-			return nil, InvalidState("the help request is already resolved")
 		}
 		if err := checkResponseID(c.Answer.HelpResponseID); err != nil {
 			return nil, err

@@ -210,7 +210,9 @@ type HelpResponseEntry struct {
 
 // OnHelpProvided adds the response and resolves the request; the student
 // gets a HELP_AVAILABLE notification and message, the instructor's socket
-// help_request_updated.
+// help_request_updated. A later response (an instructor answering after the
+// analyzer, or again) does the same: the newest response is the one shown,
+// and resolved_at keeps the first resolution.
 func (p *Help) OnHelpProvided(ctx context.Context, tx pgx.Tx, r Record, e domain.HelpProvided) error {
 	tag, err := tx.Exec(ctx, `INSERT INTO rm_help_responses (id, help_request_id, responder, responder_id, help_type, help_content, voice_guide_text, provided_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
@@ -220,7 +222,8 @@ func (p *Help) OnHelpProvided(ctx context.Context, tx pgx.Tx, r Record, e domain
 	}
 	var instructorID int64
 	var subtaskTitle string
-	err = tx.QueryRow(ctx, `UPDATE rm_help_requests SET status = 'RESOLVED', resolved_at = $2 WHERE id = $1 RETURNING instructor_id, subtask_title`,
+	err = tx.QueryRow(ctx, `UPDATE rm_help_requests SET status = 'RESOLVED', resolved_at = coalesce(resolved_at, $2) WHERE id = $1
+		RETURNING instructor_id, subtask_title`,
 		e.HelpRequestID, e.ProvidedAt).Scan(&instructorID, &subtaskTitle)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err

@@ -190,8 +190,11 @@ type SubtaskView struct {
 	VoiceGuideText string `json:"voice_guide_text"`
 }
 
+// viewOf is the step as the students' messages show it: its voice_guide_text
+// is the text to speak (domain.SpokenText: the guide text, then the title,
+// when the subtask has none), also for events recorded before that rule.
 func viewOf(s domain.StepSubtask) SubtaskView {
-	return SubtaskView{ID: s.ID, Title: s.Title, GuideText: s.GuideText, VoiceGuideText: s.VoiceGuideText}
+	return SubtaskView{ID: s.ID, Title: s.Title, GuideText: s.GuideText, VoiceGuideText: s.Spoken()}
 }
 
 func (p *Sessions) setCurrent(ctx context.Context, tx pgx.Tx, r Record, sessionID int64, s domain.StepSubtask, message string, extra string, args ...any) error {

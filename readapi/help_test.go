@@ -55,7 +55,9 @@ func newHPClass(t testing.TB, srv *apptest.Server, studentName string) *hpClass 
 
 func (c *hpClass) ask(t testing.TB) int64 {
 	t.Helper()
-	return hpID(t, hpMust(t, c.srv.Post(t, "/api/help/request", c.student.Token, map[string]any{"subtask_id": c.subtaskID}), 201), "help_request_id")
+	// Stuck two minutes: the analyzer sees LONG_IDLE and answers (without a
+	// signal it would escalate instead).
+	return hpID(t, hpMust(t, c.srv.Post(t, "/api/help/request", c.student.Token, map[string]any{"subtask_id": c.subtaskID, "stuck_duration_seconds": 120}), 201), "help_request_id")
 }
 
 func (c *hpClass) awaitResolved(t testing.TB, id int64) {

@@ -148,8 +148,10 @@ type sessionByCode struct {
 	ScheduledAt      *time.Time        `json:"scheduled_at"`
 }
 
+// byCode serves GET /api/sessions/{session_code}; the code is matched
+// ignoring case, spaces and hyphens (domain.NormalizeSessionCode).
 func (q *SessionQueries) byCode(c *gin.Context) {
-	code := c.Param("session_id")
+	code := domain.NormalizeSessionCode(c.Param("session_id"))
 	if !domain.ValidSessionCode(code) {
 		web.Error(c, domain.NotFound("session"))
 		return
@@ -274,7 +276,10 @@ func currentView(ctx context.Context, db sessionQuerier, sessionID int64) (sessi
 		return v, fmt.Errorf("current state of session %d: %w", sessionID, err)
 	}
 	if subID != nil {
-		v.CurrentSubtask = &sessionSubtaskView{ID: *subID, Title: deref(title), GuideText: deref(guide), VoiceGuideText: deref(voice)}
+		// The text to speak: never "" (the guide text, then the title, when
+		// the subtask has no voice guide text).
+		v.CurrentSubtask = &sessionSubtaskView{ID: *subID, Title: deref(title), GuideText: deref(guide),
+			VoiceGuideText: domain.SpokenText(deref(voice), deref(guide), deref(title))}
 	}
 	v.StartedAt = utcPtr(v.StartedAt)
 	return v, nil
@@ -370,9 +375,12 @@ func (q *SessionQueries) baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// qrImage serves GET /qr/{code}.png: a QR code of the join link <base>/join/{code}.
+// qrImage serves GET /qr/{code}.png: a QR code of the join link
+// <base>/join/{code}, the code matched (and written in the link) as
+// domain.NormalizeSessionCode gives it.
 func (q *SessionQueries) qrImage(c *gin.Context) {
 	code, ok := strings.CutSuffix(c.Param("file"), ".png")
+	code = domain.NormalizeSessionCode(code)
 	if !ok || !domain.ValidSessionCode(code) {
 		web.Error(c, domain.NotFound("session"))
 		return

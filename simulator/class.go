@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,11 @@ const (
 
 // Account is a user the simulator acts as.
 type Account struct {
-	ID    int64
-	Email string
-	Name  string
-	Token string // access token
+	ID       int64
+	Email    string
+	Password string // "" when the account was made without one (tests)
+	Name     string
+	Token    string // access token
 }
 
 // AccountSource makes accounts of role ("STUDENT" or "INSTRUCTOR") with
@@ -63,6 +65,10 @@ type Config struct {
 	Seed int64
 	// Out receives the live progress lines (nil: discarded).
 	Out io.Writer
+	// Terminal says Out is a terminal: the set-up's progress is then a bar
+	// redrawn in place with carriage returns; otherwise it is printed as
+	// plain lines every 2 s (a log file or a pipe gets no \r).
+	Terminal bool
 	// Accounts makes the users (nil: register over HTTP).
 	Accounts AccountSource
 	// HTTPClient is used for every request (nil: a pooled client).
@@ -160,6 +166,8 @@ type Class struct {
 	// refusedAfterJoin counts student sockets refused (4403) after the
 	// join had answered: the participants read model was behind.
 	refusedAfterJoin atomic.Int64
+	// registered counts the accounts registered so far (the progress bar).
+	registered atomic.Int64
 
 	mu      sync.RWMutex
 	steps   []*step
@@ -202,12 +210,23 @@ func (c *Class) printf(format string, args ...any) { fmt.Fprintf(c.cfg.Out, form
 func (c *Class) accounts(ctx context.Context) error {
 	began := time.Now()
 	source := c.cfg.Accounts
+	stop := func() {}
+	heading := fmt.Sprintf("  making 1 instructor and %s …", plural(c.cfg.Students, "student", "students"))
 	if source == nil {
 		source = c.register
-		c.printf("  registering 1 instructor and %d students …", c.cfg.Students)
-	} else {
-		c.printf("  making 1 instructor and %d students …", c.cfg.Students)
+		heading = fmt.Sprintf("  registering 1 instructor and %s …", plural(c.cfg.Students, "student", "students"))
 	}
+	if c.cfg.Accounts == nil && c.cfg.Terminal {
+		// The bar says it while it runs; the heading follows with its time.
+		total := int64(c.cfg.Students + 1)
+		stop = c.progress(func() string {
+			return progressBar("registering", c.registered.Load(), total, "accounts")
+		})
+	} else {
+		c.printf("%s", heading)
+		heading = ""
+	}
+	defer stop()
 	teacher, err := source(ctx, "INSTRUCTOR", []string{"박강사"})
 	if err != nil {
 		return fmt.Errorf("instructor account: %w", err)
@@ -218,6 +237,7 @@ func (c *Class) accounts(ctx context.Context) error {
 		names[i] = studentName(i)
 	}
 	accts, err := source(ctx, "STUDENT", names)
+	stop()
 	if err != nil {
 		return fmt.Errorf("student accounts: %w", err)
 	}
@@ -225,7 +245,7 @@ func (c *Class) accounts(ctx context.Context) error {
 	for i, a := range accts {
 		c.Students[i] = &Student{Account: a, class: c, index: i}
 	}
-	c.printf(" done in %s\n", round(time.Since(began)))
+	c.printf("%s done in %s\n", heading, round(time.Since(began)))
 	return nil
 }
 
@@ -253,7 +273,8 @@ func (c *Class) register(ctx context.Context, role string, names []string) ([]Ac
 			if err := c.api.call(ctx, http.MethodPost, "/api/auth/login", "", map[string]any{"email": email, "password": password}, &login); err != nil {
 				return err
 			}
-			out[i] = Account{ID: login.User.ID, Email: email, Name: name, Token: login.AccessToken}
+			out[i] = Account{ID: login.User.ID, Email: email, Password: password, Name: name, Token: login.AccessToken}
+			c.registered.Add(1)
 			return nil
 		})
 	}
@@ -297,7 +318,8 @@ func (c *Class) lecture(ctx context.Context) error {
 		}
 		c.Subtasks = append(c.Subtasks, Subtask{ID: sub.ID, TaskID: taskID, Title: s.title})
 	}
-	c.printf("  lecture %d %q: %d steps in %d tasks\n", c.LectureID, title, c.cfg.Steps, (c.cfg.Steps+stepsPerTask-1)/stepsPerTask)
+	c.printf("  lecture %d %q: %s in %s\n", c.LectureID, title, plural(c.cfg.Steps, "step", "steps"),
+		plural((c.cfg.Steps+stepsPerTask-1)/stepsPerTask, "task", "tasks"))
 	return nil
 }
 
@@ -327,9 +349,17 @@ func (c *Class) open(ctx context.Context) error {
 func (c *Class) join(ctx context.Context) error {
 	began := time.Now()
 	var joined, connected atomic.Int64
-	stop := c.ticker(func() {
-		c.printf("    … %d/%d joined, %d connected\n", joined.Load(), len(c.Students), connected.Load())
-	})
+	var stop func()
+	if c.cfg.Terminal {
+		total := int64(len(c.Students))
+		stop = c.progress(func() string {
+			return progressBar("joining", joined.Load(), total, fmt.Sprintf("joined, %d connected", connected.Load()))
+		})
+	} else {
+		stop = c.ticker(func() {
+			c.printf("    … %d/%d joined, %d connected\n", joined.Load(), len(c.Students), connected.Load())
+		})
+	}
 	defer stop()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.cfg.Concurrency)
@@ -358,21 +388,26 @@ func (c *Class) join(ctx context.Context) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	stop()
+	if err != nil {
 		return err
 	}
-	c.printf("  %d/%d students joined, %d sockets connected, in %s\n", joined.Load(), len(c.Students), connected.Load(), round(time.Since(began)))
+	c.printf("  %d/%d students joined, %s connected, in %s\n", joined.Load(), len(c.Students),
+		plural(int(connected.Load()), "socket", "sockets"), round(time.Since(began)))
 	if n := c.refusedAfterJoin.Load(); n > 0 {
 		c.printf("  ! %d student sockets were refused (4403, not a participant yet) after their join had answered, and retried\n", n)
 	}
 	return nil
 }
 
-// ticker calls f every 2 seconds until stop is called.
+// ticker calls f every 2 seconds until stop is called; stop returns once f
+// no longer runs (so what is printed next is not interleaved with it).
 func (c *Class) ticker(f func()) (stop func()) {
-	done := make(chan struct{})
+	done, finished := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	go func() {
+		defer close(finished)
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		for {
@@ -384,7 +419,40 @@ func (c *Class) ticker(f func()) (stop func()) {
 			}
 		}
 	}()
-	return func() { once.Do(func() { close(done) }) }
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+// progress redraws line() in place every 250 ms with a carriage return (Out
+// is a terminal; the cursor is at the start of a line); stop erases it,
+// leaving the cursor at the start of that line.
+func (c *Class) progress(line func() string) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			c.printf("\r\x1b[K%s", line())
+			select {
+			case <-done:
+				c.printf("\r\x1b[K")
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+// progressBar is one frame of a progress bar: "    joining [█████░░░░░] 12/30 joined".
+func progressBar(label string, done, total int64, what string) string {
+	const width = 24
+	filled := 0
+	if total > 0 {
+		filled = int(min(max(done, 0), total) * width / total)
+	}
+	return fmt.Sprintf("    %s [%s%s] %d/%d %s", label, strings.Repeat("█", filled), strings.Repeat("░", width-filled), done, total, what)
 }
 
 // StepResult is what one instructor command's fan-out measured.
@@ -556,8 +624,15 @@ type Student struct {
 	arrivals   []time.Time // arrival of step i's message, in step order
 	problems   []string
 	duplicates int
-	reconnects int
-	closed     bool
+	closed     bool // closed by the simulator (the class is over)
+
+	// A socket the server closed mid-class: lost counts them, reconnected
+	// and reconnectFailed count how reopening it with ?after= went, down
+	// says the student has no socket now (closed and not reopened, or still
+	// trying), lastErr is the latest failure.
+	lost, reconnected, reconnectFailed int
+	down                               bool
+	lostErr, reconnectErr              string
 }
 
 func (s *Student) problem(format string, args ...any) {
@@ -633,7 +708,7 @@ func (s *Student) read(conn *websocket.Conn) {
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
-			s.lost(conn, err)
+			s.socketLost(conn, err)
 			return
 		}
 		var f frame
@@ -683,26 +758,49 @@ func (s *Student) handle(f frame, at time.Time) {
 	}
 }
 
-// lost handles a socket that ended: unless the class is closing, the
+// socketLost handles a socket that ended: unless the class is closing, the
 // student reconnects with ?after= and gets what it missed, as a phone would.
-func (s *Student) lost(conn *websocket.Conn, err error) {
+// Whether it could is counted (Report.SocketsClosed, Reconnected,
+// ReconnectFailed); only a failure is a problem, as a socket that reopened
+// and caught up lost nothing (the delivery checks say whether it did).
+func (s *Student) socketLost(conn *websocket.Conn, err error) {
 	s.mu.Lock()
 	if s.closed || s.class.closing.Load() || s.conn != conn {
 		s.mu.Unlock()
 		return
 	}
-	s.reconnects++
-	s.problem("socket closed: %v; reconnecting with ?after=%d", err, s.lastPos)
+	s.lost++
+	s.down = true
+	s.lostErr = closeReason(err)
 	after := s.lastPos
 	s.mu.Unlock()
 	conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.connect(ctx, &after); err != nil {
-		s.mu.Lock()
-		s.problem("reconnect failed: %v", err)
-		s.mu.Unlock()
+	err = s.connect(ctx, &after)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.reconnectFailed++
+		s.reconnectErr = err.Error()
+		s.problem("socket closed (%s) and reconnecting with ?after=%d failed: %v", s.lostErr, after, err)
+		return
 	}
+	s.reconnected++
+	s.down = false
+}
+
+// closeReason says how a socket ended, briefly ("1001 going away: server
+// shutting down", "unexpected EOF").
+func closeReason(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		if ce.Text != "" {
+			return fmt.Sprintf("close %d: %s", ce.Code, ce.Text)
+		}
+		return fmt.Sprintf("close %d", ce.Code)
+	}
+	return err.Error()
 }
 
 func (s *Student) close() {

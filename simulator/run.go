@@ -38,8 +38,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Speed > 0 {
 		speed = fmt.Sprintf("speed %g×", cfg.Speed)
 	}
-	fmt.Fprintf(cfg.Out, "Lockstep class simulation → %s\n  %d students, %d steps, %s, help rate %g, log rate %g\n",
-		cfg.Server, cfg.Students, cfg.Steps, speed, cfg.HelpRate, cfg.LogRate)
+	fmt.Fprintf(cfg.Out, "Lockstep class simulation → %s\n  %s, %s, %s, help rate %g, log rate %g\n",
+		cfg.Server, plural(cfg.Students, "student", "students"), plural(cfg.Steps, "step", "steps"), speed, cfg.HelpRate, cfg.LogRate)
 	c, err := Setup(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			res, err = c.Next(ctx, i)
 		}
 		if err != nil {
-			return r.finish(c, b, began), err
+			return r.stop(err, c, b, began), err
 		}
 		r.StepResults = append(r.StepResults, res)
 		act := b.step(ctx, res.Index, c.Subtasks[i])
@@ -69,7 +69,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	res, err := c.End(ctx)
 	if err != nil {
-		return r.finish(c, b, began), err
+		return r.stop(err, c, b, began), err
 	}
 	r.StepResults = append(r.StepResults, res)
 	b.printLine(res, nil)

@@ -110,7 +110,10 @@ func TestRunWholeClass(t *testing.T) {
 	if current.Status != "REVIEW_MODE" {
 		t.Fatalf("session status %s", current.Status)
 	}
-	for _, want := range []string{"1/3 카카오톡 앱 열기", "20/20 got step_changed", "exactly once, in order", "p99"} {
+	if strings.Contains(out.String(), "\r") {
+		t.Fatalf("carriage returns in output that is not a terminal:\n%q", out.String())
+	}
+	for _, want := range []string{"1/3 카카오톡 앱 열기", "20/20 got step_changed", "exactly once, in order", "p99", "lockstep replay --session"} {
 		if !strings.Contains(out.String()+summary.String(), want) {
 			t.Fatalf("output lacks %q:\n%s%s", want, out.String(), summary.String())
 		}

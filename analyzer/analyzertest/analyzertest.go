@@ -107,6 +107,24 @@ func Run(t *testing.T, newAnalyzer func(t *testing.T) analyzer.Analyzer, f Featu
 			t.Fatalf("escalated a clear case: %+v", res)
 		}
 	})
+	t.Run("no_signal_escalates", func(t *testing.T) {
+		// The contract's Help section: an analysis that finds no signal of
+		// what went wrong does not resolve the request; it escalates, even
+		// when the step's guide text could be repeated (no_logs_no_context).
+		for _, name := range []string{"no_logs_no_context", "nothing_to_go_on"} {
+			req := Requests()[name]
+			if s := analyzer.Detect(req, analyzer.Thresholds{}); len(s) != 0 {
+				t.Fatalf("%s: the scenario has signals %v", name, s)
+			}
+			res, err := newAnalyzer(t).Analyze(context.Background(), req)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !res.Escalate || res.EscalationReason == "" {
+				t.Fatalf("%s: a request without any signal was answered instead of escalated: %+v", name, res)
+			}
+		}
+	})
 	if f.Deterministic {
 		t.Run("deterministic", func(t *testing.T) {
 			a := newAnalyzer(t)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v3"
+	"golang.org/x/term"
 
 	"github.com/lockstep/lockstep/simulator"
 )
@@ -20,7 +21,8 @@ func simulateCommand() *cli.Command {
 			"opens a session that the students join by its code, connects every student socket, then the instructor goes\n" +
 			"through every step while the students report progress, send activity logs and ask for help with human-like\n" +
 			"delays. Prints one line per step and, at the end, the fan-out latency (the instructor's HTTP call → each\n" +
-			"student's message) and whether every student got every step exactly once, in order (exit status 1 if not).\n\n" +
+			"student's message), whether every student got every step exactly once, in order (exit status 1 if not),\n" +
+			"what happened to sockets the server closed, the instructor's login and what to look at next.\n\n" +
 			"Example, after `make run`:  lockstep simulate --students 30",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "students", Aliases: []string{"n"}, Required: true, Usage: fmt.Sprintf("class size (1..%d)", simulator.MaxStudents)},
@@ -47,6 +49,9 @@ func simulateCommand() *cli.Command {
 				Concurrency: cmd.Int("concurrency"),
 				Seed:        cmd.Int64("seed"),
 				Out:         os.Stdout,
+				// A progress bar redrawn with \r only on a terminal; plain
+				// lines when the output goes to a file or a pipe.
+				Terminal: term.IsTerminal(int(os.Stdout.Fd())),
 			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("simulate:\n%w", err)
@@ -59,7 +64,7 @@ func simulateCommand() *cli.Command {
 				return fmt.Errorf("simulate: %w", err)
 			}
 			if !r.OK() {
-				return fmt.Errorf("simulate: %d of %d step messages missed, %d duplicated; see above", r.Missed, r.Expected, r.Duplicated)
+				return fmt.Errorf("simulate: %s", r.Failure())
 			}
 			return nil
 		},
