@@ -400,6 +400,11 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 		}
 		speed = v
 	}
+	opts, err := live.ParseOptions(c.Request)
+	if err != nil {
+		web.Error(c, err)
+		return
+	}
 	actor, err := h.socketActor(c)
 	if err != nil {
 		reason := "invalid or missing token"
@@ -436,7 +441,8 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 		Controls: controls, Linger: true,
 	}
 	sub := live.Subscription{
-		Kind: "replay",
+		Kind:  "replay",
+		Batch: opts.Batch,
 		OnOpen: func(conn *live.Conn) {
 			player.Send = conn.Send
 			player.Errors = func(ctx context.Context, msg string) {
