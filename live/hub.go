@@ -778,6 +778,9 @@ func (c *client) writeLoop() {
 				c.writeFailed(buf, marks, off, err)
 				return
 			}
+			if cap(buf) > 64<<10 {
+				buf, marks = nil, nil // a burst's buffer is not kept for the socket's life
+			}
 			continue
 		}
 		if closing {

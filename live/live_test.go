@@ -38,7 +38,7 @@ func TestWithPosition(t *testing.T) {
 }
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	db  *pgtest.DB
 	hub *live.Hub
 	srv *httptest.Server
@@ -46,7 +46,7 @@ type env struct {
 	sub func(r *http.Request) live.Subscription
 }
 
-func newEnv(t *testing.T, db *pgtest.DB, cfg live.HubConfig) *env {
+func newEnv(t testing.TB, db *pgtest.DB, cfg live.HubConfig) *env {
 	t.Helper()
 	if db == nil {
 		db = pgtest.New(t)
