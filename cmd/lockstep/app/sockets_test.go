@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +77,40 @@ func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
 	ce, ok := err.(*websocket.CloseError)
 	if !ok || ce.Code != websocket.CloseGoingAway || !strings.HasPrefix(ce.Text, "server shutting down: reconnect") {
 		t.Fatalf("socket ended with %v, want close 1001 \"server shutting down: reconnect…\"", err)
+	}
+}
+
+// Every socket takes ?batch={ms}: out of 10–1000 it is refused before the
+// upgrade with 400 naming the field; within, messages come in batch frames.
+func TestSocketBatchOption(t *testing.T) {
+	s := apptest.Start(t)
+	admin := s.Admin(t)
+	for _, bad := range []string{"5", "1001", "x"} {
+		_, resp, err := websocket.DefaultDialer.Dial(s.WSURL("/ws/dashboard/help-requests/?batch="+bad+"&token="+admin.Token), nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("batch=%s: %v, want 400", bad, err)
+		}
+		var body struct {
+			Error struct {
+				Code    string            `json:"code"`
+				Details map[string]string `json:"details"`
+			} `json:"error"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Code != "INVALID_REQUEST" || body.Error.Details["batch"] == "" {
+			t.Fatalf("batch=%s: answer %+v (%v), want INVALID_REQUEST naming batch", bad, body, err)
+		}
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(s.WSURL("/ws/dashboard/help-requests/?batch=20&token="+admin.Token), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var f struct {
+		Type     string            `json:"type"`
+		Messages []json.RawMessage `json:"messages"`
+	}
+	if err := ws.ReadJSON(&f); err != nil || f.Type != "batch" || len(f.Messages) != 1 || !strings.Contains(string(f.Messages[0]), `"help_requests"`) {
+		t.Fatalf("first frame %+v (%v), want a batch with the snapshot", f, err)
 	}
 }
