@@ -179,9 +179,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	for _, c := range clients {
+	h.mu.RLock()
+	for c := range h.clients {
 		_ = c.nc.Close()
 	}
+	h.mu.RUnlock()
 	return ctx.Err()
 }
 
@@ -299,8 +301,13 @@ func (h *Hub) Subscribers(channel string) int {
 	return len(h.channels[channel])
 }
 
+// register adds a socket; one that opens while the hub shuts down is closed
+// at once, like the others.
 func (h *Hub) register(c *client) {
 	h.mu.Lock()
+	if h.closing {
+		c.closeWith(CloseGoingAway, "server shutting down: reconnect", true)
+	}
 	h.clients[c] = struct{}{}
 	if ch := c.sub.Channel; ch != "" {
 		set := h.channels[ch]
