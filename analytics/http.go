@@ -403,6 +403,11 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 		}
 		speed = v
 	}
+	opts, err := live.ParseOptions(c.Request)
+	if err != nil {
+		web.Error(c, err)
+		return
+	}
 	actor, err := h.socketActor(c)
 	if err != nil {
 		reason := "invalid or missing token"
@@ -439,7 +444,8 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 		Controls: controls, Linger: true,
 	}
 	sub := live.Subscription{
-		Kind: "replay",
+		Kind:  "replay",
+		Batch: opts.Batch,
 		OnOpen: func(conn *live.Conn) {
 			player.Send = conn.Send
 			player.Errors = func(ctx context.Context, msg string) {

@@ -68,19 +68,41 @@ func WithPosition(payload json.RawMessage, pos uint64) []byte {
 	return append(out, '}')
 }
 
-// Record stores messages in the outbox inside a projector's transaction.
-// Recording the same channel and position again (a rebuild) replaces it.
+// Record stores messages in the outbox inside a projector's transaction, in
+// one statement. Recording the same channel and position again (a rebuild)
+// replaces it; within one call the last one wins.
 func Record(ctx context.Context, tx pgx.Tx, producer string, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	type key struct {
+		channel  string
+		position uint64
+	}
+	index := make(map[key]int, len(msgs))
+	channels := make([]string, 0, len(msgs))
+	positions := make([]int64, 0, len(msgs))
+	payloads := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		if m.Channel == "" || m.Position == 0 || !json.Valid(m.Payload) {
 			return fmt.Errorf("live: invalid message for channel %q at %d", m.Channel, m.Position)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO live_messages (channel, position, producer, payload) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (channel, position) DO UPDATE SET payload = EXCLUDED.payload, producer = EXCLUDED.producer`,
-			m.Channel, int64(m.Position), producer, string(m.Payload))
-		if err != nil {
-			return fmt.Errorf("live: record %s at %d: %w", m.Channel, m.Position, err)
+		k := key{m.Channel, m.Position}
+		if i, ok := index[k]; ok {
+			payloads[i] = string(m.Payload)
+			continue
 		}
+		index[k] = len(channels)
+		channels = append(channels, m.Channel)
+		positions = append(positions, int64(m.Position))
+		payloads = append(payloads, string(m.Payload))
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO live_messages (channel, position, producer, payload)
+		SELECT c, p, $4, d::json FROM unnest($1::text[], $2::bigint[], $3::text[]) AS m(c, p, d)
+		ON CONFLICT (channel, position) DO UPDATE SET payload = EXCLUDED.payload, producer = EXCLUDED.producer`,
+		channels, positions, payloads, producer)
+	if err != nil {
+		return fmt.Errorf("live: record %d messages from %s at %d: %w", len(channels), channels[0], positions[0], err)
 	}
 	return nil
 }

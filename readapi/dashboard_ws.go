@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/web"
 )
 
 // dashboardSnapshotStudents caps the students the socket's snapshot lists.
@@ -30,11 +31,9 @@ func (q *DashboardQueries) lectureSocket(c *gin.Context) {
 		q.reject(c, live.CloseUnauthorized, live.UnauthorizedReason(err))
 		return
 	}
-	after, err := live.ParseAfter(c.Request)
+	opts, err := live.ParseOptions(c.Request)
 	if err != nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": gin.H{
-			"code": domain.CodeInvalidRequest, "message": err.Error(), "details": gin.H{"after": "must be a non-negative integer position"},
-		}})
+		web.Error(c, err)
 		return
 	}
 	id, err := strconv.ParseInt(c.Param("lecture_id"), 10, 64)
@@ -57,7 +56,8 @@ func (q *DashboardQueries) lectureSocket(c *gin.Context) {
 	sub := live.Subscription{
 		Channel:  q.Channel(id),
 		Kind:     "dashboard",
-		After:    after,
+		After:    opts.After,
+		Batch:    opts.Batch,
 		Producer: q.Producer,
 		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
 			l, err := dashboardLecture(ctx, tx, actor, id)

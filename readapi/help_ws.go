@@ -3,7 +3,6 @@ package readapi
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/web"
 )
 
 // helpSocketActor authenticates a help socket (Authorization header, else
@@ -32,15 +32,13 @@ func (q *HelpQueries) helpReject(c *gin.Context, code int, reason string) {
 	c.Abort()
 }
 
-func (q *HelpQueries) helpAfter(c *gin.Context) (*uint64, bool) {
-	after, err := live.ParseAfter(c.Request)
+func (q *HelpQueries) helpAfter(c *gin.Context) (live.Options, bool) {
+	opts, err := live.ParseOptions(c.Request)
 	if err != nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": gin.H{
-			"code": domain.CodeInvalidRequest, "message": err.Error(), "details": gin.H{"after": "must be a non-negative integer position"},
-		}})
-		return nil, false
+		web.Error(c, err)
+		return opts, false
 	}
-	return after, true
+	return opts, true
 }
 
 type pendingHelpRequest struct {
@@ -75,12 +73,12 @@ func (q *HelpQueries) instructorHelpSocket(c *gin.Context) {
 		q.helpReject(c, live.CloseForbidden, "only instructors receive help requests")
 		return
 	}
-	after, ok := q.helpAfter(c)
+	opts, ok := q.helpAfter(c)
 	if !ok {
 		return
 	}
 	sub := live.Subscription{
-		Channel: q.InstructorChannel(actor.UserID), Kind: "help_instructor", After: after, Producer: q.Producer,
+		Channel: q.InstructorChannel(actor.UserID), Kind: "help_instructor", After: opts.After, Batch: opts.Batch, Producer: q.Producer,
 		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
 			rows, err := tx.Query(ctx, `SELECT h.id, h.lecture_id, coalesce(l.title, ''), h.user_id, coalesce(u.name, ''), h.subtask_id, h.subtask_title,
 					h.request_type, h.status, h.session_id, h.stuck_duration_seconds, h.requested_at
@@ -133,12 +131,12 @@ func (q *HelpQueries) studentHelpSocket(c *gin.Context) {
 		q.helpReject(c, live.CloseForbidden, "only that student receives their help")
 		return
 	}
-	after, ok := q.helpAfter(c)
+	opts, ok := q.helpAfter(c)
 	if !ok {
 		return
 	}
 	sub := live.Subscription{
-		Channel: q.UserChannel(userID), Kind: "help_student", After: after, Producer: q.Producer,
+		Channel: q.UserChannel(userID), Kind: "help_student", After: opts.After, Batch: opts.Batch, Producer: q.Producer,
 		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
 			rows, err := tx.Query(ctx, `SELECT id, subtask_id, subtask_title, status, requested_at FROM rm_help_requests
 				WHERE user_id = $1 AND status IN ('ANALYZING', 'ESCALATED') ORDER BY requested_at DESC, id DESC LIMIT 100`, userID)

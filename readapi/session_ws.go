@@ -13,6 +13,7 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/web"
 )
 
 // socketActor authenticates a socket request: the Authorization header when
@@ -36,34 +37,32 @@ func (q *SessionQueries) reject(c *gin.Context, code int, reason string) {
 
 // socketSession authenticates and authorizes a session socket; it returns the
 // session, the actor and what they may do, or closes the socket.
-func (q *SessionQueries) socketSession(c *gin.Context) (int64, domain.Actor, sessionAccess, *uint64, bool) {
+func (q *SessionQueries) socketSession(c *gin.Context) (int64, domain.Actor, sessionAccess, live.Options, bool) {
 	actor, ok := q.socketActor(c)
 	if !ok {
-		return 0, actor, sessionAccess{}, nil, false
+		return 0, actor, sessionAccess{}, live.Options{}, false
 	}
-	after, err := live.ParseAfter(c.Request)
+	opts, err := live.ParseOptions(c.Request)
 	if err != nil {
-		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": gin.H{
-			"code": domain.CodeInvalidRequest, "message": err.Error(), "details": gin.H{"after": "must be a non-negative integer position"},
-		}})
-		return 0, actor, sessionAccess{}, nil, false
+		web.Error(c, err)
+		return 0, actor, sessionAccess{}, opts, false
 	}
 	id := sessionIDParam(c)
 	if id == 0 {
 		q.reject(c, live.CloseNotFound, "session not found")
-		return 0, actor, sessionAccess{}, nil, false
+		return 0, actor, sessionAccess{}, opts, false
 	}
 	a, err := loadSessionAccess(c.Request.Context(), q.Pool, id, actor.UserID)
 	if errors.Is(err, domain.ErrNotFound) {
 		q.reject(c, live.CloseNotFound, "session not found")
-		return 0, actor, a, nil, false
+		return 0, actor, a, opts, false
 	}
 	if err != nil {
 		q.logger().Error("socket: load session", "session_id", id, "error", err)
 		c.AbortWithStatus(http.StatusInternalServerError)
-		return 0, actor, a, nil, false
+		return 0, actor, a, opts, false
 	}
-	return id, actor, a, after, true
+	return id, actor, a, opts, true
 }
 
 // studentSocket serves WS /ws/session/{id}/student/: the session's
@@ -71,7 +70,7 @@ func (q *SessionQueries) socketSession(c *gin.Context) (int64, domain.Actor, ses
 // on connect, then the students channel. A participant's socket counts for
 // their presence.
 func (q *SessionQueries) studentSocket(c *gin.Context) {
-	id, actor, a, after, ok := q.socketSession(c)
+	id, actor, a, opts, ok := q.socketSession(c)
 	if !ok {
 		return
 	}
@@ -91,7 +90,8 @@ func (q *SessionQueries) studentSocket(c *gin.Context) {
 	sub := live.Subscription{
 		Channel:  q.StudentsChannel(id),
 		Kind:     "student",
-		After:    after,
+		After:    opts.After,
+		Batch:    opts.Batch,
 		Producer: q.Producer,
 		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
 			v, err := currentView(ctx, tx, id)
@@ -115,7 +115,7 @@ func (q *SessionQueries) studentSocket(c *gin.Context) {
 // instructorSocket serves WS /ws/session/{id}/instructor/: the session's
 // instructor (or an admin) gets participants on connect, then the instructor channel.
 func (q *SessionQueries) instructorSocket(c *gin.Context) {
-	id, actor, a, after, ok := q.socketSession(c)
+	id, actor, a, opts, ok := q.socketSession(c)
 	if !ok {
 		return
 	}
@@ -126,7 +126,8 @@ func (q *SessionQueries) instructorSocket(c *gin.Context) {
 	sub := live.Subscription{
 		Channel:  q.InstructorChannel(id),
 		Kind:     "instructor",
-		After:    after,
+		After:    opts.After,
+		Batch:    opts.Batch,
 		Producer: q.Producer,
 		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
 			v, err := participantsView(ctx, tx, id)
