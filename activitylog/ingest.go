@@ -355,6 +355,14 @@ func (h *Handler) store(c *gin.Context, actor domain.Actor, logs []Log, ins []*l
 // It returns an error only when the read models cannot be asked.
 func (h *Handler) resolve(ctx context.Context, actor domain.Actor, logs []Log, ins []*logInput, prefix func(int) string, p *problems) error {
 	active := map[int64]*SessionRef{}
+	// Answers within one request, so a batch asks once per distinct value
+	// (the Sessions cache keeps only positive answers).
+	type subtaskAnswer struct {
+		lecture int64
+		ok      bool
+	}
+	subtasks := map[int64]subtaskAnswer{}
+	members := map[[2]int64]bool{}
 	for i := range logs {
 		l := &logs[i]
 		var session *SessionRef
@@ -388,11 +396,18 @@ func (h *Handler) resolve(ctx context.Context, actor domain.Actor, logs []Log, i
 			continue
 		}
 		field := prefix(i) + "subtask_id"
-		lecture, ok, err := h.cfg.Sessions.SubtaskLecture(ctx, *l.SubtaskID)
+		ans, seen := subtasks[*l.SubtaskID]
+		if !seen {
+			lecture, ok, err := h.cfg.Sessions.SubtaskLecture(ctx, *l.SubtaskID)
+			if err != nil {
+				return err
+			}
+			ans = subtaskAnswer{lecture, ok}
+			subtasks[*l.SubtaskID] = ans
+		}
+		lecture := ans.lecture
 		switch {
-		case err != nil:
-			return err
-		case !ok:
+		case !ans.ok:
 			p.bad(field, "no such subtask")
 			continue
 		case session != nil && lecture != session.LectureID:
@@ -405,9 +420,14 @@ func (h *Handler) resolve(ctx context.Context, actor domain.Actor, logs []Log, i
 			continue
 		}
 		if !actor.IsAdmin() {
-			in, err := h.cfg.Sessions.InLecture(ctx, l.UserID, lecture)
-			if err != nil {
-				return err
+			key := [2]int64{l.UserID, lecture}
+			in, seen := members[key]
+			if !seen {
+				var err error
+				if in, err = h.cfg.Sessions.InLecture(ctx, l.UserID, lecture); err != nil {
+					return err
+				}
+				members[key] = in
 			}
 			if !in {
 				p.bad(field, "belongs to a lecture you are neither enrolled in nor teach")
