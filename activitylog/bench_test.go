@@ -48,7 +48,7 @@ func benchEntry(i int) map[string]any {
 		"event_data": map[string]any{"x": 150 + i%300, "y": 300, "element": "Button", "text": "확인"},
 		"screen_info": map[string]any{"package_name": "com.kakao.talk", "activity_name": "MainActivity",
 			"screen_title": "친구 목록"},
-		"timestamp": time.Date(2025, 10, 28, 10, 5, i%60, 0, time.UTC).Format(time.RFC3339),
+		"timestamp": time.Now().UTC().Add(-time.Duration(i%60) * time.Second).Format(time.RFC3339),
 	}
 }
 
@@ -129,6 +129,14 @@ func benchAPI(b *testing.B, open func(*testing.B, *pgxpool.Pool) *bus.Bus) {
 	}
 	b.Cleanup(pool.Close) // after the writer and the bus stop
 	db.Pool = pool
+	// The subtasks the entries name, in a lecture the clients are enrolled in.
+	for i := range int64(7) {
+		addSubtask(b, db.Pool, 1000+i, 1)
+	}
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO rm_enrollments (enrollment_id, lecture_id, user_id, enrolled_at, last_activity)
+		SELECT u, 1, u, now(), now() FROM generate_series(21, 21 + $1::int) u`, benchClients); err != nil {
+		b.Fatal(err)
+	}
 	bs := open(b, db.Pool)
 	h := activitylog.NewHandler(activitylog.HandlerConfig{
 		Bus: bs, IDs: activitylog.NewIDs(db.Pool), Sessions: activitylog.NewReadModelSessions(db.Pool, 2*time.Second),

@@ -170,6 +170,18 @@ func joinSession(t testing.TB, pool *pgxpool.Pool, sessionID, userID int64, stat
 	}
 }
 
+// addSubtask puts a subtask of lecture into the lectures read model.
+func addSubtask(t testing.TB, pool *pgxpool.Pool, id, lecture int64) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
+		INSERT INTO rm_lecture_subtasks (id, task_id, lecture_id, title, description, order_index, target_action,
+			target_element_hint, guide_text, voice_guide_text, created_at, updated_at)
+		VALUES ($1, $1, $2, 'step', '', 1, 'CLICK', '', '', '', now(), now())`, id, lecture)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func countRows(t testing.TB, pool *pgxpool.Pool, where string, args ...any) int {
 	t.Helper()
 	var n int

@@ -72,12 +72,14 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	return &Handler{cfg: cfg}
 }
 
-// Routes mounts both endpoints on r behind authed (any authenticated role).
-// The batch route applies BatchBodyLimit itself: the engine's global 1 MiB
-// limit must not run before it for BatchPath.
+// Routes mounts both endpoints on r behind authed, for students,
+// instructors and admins (an analyst writes nothing: 403). The batch route
+// applies BatchBodyLimit itself: the engine's global 1 MiB limit must not
+// run before it for BatchPath.
 func (h *Handler) Routes(r gin.IRouter, authed gin.HandlerFunc) {
-	r.POST(ActivityPath, authed, h.activity)
-	r.POST(BatchPath, authed, web.BodyLimit(BatchBodyLimit), h.batch)
+	writers := auth.Require(domain.RoleStudent, domain.RoleInstructor) // and ADMIN
+	r.POST(ActivityPath, authed, writers, h.activity)
+	r.POST(BatchPath, authed, writers, web.BodyLimit(BatchBodyLimit), h.batch)
 }
 
 // logInput is one log as a client sends it. Pointers tell absent from zero.
@@ -223,7 +225,11 @@ func fieldName(prefix, field string) string {
 	return prefix[:len(prefix)-1]
 }
 
-// validate checks one decoded log and builds it (without log id and session).
+// validate checks one decoded log and builds it (without log id and
+// session): every value must be storable as it is (text and jsonb columns,
+// a timestamp within domain.TimeProblem's window of now), so that a log
+// answered 201 can never stop the writer. References (session, subtask) are
+// checked against the read models by resolve.
 func validate(in *logInput, actor domain.Actor, now time.Time, prefix string, p *problems) Log {
 	l := Log{UserID: actor.UserID, ReceivedAt: now, OccurredAt: now}
 	if in.EventType == nil {
@@ -259,18 +265,21 @@ func validate(in *logInput, actor domain.Actor, now time.Time, prefix string, p 
 	l.ScreenInfo = jsonObject(in.ScreenInfo, prefix+"screen_info", p)
 	if in.Timestamp != nil {
 		t, err := time.Parse(time.RFC3339Nano, *in.Timestamp)
-		if err != nil {
+		switch {
+		case err != nil:
 			p.bad(prefix+"timestamp", "must be an RFC 3339 time")
-		} else {
+		case domain.TimeProblem(t, now) != "":
+			p.bad(prefix+"timestamp", domain.TimeProblem(t, now))
+		default:
 			l.OccurredAt = t.UTC()
 		}
 	}
 	return l
 }
 
-var nulEscape = []byte(`\u0000`)
-
-// jsonObject accepts an absent or null value (nil) or a JSON object.
+// jsonObject accepts an absent or null value (nil) or a JSON object that
+// PostgreSQL's jsonb can store (domain.JSONProblem: valid UTF-8, no \u0000,
+// no lone surrogate, in keys as in values, numbers a float64 holds).
 func jsonObject(raw json.RawMessage, field string, p *problems) json.RawMessage {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -280,9 +289,8 @@ func jsonObject(raw json.RawMessage, field string, p *problems) json.RawMessage 
 		p.bad(field, "must be a JSON object")
 		return nil
 	}
-	if bytes.Contains(raw, nulEscape) {
-		// PostgreSQL's jsonb cannot hold U+0000; such a log would never store.
-		p.bad(field, `must not contain \u0000`)
+	if why := domain.JSONProblem(raw); why != "" {
+		p.bad(field, why)
 		return nil
 	}
 	return raw
@@ -301,38 +309,14 @@ func ValidEventType(s string) bool {
 	return true
 }
 
-// store attaches sessions and log ids to valid logs and publishes them. On
-// failure it answers and returns false.
+// store resolves the logs' references (resolve), gives them log ids and
+// publishes them. On failure it answers and returns false.
 func (h *Handler) store(c *gin.Context, actor domain.Actor, logs []Log, ins []*logInput, prefix func(int) string) bool {
 	ctx := c.Request.Context()
 	var p problems
-	active := map[int64]*int64{}
-	for i := range logs {
-		l := &logs[i]
-		if ins[i].SessionID != nil {
-			if actor.IsAdmin() {
-				continue
-			}
-			ok, err := h.cfg.Sessions.Participates(ctx, l.UserID, *l.SessionID)
-			if err != nil {
-				h.fail(c, "check session participation", err)
-				return false
-			}
-			if !ok {
-				p.deny(prefix(i)+"session_id", "you did not join this session")
-			}
-			continue
-		}
-		s, seen := active[l.UserID]
-		if !seen {
-			var err error
-			if s, err = h.cfg.Sessions.Active(ctx, l.UserID); err != nil {
-				h.fail(c, "look up active session", err)
-				return false
-			}
-			active[l.UserID] = s
-		}
-		l.SessionID = s
+	if err := h.resolve(ctx, actor, logs, ins, prefix, &p); err != nil {
+		h.fail(c, "check the logs' session and subtask", err)
+		return false
 	}
 	if err := p.err(); err != nil {
 		web.Error(c, err)
@@ -356,6 +340,103 @@ func (h *Handler) store(c *gin.Context, actor domain.Actor, logs []Log, ins []*l
 		return false
 	}
 	return true
+}
+
+// resolve checks and attaches each log's session and subtask:
+//   - a session_id the log names must exist (400) and, but for ADMIN, be
+//     one the log's user joined (403); without one the user's active
+//     session, if any, is attached;
+//   - a subtask_id must exist (400) and belong to the lecture of the
+//     session the log names (400); with an attached active session of
+//     another lecture, or none, the user must be enrolled in the subtask's
+//     lecture or teach it (ADMIN excepted; 400), and the log is stored
+//     without that other lecture's session.
+//
+// It returns an error only when the read models cannot be asked.
+func (h *Handler) resolve(ctx context.Context, actor domain.Actor, logs []Log, ins []*logInput, prefix func(int) string, p *problems) error {
+	active := map[int64]*SessionRef{}
+	// Answers within one request, so a batch asks once per distinct value
+	// (the Sessions cache keeps only positive answers).
+	type subtaskAnswer struct {
+		lecture int64
+		ok      bool
+	}
+	subtasks := map[int64]subtaskAnswer{}
+	members := map[[2]int64]bool{}
+	for i := range logs {
+		l := &logs[i]
+		var session *SessionRef
+		if ins[i].SessionID != nil {
+			s, joined, err := h.cfg.Sessions.Session(ctx, l.UserID, *l.SessionID)
+			switch {
+			case err != nil:
+				return err
+			case s == nil:
+				p.bad(prefix(i)+"session_id", "no such session")
+				continue
+			case !joined && !actor.IsAdmin():
+				p.deny(prefix(i)+"session_id", "you did not join this session")
+				continue
+			}
+			session = s
+		} else {
+			s, seen := active[l.UserID]
+			if !seen {
+				var err error
+				if s, err = h.cfg.Sessions.Active(ctx, l.UserID); err != nil {
+					return err
+				}
+				active[l.UserID] = s
+			}
+			if s != nil {
+				l.SessionID = &s.ID
+			}
+		}
+		if l.SubtaskID == nil {
+			continue
+		}
+		field := prefix(i) + "subtask_id"
+		ans, seen := subtasks[*l.SubtaskID]
+		if !seen {
+			lecture, ok, err := h.cfg.Sessions.SubtaskLecture(ctx, *l.SubtaskID)
+			if err != nil {
+				return err
+			}
+			ans = subtaskAnswer{lecture, ok}
+			subtasks[*l.SubtaskID] = ans
+		}
+		lecture := ans.lecture
+		switch {
+		case !ans.ok:
+			p.bad(field, "no such subtask")
+			continue
+		case session != nil && lecture != session.LectureID:
+			p.bad(field, fmt.Sprintf("belongs to another lecture than session %d", session.ID))
+			continue
+		case session != nil:
+			continue
+		}
+		if l.SessionID != nil && active[l.UserID].LectureID == lecture {
+			continue
+		}
+		if !actor.IsAdmin() {
+			key := [2]int64{l.UserID, lecture}
+			in, seen := members[key]
+			if !seen {
+				var err error
+				if in, err = h.cfg.Sessions.InLecture(ctx, l.UserID, lecture); err != nil {
+					return err
+				}
+				members[key] = in
+			}
+			if !in {
+				p.bad(field, "belongs to a lecture you are neither enrolled in nor teach")
+				continue
+			}
+		}
+		l.SessionID = nil // the active session teaches another lecture
+	}
+	return nil
 }
 
 // fail answers 503 (the client should retry) and logs the cause.

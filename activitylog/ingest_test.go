@@ -23,6 +23,7 @@ type ingestFixture struct {
 	student string // user 7
 	other   string // user 8, a student too
 	admin   string // user 1
+	analyst string // user 2
 	now     time.Time
 }
 
@@ -42,6 +43,9 @@ func newIngest(t *testing.T) *ingestFixture {
 	f.student = token(t, tok, 7, domain.RoleStudent)
 	f.other = token(t, tok, 8, domain.RoleStudent)
 	f.admin = token(t, tok, 1, domain.RoleAdmin)
+	f.analyst = token(t, tok, 2, domain.RoleAnalyst)
+	addSubtask(t, db.Pool, 1000, 1) // lecture 1: the lecture of joinSession's sessions
+	addSubtask(t, db.Pool, 2000, 2) // another lecture
 	return f
 }
 
@@ -206,6 +210,23 @@ func TestRefusals(t *testing.T) {
 		{"batch_entry_not_object", activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK"}, 7]}`, 400, "INVALID_REQUEST", "logs[1]"},
 		{"batch_entry_bad_timestamp", activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK", "timestamp": "yesterday"}]}`, 400, "INVALID_REQUEST", "logs[0].timestamp"},
 		{"batch_other_user", activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK"}, {"event_type": "CLICK", "user_id": 8}]}`, 403, "FORBIDDEN", "logs[1].user_id"},
+		// Issue 16: what PostgreSQL cannot store, refused at the edge.
+		{"event_data_lone_surrogate", activitylog.ActivityPath, f.student, `{"event_type":"CLICK","event_data":{"text":"\ud800"}}`, 400, "INVALID_REQUEST", "event_data"},
+		{"event_data_low_surrogate", activitylog.ActivityPath, f.student, `{"event_type":"CLICK","event_data":{"text":"a\udc00"}}`, 400, "INVALID_REQUEST", "event_data"},
+		{"batch_surrogate_in_key", activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK"}, {"event_type":"CLICK","event_data":{"\ud83d":1}}]}`, 400, "INVALID_REQUEST", "logs[1].event_data"},
+		{"screen_info_invalid_utf8", activitylog.ActivityPath, f.student, "{\"event_type\":\"CLICK\",\"screen_info\":{\"title\":\"\xff\xfe\"}}", 400, "INVALID_REQUEST", "screen_info"},
+		{"screen_info_invalid_utf8_key", activitylog.ActivityPath, f.student, "{\"event_type\":\"CLICK\",\"screen_info\":{\"\xc3\":1}}", 400, "INVALID_REQUEST", "screen_info"},
+		{"event_data_huge_number", activitylog.ActivityPath, f.student, `{"event_type":"CLICK","event_data":{"n":1e400000}}`, 400, "INVALID_REQUEST", "event_data"},
+		{"event_data_nul_in_key", activitylog.ActivityPath, f.student, `{"event_type":"CLICK","event_data":{"a\u0000":1}}`, 400, "INVALID_REQUEST", "event_data"},
+		{"timestamp_year_1", activitylog.ActivityPath, f.student, `{"event_type": "CLICK", "timestamp": "0001-01-01T00:00:00Z"}`, 400, "INVALID_REQUEST", "timestamp"},
+		{"timestamp_year_9999", activitylog.ActivityPath, f.student, `{"event_type": "CLICK", "timestamp": "9999-12-31T23:59:59Z"}`, 400, "INVALID_REQUEST", "timestamp"},
+		{"batch_timestamp_year_9999", activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK"}, {"event_type": "CLICK", "timestamp": "9999-01-01T00:00:00Z"}]}`, 400, "INVALID_REQUEST", "logs[1].timestamp"},
+		{"subtask_unknown", activitylog.ActivityPath, f.student, `{"event_type": "CLICK", "subtask_id": 999999}`, 400, "INVALID_REQUEST", "subtask_id"},
+		{"subtask_of_a_lecture_not_mine", activitylog.ActivityPath, f.student, `{"event_type": "CLICK", "subtask_id": 2000}`, 400, "INVALID_REQUEST", "subtask_id"},
+		{"batch_subtask_unknown", activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK"}, {"event_type": "CLICK", "subtask_id": 424242}]}`, 400, "INVALID_REQUEST", "logs[1].subtask_id"},
+		{"session_unknown", activitylog.ActivityPath, f.student, `{"event_type": "CLICK", "session_id": 777777}`, 400, "INVALID_REQUEST", "session_id"},
+		{"analyst_activity", activitylog.ActivityPath, f.analyst, `{"event_type": "CLICK"}`, 403, "FORBIDDEN", ""},
+		{"analyst_batch", activitylog.BatchPath, f.analyst, `{"logs": [{"event_type": "CLICK"}]}`, 403, "FORBIDDEN", ""},
 		{"batch_over_5mib", activitylog.BatchPath, f.student, `{"logs": [` + strings.Join(tooBig, ",") + `]}`, 413, "PAYLOAD_TOO_LARGE", ""},
 	}
 	for _, tc := range cases {
@@ -338,5 +359,37 @@ func TestIDsAreUniqueAcrossInstancesAndMatchTheSequence(t *testing.T) {
 			}
 			seen[id] = true
 		}
+	}
+}
+
+func TestSubtaskMustBelongToTheLogsLecture(t *testing.T) {
+	t.Parallel()
+	f := newIngest(t)
+	ctx := context.Background()
+	joinSession(t, f.db.Pool, 70, 7, "IN_PROGRESS") // lecture 1 (subtask 1000)
+	// An explicit session of lecture 1 with a subtask of lecture 2.
+	resp := post(t, f.handler, activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK", "subtask_id": 1000}, {"event_type": "CLICK", "session_id": 70, "subtask_id": 2000}]}`)
+	if code, details := resp.errorDetails(t); resp.Status != http.StatusBadRequest || code != "INVALID_REQUEST" || details["logs[1].subtask_id"] == nil {
+		t.Fatalf("subtask of another lecture than the session's: %d %s", resp.Status, resp.Body)
+	}
+	// Not enrolled in lecture 2, and the active session teaches lecture 1.
+	resp = post(t, f.handler, activitylog.ActivityPath, f.student, `{"event_type": "CLICK", "subtask_id": 2000}`)
+	if code, details := resp.errorDetails(t); resp.Status != http.StatusBadRequest || code != "INVALID_REQUEST" || details["subtask_id"] == nil {
+		t.Fatalf("subtask of a lecture the student is not in: %d %s", resp.Status, resp.Body)
+	}
+	if n := len(f.pub.logs(t)); n != 0 {
+		t.Fatalf("refused requests published %d logs", n)
+	}
+	// Enrolled in lecture 2: accepted, without the session of lecture 1.
+	if _, err := f.db.Pool.Exec(ctx, `INSERT INTO rm_enrollments (enrollment_id, lecture_id, user_id, enrolled_at, last_activity) VALUES (1, 2, 7, now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	resp = post(t, f.handler, activitylog.BatchPath, f.student, `{"logs": [{"event_type": "CLICK", "subtask_id": 2000}, {"event_type": "CLICK", "subtask_id": 1000}, {"event_type": "CLICK", "session_id": 70, "subtask_id": 1000}]}`)
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("enrolled: %d %s", resp.Status, resp.Body)
+	}
+	logs := f.pub.logs(t)
+	if len(logs) != 3 || logs[0].SessionID != nil || logs[1].SessionID == nil || *logs[1].SessionID != 70 || logs[2].SessionID == nil || *logs[2].SessionID != 70 {
+		t.Fatalf("published %+v", logs)
 	}
 }

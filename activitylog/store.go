@@ -82,3 +82,8 @@ func nullJSON(raw []byte) any {
 	}
 	return raw
 }
+
+// SetAside implements DeadLetterStore (the table activity_log_dead_letters).
+func (s *PGStore) SetAside(ctx context.Context, letters []DeadLetter) error {
+	return (&PGDeadLetters{pool: s.pool}).SetAside(ctx, letters)
+}

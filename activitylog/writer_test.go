@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/bus"
@@ -134,7 +135,7 @@ func TestWriterRetriesAFailingBatch(t *testing.T) {
 	}
 }
 
-func TestWriterDropsUndecodableMessages(t *testing.T) {
+func TestWriterSetsAsideUndecodableMessages(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
@@ -148,6 +149,110 @@ func TestWriterDropsUndecodableMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the message after the poison stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 3 })
+	if n := deadLetters(t, db.Pool, "source_key = 'message:poison' AND payload = 'not json'::bytea AND log_id IS NULL"); n != 1 {
+		t.Errorf("%d dead letters for the undecodable message", n)
+	}
+}
+
+func deadLetters(t testing.TB, pool *pgxpool.Pool, where string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM activity_log_dead_letters WHERE `+where, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestWriterSetsAsideOnlyTheLogsTheDatabaseRefuses: a round of 1200 logs
+// (written in parallel parts) with three that jsonb or text refuses, each in
+// a different part, then an ordinary message. Exactly the three are set
+// aside, everything else is stored; delivering the same message again
+// stores nothing twice and counts a second attempt.
+func TestWriterSetsAsideOnlyTheLogsTheDatabaseRefuses(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	startWriter(t, b, activitylog.NewPGStore(db.Pool))
+	logs := sampleLogs(1, 1200)
+	logs[3].EventData = json.RawMessage(`{"text": "\ud800"}`)
+	logs[700].ScreenInfo = json.RawMessage(`{"a": "\u0000"}`)
+	logs[1199].EventType = "CLICK\x00"
+	msgs, err := activitylog.NewMessages(logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := activitylog.NewMessages(sampleLogs(5000, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(context.Background(), bus.TopicActivityLogs, append(msgs, next...)...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the next message stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 5000") == 1 })
+	if n := countRows(t, db.Pool, "log_id BETWEEN 1 AND 1200"); n != 1197 {
+		t.Errorf("%d logs stored, want 1197", n)
+	}
+	if n := deadLetters(t, db.Pool, "true"); n != 3 {
+		t.Errorf("%d dead letters, want 3", n)
+	}
+	if n := deadLetters(t, db.Pool, "log_id IN (4, 701, 1200) AND attempts = 1 AND user_id = 7 AND error LIKE '%SQLSTATE 22%'"); n != 3 {
+		t.Errorf("%d dead letters of logs 4, 701 and 1200 as expected", n)
+	}
+	// Redelivered (a crash before the ack): one more attempt each, no new row.
+	again := message.NewMessage(msgs[0].UUID, msgs[0].Payload)
+	again.Metadata = msgs[0].Metadata
+	marker, _ := activitylog.NewMessages(sampleLogs(6000, 1))
+	if err := b.Publish(context.Background(), bus.TopicActivityLogs, again, marker[0]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the marker stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 6000") == 1 })
+	if n := deadLetters(t, db.Pool, "attempts = 2"); n != 3 {
+		t.Errorf("%d dead letters counted the redelivery, want 3", n)
+	}
+	if n := countRows(t, db.Pool, "log_id BETWEEN 1 AND 1200"); n != 1197 {
+		t.Errorf("%d logs stored after the redelivery, want 1197", n)
+	}
+}
+
+// TestWriterOutageIsNotDeadLettered: the writer's connections are killed
+// (pg_terminate_backend) while its COPY waits, several times; the logs are
+// stored once the database lets it through, and nothing is set aside.
+func TestWriterOutageIsNotDeadLettered(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	startWriter(t, b, activitylog.NewPGStore(db.Pool))
+	lock, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx)
+	if _, err := lock.Exec(ctx, `LOCK TABLE activity_logs IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := activitylog.NewMessages(sampleLogs(1, 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, bus.TopicActivityLogs, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	for kill := range 3 {
+		var killed int
+		eventually(t, fmt.Sprintf("the writer waiting on the table (kill %d)", kill+1), 20*time.Second, func() bool {
+			err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()) k`).Scan(&killed)
+			return err == nil && killed > 0
+		})
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "logs stored after the outage", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 50 })
+	if n := deadLetters(t, db.Pool, "true"); n != 0 {
+		t.Errorf("%d dead letters after an outage", n)
+	}
 }
 
 func TestNewMessagesSplitsBySizeAndUserKeepingOrder(t *testing.T) {
