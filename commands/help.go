@@ -119,6 +119,9 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 	if !actor.IsAdmin() && !actor.IsSystem() && actor.Role != domain.RoleStudent {
 		return domain.HelpRequest{}, 0, domain.Forbidden("only students ask for help")
 	}
+	if err := checkUser(ctx, h.cfg.Pool, actor, user); err != nil {
+		return domain.HelpRequest{}, 0, err
+	}
 	lectureID, err := helpLectureOfSubtask(ctx, h.cfg.Pool, in.SubtaskID)
 	if err != nil {
 		return domain.HelpRequest{}, 0, err
@@ -151,7 +154,7 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 		var c struct {
 			Stuck *float64 `json:"stuck_duration_seconds"`
 		}
-		if json.Unmarshal(in.ContextData, &c) == nil && c.Stuck != nil && *c.Stuck >= 0 && *c.Stuck < math.MaxInt32 {
+		if json.Unmarshal(in.ContextData, &c) == nil && c.Stuck != nil && *c.Stuck >= 0 && *c.Stuck <= math.MaxInt32 {
 			stuck = int(*c.Stuck)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -76,14 +75,10 @@ func waitReadModels(ctx context.Context, waitFor func(context.Context, uint64) e
 }
 
 // LectureRequestMeta builds the metadata of events caused by an HTTP request:
-// the acting user, the correlation id (the X-Request-ID header, else a new
-// UUID) and the lecture.
+// the acting user, the correlation id (web.RequestID: the X-Request-ID
+// header when short and plain, else a new UUID) and the lecture.
 func LectureRequestMeta(c *gin.Context, lectureID int64) eventstore.Metadata {
-	corr := c.GetHeader("X-Request-ID")
-	if corr == "" || len(corr) > 200 {
-		corr = uuid.NewString()
-	}
-	return eventstore.Metadata{CorrelationID: corr, UserID: auth.ActorFrom(c).UserID, LectureID: lectureID}
+	return eventstore.Metadata{CorrelationID: web.RequestID(c), UserID: auth.ActorFrom(c).UserID, LectureID: lectureID}
 }
 
 func (l *Lectures) nextID(ctx context.Context, sequence string) (int64, error) {
@@ -181,10 +176,31 @@ var orderingDecider = domain.Decider[domain.Lecture, domain.LectureCommand]{
 }
 
 func orderOrAuto(v *int) int {
-	if v == nil {
+	switch {
+	case v == nil:
 		return autoOrder
+	case *v == autoOrder:
+		return 0 // a client's own value, never the marker: refused (below 1)
 	}
 	return *v
+}
+
+// checkUser refuses a body's user_id that names no user (an ADMIN acting
+// for someone else), so that no stream is opened for a user who does not
+// exist. Only an ADMIN or the server gets this far with another's id; anyone
+// else is refused by the decider (403) without learning whether it exists.
+func checkUser(ctx context.Context, pool *pgxpool.Pool, actor domain.Actor, userID int64) error {
+	if userID == 0 || userID == actor.UserID || (!actor.IsAdmin() && !actor.IsSystem()) {
+		return nil
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, userID).Scan(&exists); err != nil {
+		return fmt.Errorf("look up user %d: %w", userID, err)
+	}
+	if !exists {
+		return domain.Invalid("invalid field", map[string]string{"user_id": "is not a user"})
+	}
+	return nil
 }
 
 // CreateLectureInput is what POST /api/lectures carries.
@@ -388,6 +404,10 @@ func (l *Lectures) postEnroll(c *gin.Context) {
 	}
 	var in enrollRequest
 	if !web.Bind(c, &in) {
+		return
+	}
+	if err := checkUser(c.Request.Context(), l.cfg.Pool, auth.ActorFrom(c), in.UserID); err != nil {
+		web.Error(c, err)
 		return
 	}
 	e, created, err := l.Enroll(c.Request.Context(), auth.ActorFrom(c), in.UserID, id, 0, LectureRequestMeta(c, id))
