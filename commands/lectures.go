@@ -219,11 +219,15 @@ func (l *Lectures) CreateLecture(ctx context.Context, actor domain.Actor, in Cre
 	if err != nil {
 		return domain.Lecture{}, err
 	}
-	res, err := l.execLecture(ctx, id, domain.CreateLecture{
-		Actor: actor, At: l.now(), LectureID: id,
-		Title: in.Title, Description: in.Description, ThumbnailURL: in.ThumbnailURL,
-	}, meta)
+	res, err := l.execLecture(ctx, id, in.command(actor, l.now(), id), meta)
 	return res.State, err
+}
+
+func (in CreateLectureInput) command(actor domain.Actor, at time.Time, id int64) domain.CreateLecture {
+	return domain.CreateLecture{
+		Actor: actor, At: at, LectureID: id,
+		Title: in.Title, Description: in.Description, ThumbnailURL: in.ThumbnailURL,
+	}
 }
 
 // Enrollment is a student's enrollment in a lecture.
@@ -469,6 +473,20 @@ type taskRequest struct {
 	OrderIndex  *int    `json:"order_index"`
 }
 
+func (in taskRequest) addTask(actor domain.Actor, at time.Time, taskID int64) domain.AddTask {
+	return domain.AddTask{
+		Actor: actor, At: at, TaskID: taskID,
+		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
+	}
+}
+
+func (in taskRequest) updateTask(actor domain.Actor, at time.Time, taskID int64) domain.UpdateTask {
+	return domain.UpdateTask{
+		Actor: actor, At: at, TaskID: taskID,
+		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex,
+	}
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -500,10 +518,7 @@ func (l *Lectures) postTask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, domain.AddTask{
-		Actor: auth.ActorFrom(c), At: l.now(), TaskID: taskID,
-		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, in.addTask(auth.ActorFrom(c), l.now(), taskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, err)
 		return
@@ -526,10 +541,7 @@ func (l *Lectures) putTask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	res, err := l.execLecture(ctx, lectureID, domain.UpdateTask{
-		Actor: auth.ActorFrom(c), At: l.now(), TaskID: taskID,
-		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex,
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLecture(ctx, lectureID, in.updateTask(auth.ActorFrom(c), l.now(), taskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, notFoundAs(err, "task"))
 		return
@@ -554,6 +566,28 @@ type subtaskRequest struct {
 	TargetElementHint *string `json:"target_element_hint"`
 	GuideText         *string `json:"guide_text"`
 	VoiceGuideText    *string `json:"voice_guide_text"`
+}
+
+func (in subtaskRequest) addSubtask(actor domain.Actor, at time.Time, taskID, subtaskID int64) domain.AddSubtask {
+	return domain.AddSubtask{
+		Actor: actor, At: at, TaskID: taskID, SubtaskID: subtaskID,
+		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
+		TargetAction: domain.TargetAction(deref(in.TargetAction)), TargetElementHint: deref(in.TargetElementHint),
+		GuideText: deref(in.GuideText), VoiceGuideText: deref(in.VoiceGuideText),
+	}
+}
+
+func (in subtaskRequest) updateSubtask(actor domain.Actor, at time.Time, subtaskID int64) domain.UpdateSubtask {
+	var action *domain.TargetAction
+	if in.TargetAction != nil {
+		a := domain.TargetAction(*in.TargetAction)
+		action = &a
+	}
+	return domain.UpdateSubtask{
+		Actor: actor, At: at, SubtaskID: subtaskID,
+		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex, TargetAction: action,
+		TargetElementHint: in.TargetElementHint, GuideText: in.GuideText, VoiceGuideText: in.VoiceGuideText,
+	}
 }
 
 func (l *Lectures) postSubtask(c *gin.Context) {
@@ -584,12 +618,7 @@ func (l *Lectures) postSubtask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, domain.AddSubtask{
-		Actor: auth.ActorFrom(c), At: l.now(), TaskID: taskID, SubtaskID: subtaskID,
-		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
-		TargetAction: domain.TargetAction(deref(in.TargetAction)), TargetElementHint: deref(in.TargetElementHint),
-		GuideText: deref(in.GuideText), VoiceGuideText: deref(in.VoiceGuideText),
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, in.addSubtask(auth.ActorFrom(c), l.now(), taskID, subtaskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, notFoundAs(err, "task"))
 		return
@@ -613,16 +642,7 @@ func (l *Lectures) putSubtask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	var action *domain.TargetAction
-	if in.TargetAction != nil {
-		a := domain.TargetAction(*in.TargetAction)
-		action = &a
-	}
-	res, err := l.execLecture(ctx, lectureID, domain.UpdateSubtask{
-		Actor: auth.ActorFrom(c), At: l.now(), SubtaskID: subtaskID,
-		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex, TargetAction: action,
-		TargetElementHint: in.TargetElementHint, GuideText: in.GuideText, VoiceGuideText: in.VoiceGuideText,
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLecture(ctx, lectureID, in.updateSubtask(auth.ActorFrom(c), l.now(), subtaskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, notFoundAs(err, "subtask"))
 		return
