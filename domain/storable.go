@@ -50,6 +50,10 @@ func JSONProblem(raw []byte) string {
 	return why
 }
 
+// NotJSON is the reason JSONProblem and JSONFieldProblem give for a
+// document that is not JSON at all.
+const NotJSON = "must be valid JSON"
+
 // JSONFieldProblem is JSONProblem that also names where the first problem
 // lies, as a path from the document's root ("title", "context_data.text",
 // "logs[3].event_data"; "" for the document itself or a key of the root).
@@ -58,10 +62,7 @@ func JSONProblem(raw []byte) string {
 // reaches a text column.
 func JSONFieldProblem(raw []byte) (path, why string) {
 	if !json.Valid(raw) {
-		if !utf8.Valid(raw) {
-			return "", "must be valid UTF-8"
-		}
-		return "", "must be valid JSON"
+		return "", NotJSON
 	}
 	var stack []jsonFrame
 	for i := 0; i < len(raw); i++ {

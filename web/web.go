@@ -140,11 +140,8 @@ func decode(r io.Reader, dst any) error {
 // before decoding, which would silently turn a lone surrogate or invalid
 // UTF-8 into U+FFFD. A body that is not JSON at all is left to the decoder.
 func Storable(data []byte) error {
-	if !json.Valid(data) {
-		return nil
-	}
 	path, why := domain.JSONFieldProblem(data)
-	if why == "" {
+	if why == "" || why == domain.NotJSON {
 		return nil
 	}
 	if path == "" {

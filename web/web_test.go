@@ -96,3 +96,23 @@ func TestStorableNamesTheField(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStorable: the body check on a 1,000-log batch (about 250 KB).
+func BenchmarkStorable(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"logs":[`)
+	for i := range 1000 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"event_type":"CLICK","subtask_id":1001,"timestamp":"2026-12-04T09:00:00Z","event_data":{"x":120.5,"y":-33,"text":"친구 탭 \ud83d\ude00","path":["a","b"]},"screen_info":{"w":1080,"h":2400,"app":"com.kakao.talk"}}`)
+	}
+	sb.WriteString(`]}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := Storable(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
