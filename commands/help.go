@@ -119,6 +119,9 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 	if !actor.IsAdmin() && !actor.IsSystem() && actor.Role != domain.RoleStudent {
 		return domain.HelpRequest{}, 0, domain.Forbidden("only students ask for help")
 	}
+	if err := checkUser(ctx, h.cfg.Pool, actor, user); err != nil {
+		return domain.HelpRequest{}, 0, err
+	}
 	lectureID, err := helpLectureOfSubtask(ctx, h.cfg.Pool, in.SubtaskID)
 	if err != nil {
 		return domain.HelpRequest{}, 0, err
@@ -144,17 +147,6 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 			return domain.HelpRequest{}, 0, err
 		}
 	}
-	stuck := 0
-	if in.StuckDurationSeconds != nil {
-		stuck = *in.StuckDurationSeconds
-	} else if len(in.ContextData) > 0 {
-		var c struct {
-			Stuck *float64 `json:"stuck_duration_seconds"`
-		}
-		if json.Unmarshal(in.ContextData, &c) == nil && c.Stuck != nil && *c.Stuck >= 0 && *c.Stuck < math.MaxInt32 {
-			stuck = int(*c.Stuck)
-		}
-	}
 	var id int64
 	if err := h.cfg.Pool.QueryRow(ctx, `SELECT nextval('help_request_ids')`).Scan(&id); err != nil {
 		return domain.HelpRequest{}, 0, fmt.Errorf("allocate help request id: %w", err)
@@ -163,10 +155,8 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 	if sessionID != 0 {
 		meta.SessionID = sessionID
 	}
-	res, err := Execute(ctx, h.cfg.Store, domain.HelpStream(id), domain.HelpDecider, domain.HelpCommand(domain.RequestHelp{
-		Actor: actor, At: h.now(), HelpRequestID: id, UserID: user, Subtask: st.Ref(), InstructorID: lec.InstructorID(),
-		SessionID: sessionID, RequestType: in.RequestType, ContextData: in.ContextData, StuckDurationSeconds: stuck,
-	}), meta)
+	res, err := Execute(ctx, h.cfg.Store, domain.HelpStream(id), domain.HelpDecider,
+		domain.HelpCommand(in.command(actor, h.now(), id, user, st.Ref(), lec.InstructorID(), sessionID)), meta)
 	if err != nil {
 		return domain.HelpRequest{}, 0, err
 	}
@@ -178,6 +168,32 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 	}
 	waitReadModels(ctx, h.cfg.WaitFor, res.Position)
 	return res.State, res.Position, nil
+}
+
+// command is the RequestHelp of a request for user on subtask, by actor.
+func (in HelpRequestInput) command(actor domain.Actor, at time.Time, id, user int64, subtask domain.SubtaskRef, instructorID, sessionID int64) domain.RequestHelp {
+	return domain.RequestHelp{
+		Actor: actor, At: at, HelpRequestID: id, UserID: user, Subtask: subtask, InstructorID: instructorID,
+		SessionID: sessionID, RequestType: in.RequestType, ContextData: in.ContextData, StuckDurationSeconds: in.stuckSeconds(),
+	}
+}
+
+// stuckSeconds is StuckDurationSeconds, else context_data's
+// stuck_duration_seconds when it is a number an int4 column holds, else 0.
+func (in HelpRequestInput) stuckSeconds() int {
+	if in.StuckDurationSeconds != nil {
+		return *in.StuckDurationSeconds
+	}
+	if len(in.ContextData) == 0 {
+		return 0
+	}
+	var c struct {
+		Stuck *float64 `json:"stuck_duration_seconds"`
+	}
+	if json.Unmarshal(in.ContextData, &c) == nil && c.Stuck != nil && *c.Stuck >= 0 && *c.Stuck <= math.MaxInt32 {
+		return int(*c.Stuck)
+	}
+	return 0
 }
 
 // SessionOf is the live session (IN_PROGRESS or PAUSED) of lecture the
@@ -422,6 +438,13 @@ type helpRequestBody struct {
 	StuckDurationSeconds *int            `json:"stuck_duration_seconds" binding:"omitempty,gte=0"`
 }
 
+func (in helpRequestBody) input(user int64) HelpRequestInput {
+	return HelpRequestInput{
+		UserID: user, SubtaskID: in.SubtaskID, RequestType: domain.HelpRequestType(in.RequestType),
+		ContextData: in.ContextData, StuckDurationSeconds: in.StuckDurationSeconds,
+	}
+}
+
 type helpRequested struct {
 	HelpRequestID int64             `json:"help_request_id"`
 	Status        domain.HelpStatus `json:"status"`
@@ -438,10 +461,7 @@ func (h *Help) postRequest(c *gin.Context) {
 	if in.UserID != nil {
 		user = *in.UserID
 	}
-	hr, _, err := h.Request(c.Request.Context(), actor, HelpRequestInput{
-		UserID: user, SubtaskID: in.SubtaskID, RequestType: domain.HelpRequestType(in.RequestType),
-		ContextData: in.ContextData, StuckDurationSeconds: in.StuckDurationSeconds,
-	}, LectureRequestMeta(c, 0))
+	hr, _, err := h.Request(c.Request.Context(), actor, in.input(user), LectureRequestMeta(c, 0))
 	if err != nil {
 		web.Error(c, err)
 		return

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -78,14 +77,10 @@ func waitReadModels(ctx context.Context, waitFor func(context.Context, uint64) e
 }
 
 // LectureRequestMeta builds the metadata of events caused by an HTTP request:
-// the acting user, the correlation id (the X-Request-ID header, else a new
-// UUID) and the lecture.
+// the acting user, the correlation id (web.RequestID: the X-Request-ID
+// header when short and plain, else a new UUID) and the lecture.
 func LectureRequestMeta(c *gin.Context, lectureID int64) eventstore.Metadata {
-	corr := c.GetHeader("X-Request-ID")
-	if corr == "" || len(corr) > 200 {
-		corr = uuid.NewString()
-	}
-	return eventstore.Metadata{CorrelationID: corr, UserID: auth.ActorFrom(c).UserID, LectureID: lectureID}
+	return eventstore.Metadata{CorrelationID: web.RequestID(c), UserID: auth.ActorFrom(c).UserID, LectureID: lectureID}
 }
 
 func (l *Lectures) nextID(ctx context.Context, sequence string) (int64, error) {
@@ -183,10 +178,31 @@ var orderingDecider = domain.Decider[domain.Lecture, domain.LectureCommand]{
 }
 
 func orderOrAuto(v *int) int {
-	if v == nil {
+	switch {
+	case v == nil:
 		return autoOrder
+	case *v == autoOrder:
+		return 0 // a client's own value, never the marker: refused (below 1)
 	}
 	return *v
+}
+
+// checkUser refuses a body's user_id that names no user (an ADMIN acting
+// for someone else), so that no stream is opened for a user who does not
+// exist. Only an ADMIN or the server gets this far with another's id; anyone
+// else is refused by the decider (403) without learning whether it exists.
+func checkUser(ctx context.Context, pool *pgxpool.Pool, actor domain.Actor, userID int64) error {
+	if userID == 0 || userID == actor.UserID || (!actor.IsAdmin() && !actor.IsSystem()) {
+		return nil
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, userID).Scan(&exists); err != nil {
+		return fmt.Errorf("look up user %d: %w", userID, err)
+	}
+	if !exists {
+		return domain.Invalid("invalid field", map[string]string{"user_id": "is not a user"})
+	}
+	return nil
 }
 
 // CreateLectureInput is what POST /api/lectures carries.
@@ -205,11 +221,15 @@ func (l *Lectures) CreateLecture(ctx context.Context, actor domain.Actor, in Cre
 	if err != nil {
 		return domain.Lecture{}, err
 	}
-	res, err := l.execLecture(ctx, id, domain.CreateLecture{
-		Actor: actor, At: l.now(), LectureID: id,
-		Title: in.Title, Description: in.Description, ThumbnailURL: in.ThumbnailURL,
-	}, meta)
+	res, err := l.execLecture(ctx, id, in.command(actor, l.now(), id), meta)
 	return res.State, err
+}
+
+func (in CreateLectureInput) command(actor domain.Actor, at time.Time, id int64) domain.CreateLecture {
+	return domain.CreateLecture{
+		Actor: actor, At: at, LectureID: id,
+		Title: in.Title, Description: in.Description, ThumbnailURL: in.ThumbnailURL,
+	}
 }
 
 // Enrollment is a student's enrollment in a lecture.
@@ -393,6 +413,10 @@ func (l *Lectures) postEnroll(c *gin.Context) {
 	if !web.Bind(c, &in) {
 		return
 	}
+	if err := checkUser(c.Request.Context(), l.cfg.Pool, auth.ActorFrom(c), in.UserID); err != nil {
+		web.Error(c, err)
+		return
+	}
 	e, created, err := l.Enroll(c.Request.Context(), auth.ActorFrom(c), in.UserID, id, 0, LectureRequestMeta(c, id))
 	if err != nil {
 		web.Error(c, err)
@@ -452,6 +476,20 @@ type taskRequest struct {
 	OrderIndex  *int    `json:"order_index"`
 }
 
+func (in taskRequest) addTask(actor domain.Actor, at time.Time, taskID int64) domain.AddTask {
+	return domain.AddTask{
+		Actor: actor, At: at, TaskID: taskID,
+		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
+	}
+}
+
+func (in taskRequest) updateTask(actor domain.Actor, at time.Time, taskID int64) domain.UpdateTask {
+	return domain.UpdateTask{
+		Actor: actor, At: at, TaskID: taskID,
+		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex,
+	}
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -483,10 +521,7 @@ func (l *Lectures) postTask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, domain.AddTask{
-		Actor: auth.ActorFrom(c), At: l.now(), TaskID: taskID,
-		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, in.addTask(auth.ActorFrom(c), l.now(), taskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, err)
 		return
@@ -509,10 +544,7 @@ func (l *Lectures) putTask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	res, err := l.execLecture(ctx, lectureID, domain.UpdateTask{
-		Actor: auth.ActorFrom(c), At: l.now(), TaskID: taskID,
-		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex,
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLecture(ctx, lectureID, in.updateTask(auth.ActorFrom(c), l.now(), taskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, notFoundAs(err, "task"))
 		return
@@ -537,6 +569,28 @@ type subtaskRequest struct {
 	TargetElementHint *string `json:"target_element_hint"`
 	GuideText         *string `json:"guide_text"`
 	VoiceGuideText    *string `json:"voice_guide_text"`
+}
+
+func (in subtaskRequest) addSubtask(actor domain.Actor, at time.Time, taskID, subtaskID int64) domain.AddSubtask {
+	return domain.AddSubtask{
+		Actor: actor, At: at, TaskID: taskID, SubtaskID: subtaskID,
+		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
+		TargetAction: domain.TargetAction(deref(in.TargetAction)), TargetElementHint: deref(in.TargetElementHint),
+		GuideText: deref(in.GuideText), VoiceGuideText: deref(in.VoiceGuideText),
+	}
+}
+
+func (in subtaskRequest) updateSubtask(actor domain.Actor, at time.Time, subtaskID int64) domain.UpdateSubtask {
+	var action *domain.TargetAction
+	if in.TargetAction != nil {
+		a := domain.TargetAction(*in.TargetAction)
+		action = &a
+	}
+	return domain.UpdateSubtask{
+		Actor: actor, At: at, SubtaskID: subtaskID,
+		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex, TargetAction: action,
+		TargetElementHint: in.TargetElementHint, GuideText: in.GuideText, VoiceGuideText: in.VoiceGuideText,
+	}
 }
 
 func (l *Lectures) postSubtask(c *gin.Context) {
@@ -567,12 +621,7 @@ func (l *Lectures) postSubtask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, domain.AddSubtask{
-		Actor: auth.ActorFrom(c), At: l.now(), TaskID: taskID, SubtaskID: subtaskID,
-		Title: deref(in.Title), Description: deref(in.Description), OrderIndex: orderOrAuto(in.OrderIndex),
-		TargetAction: domain.TargetAction(deref(in.TargetAction)), TargetElementHint: deref(in.TargetElementHint),
-		GuideText: deref(in.GuideText), VoiceGuideText: deref(in.VoiceGuideText),
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLectureWith(ctx, lectureID, orderingDecider, in.addSubtask(auth.ActorFrom(c), l.now(), taskID, subtaskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, notFoundAs(err, "task"))
 		return
@@ -596,16 +645,7 @@ func (l *Lectures) putSubtask(c *gin.Context) {
 		web.Error(c, err)
 		return
 	}
-	var action *domain.TargetAction
-	if in.TargetAction != nil {
-		a := domain.TargetAction(*in.TargetAction)
-		action = &a
-	}
-	res, err := l.execLecture(ctx, lectureID, domain.UpdateSubtask{
-		Actor: auth.ActorFrom(c), At: l.now(), SubtaskID: subtaskID,
-		Title: in.Title, Description: in.Description, OrderIndex: in.OrderIndex, TargetAction: action,
-		TargetElementHint: in.TargetElementHint, GuideText: in.GuideText, VoiceGuideText: in.VoiceGuideText,
-	}, LectureRequestMeta(c, lectureID))
+	res, err := l.execLecture(ctx, lectureID, in.updateSubtask(auth.ActorFrom(c), l.now(), subtaskID), LectureRequestMeta(c, lectureID))
 	if err != nil {
 		web.Error(c, notFoundAs(err, "subtask"))
 		return

@@ -48,6 +48,10 @@ func (s *Sessions) join(c *gin.Context) {
 	if user == 0 {
 		user = actor.UserID
 	}
+	if err := checkUser(ctx, s.cfg.Pool, actor, user); err != nil {
+		web.Error(c, err)
+		return
+	}
 	meta := metadata(c, actor, sess.ID(), sess.LectureID())
 	stream := domain.ParticipantStream(sess.ID(), user)
 	part, _, err := Load(ctx, s.cfg.Store, stream, domain.ParticipantDecider)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/auth"
@@ -99,11 +98,7 @@ func (s *Sessions) wait(ctx context.Context, position uint64) {
 }
 
 func metadata(c *gin.Context, actor domain.Actor, sessionID, lectureID int64) eventstore.Metadata {
-	corr := c.GetHeader("X-Request-ID")
-	if corr == "" {
-		corr = uuid.NewString()
-	}
-	return eventstore.Metadata{CorrelationID: corr, UserID: actor.UserID, SessionID: sessionID, LectureID: lectureID}
+	return eventstore.Metadata{CorrelationID: web.RequestID(c), UserID: actor.UserID, SessionID: sessionID, LectureID: lectureID}
 }
 
 // BaseURL is the public base of links the server hands out: publicURL when
@@ -165,6 +160,10 @@ type subtaskRef struct {
 	Title string `json:"title"`
 }
 
+// maxScheduleYears bounds scheduled_at around now: a class of year 1 or 9999
+// is a client's bug, not a plan.
+const maxScheduleYears = 10
+
 type createSessionRequest struct {
 	Title       string  `json:"title" binding:"max=200"`
 	ScheduledAt *string `json:"scheduled_at"`
@@ -184,6 +183,10 @@ func (s *Sessions) create(c *gin.Context) {
 		t, err := time.Parse(time.RFC3339, *req.ScheduledAt)
 		if err != nil {
 			web.Error(c, domain.Invalid("invalid fields", map[string]string{"scheduled_at": "must be an RFC 3339 time"}))
+			return
+		}
+		if now := s.now(); t.Before(now.AddDate(-maxScheduleYears, 0, 0)) || t.After(now.AddDate(maxScheduleYears, 0, 0)) {
+			web.Error(c, domain.Invalid("invalid fields", map[string]string{"scheduled_at": fmt.Sprintf("must be within %d years of now", maxScheduleYears)}))
 			return
 		}
 		scheduled = t.UTC()

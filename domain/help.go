@@ -410,12 +410,12 @@ func (h HelpRequest) request(c RequestHelp) ([]Event, error) {
 		var buf bytes.Buffer
 		if ctx[0] != '{' || json.Compact(&buf, ctx) != nil {
 			f["context_data"] = "must be a JSON object"
+		} else {
+			f.json("context_data", buf.Bytes())
 		}
 		data = buf.Bytes()
 	}
-	if c.StuckDurationSeconds < 0 {
-		f["stuck_duration_seconds"] = "must not be negative"
-	}
+	f.int32("stuck_duration_seconds", int64(c.StuckDurationSeconds), 0, MaxInt32)
 	if err := f.err(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -45,47 +46,107 @@ func TextProblem(s string) string {
 // refuses both), with numbers that fit a float64 (a number literal of at most
 // MaxJSONNumberLen characters) and at most MaxJSONDepth levels of nesting.
 func JSONProblem(raw []byte) string {
-	if !utf8.Valid(raw) {
-		return "must be valid UTF-8"
-	}
+	_, why := JSONFieldProblem(raw)
+	return why
+}
+
+// NotJSON is the reason JSONProblem and JSONFieldProblem give for a
+// document that is not JSON at all.
+const NotJSON = "must be valid JSON"
+
+// JSONFieldProblem is JSONProblem that also names where the first problem
+// lies, as a path from the document's root ("title", "context_data.text",
+// "logs[3].event_data"; "" for the document itself or a key of the root).
+// A request body checked with it refuses a value before a decoder silently
+// turns a lone surrogate or invalid UTF-8 into U+FFFD, and before a NUL
+// reaches a text column.
+func JSONFieldProblem(raw []byte) (path, why string) {
 	if !json.Valid(raw) {
-		return "must be valid JSON"
+		return "", NotJSON
 	}
-	depth := 0
+	var stack []jsonFrame
 	for i := 0; i < len(raw); i++ {
 		switch c := raw[i]; {
 		case c == '"':
 			end, why := scanString(raw, i+1)
 			if why != "" {
-				return why
+				return jsonPath(stack), why
+			}
+			if n := len(stack) - 1; n >= 0 && stack[n].wantKey {
+				stack[n].key, stack[n].wantKey = jsonKey(raw[i:end+1]), false
 			}
 			i = end
 		case c == '{' || c == '[':
-			if depth++; depth > MaxJSONDepth {
-				return fmt.Sprintf("must not nest deeper than %d levels", MaxJSONDepth)
+			stack = append(stack, jsonFrame{array: c == '[', wantKey: c == '{'})
+			if len(stack) > MaxJSONDepth {
+				return jsonPath(stack[:len(stack)-1]), fmt.Sprintf("must not nest deeper than %d levels", MaxJSONDepth)
 			}
 		case c == '}' || c == ']':
-			depth--
+			stack = stack[:len(stack)-1]
+		case c == ',':
+			if n := len(stack) - 1; stack[n].array {
+				stack[n].index++
+			} else {
+				stack[n].key, stack[n].wantKey = "", true
+			}
 		case c == '-' || (c >= '0' && c <= '9'):
 			j := i
 			for j < len(raw) && strings.IndexByte("+-.eE0123456789", raw[j]) >= 0 {
 				j++
 			}
 			if why := numberProblem(string(raw[i:j])); why != "" {
-				return why
+				return jsonPath(stack), why
 			}
 			i = j - 1
 		}
 	}
-	return ""
+	return "", ""
+}
+
+// jsonFrame is one open object or array of a document being scanned.
+type jsonFrame struct {
+	array   bool
+	index   int    // the current element of an array
+	key     string // the current member of an object
+	wantKey bool   // an object's next string is a key
+}
+
+func jsonPath(stack []jsonFrame) string {
+	var b strings.Builder
+	for _, f := range stack {
+		switch {
+		case f.array:
+			b.WriteString("[" + strconv.Itoa(f.index) + "]")
+		case f.key != "":
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
+		}
+	}
+	return b.String()
+}
+
+// jsonKey decodes a quoted key (known to be valid and storable).
+func jsonKey(quoted []byte) string {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return string(quoted[1 : len(quoted)-1])
+	}
+	var k string
+	_ = json.Unmarshal(quoted, &k)
+	return k
 }
 
 // scanString checks one JSON string starting after its opening quote and
 // returns the index of its closing quote. raw is known to be valid JSON.
 func scanString(raw []byte, i int) (int, string) {
+	start := i
 	for ; i < len(raw); i++ {
 		switch raw[i] {
 		case '"':
+			if !utf8.Valid(raw[start:i]) {
+				return 0, "must be valid UTF-8"
+			}
 			return i, ""
 		case '\\':
 			i++

@@ -84,3 +84,24 @@ func TestTimeProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONFieldProblemNamesThePath(t *testing.T) {
+	for _, tc := range []struct{ in, path string }{
+		{`{"title":"a\u0000b"}`, "title"},
+		{`{"title":"ok","context_data":{"note":"\ud800"}}`, "context_data.note"},
+		{`{"logs":[{"a":1},{"event_data":{"k":[0,"x","\udc00"]}}]}`, "logs[1].event_data.k[2]"},
+		{`{"a":{"b":1},"c":1e999}`, "c"},
+		{`{"a\"b":{"\u00e9":"\u0000"}}`, `a"b.é`},
+		{`{"\ud800":1}`, ""},
+		{`["\u0000"]`, "[0]"},
+		{"{\"t\":\"\xff\"}", "t"},
+	} {
+		path, why := JSONFieldProblem([]byte(tc.in))
+		if why == "" || path != tc.path {
+			t.Errorf("JSONFieldProblem(%s) = %q, %q; want path %q", tc.in, path, why, tc.path)
+		}
+	}
+	if path, why := JSONFieldProblem([]byte(`{"a":[1,{"b":"c"}],"d":"\ud83d\ude00"}`)); why != "" {
+		t.Errorf("a storable document refused at %q: %s", path, why)
+	}
+}

@@ -20,14 +20,23 @@ const (
 	MaxHelpContentLen  = 2000
 	MaxDiagnosisLen    = 2000
 	MaxReasonLen       = 500
+
+	// MaxOrderIndex bounds order_index: far below the int4 column's limit,
+	// so that "after the last one" (max+1) can never overflow it.
+	MaxOrderIndex = 1_000_000
 )
 
 // fields collects every invalid field of one command, so that a single
 // INVALID_REQUEST names them all.
 type fields map[string]string
 
-// requiredText checks a trimmed, required text of at most max characters.
+// requiredText checks a trimmed, required text of at most max characters
+// that a text column can store.
 func (f fields) requiredText(name, v string, max int) {
+	if why := TextProblem(v); why != "" {
+		f[name] = why
+		return
+	}
 	switch n := utf8.RuneCountInString(v); {
 	case strings.TrimSpace(v) == "":
 		f[name] = "is required"
@@ -36,8 +45,13 @@ func (f fields) requiredText(name, v string, max int) {
 	}
 }
 
-// optionalText checks an optional text of at most max characters.
+// optionalText checks an optional text of at most max characters that a
+// text column can store.
 func (f fields) optionalText(name, v string, max int) {
+	if why := TextProblem(v); why != "" {
+		f[name] = why
+		return
+	}
 	if utf8.RuneCountInString(v) > max {
 		f[name] = fmt.Sprintf("must be at most %d characters", max)
 	}
@@ -46,6 +60,10 @@ func (f fields) optionalText(name, v string, max int) {
 // httpURL checks an optional http(s) URL.
 func (f fields) httpURL(name, v string) {
 	if v == "" {
+		return
+	}
+	if why := TextProblem(v); why != "" {
+		f[name] = why
 		return
 	}
 	if utf8.RuneCountInString(v) > MaxURLLen {
@@ -58,10 +76,29 @@ func (f fields) httpURL(name, v string) {
 	}
 }
 
-// orderIndex checks an order_index (1 or more).
+// orderIndex checks an order_index (1 to MaxOrderIndex).
 func (f fields) orderIndex(name string, v int) {
-	if v < 1 {
-		f[name] = "must be at least 1"
+	f.int32(name, int64(v), 1, MaxOrderIndex)
+}
+
+// int32 checks an integer that lands in an int4 column, between min and max.
+func (f fields) int32(name string, v, min, max int64) {
+	if why := Int32Problem(v, min, max); why != "" {
+		f[name] = why
+	}
+}
+
+// json checks a JSON document that lands in a jsonb column (empty is fine).
+func (f fields) json(name string, raw []byte) {
+	if len(raw) == 0 {
+		return
+	}
+	if path, why := JSONFieldProblem(raw); why != "" {
+		if path != "" && path[0] != '[' {
+			name += "."
+		}
+		name += path
+		f[name] = why
 	}
 }
 

@@ -128,7 +128,26 @@ func decode(r io.Reader, dst any) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		data = []byte("{}")
 	}
+	if err := Storable(data); err != nil {
+		return err
+	}
 	return json.Unmarshal(data, dst)
+}
+
+// Storable refuses a JSON request body holding a value PostgreSQL cannot
+// store (a NUL, invalid UTF-8, a lone surrogate, a number jsonb refuses, deep
+// nesting), naming where it lies ("title", "context_data.text"). It runs
+// before decoding, which would silently turn a lone surrogate or invalid
+// UTF-8 into U+FFFD. A body that is not JSON at all is left to the decoder.
+func Storable(data []byte) error {
+	path, why := domain.JSONFieldProblem(data)
+	if why == "" || why == domain.NotJSON {
+		return nil
+	}
+	if path == "" {
+		path = "body"
+	}
+	return domain.Invalid("invalid field", map[string]string{path: why})
 }
 
 // BindError turns a decoding or validation error into a *domain.Error.
@@ -222,13 +241,28 @@ func describe(fe validator.FieldError) string {
 // IDParam parses a positive integer path parameter; on failure it answers
 // 404 (an id that cannot exist names no resource) and returns false.
 func IDParam(c *gin.Context, name string) (int64, bool) {
-	id, err := strconv.ParseInt(c.Param(name), 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := ParseID(c.Param(name))
+	if !ok {
 		Error(c, domain.NotFound(strings.TrimSuffix(name, "_id")))
 		return 0, false
 	}
 	return id, true
 }
+
+// ParseID parses an identifier: a positive int64 in decimal.
+func ParseID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil && id > 0
+}
+
+// Pagination limits: page_size is at most MaxPageSize (the contract) and page
+// at most MaxPage, so that the offset (page-1)*page_size stays far from
+// overflowing (and from a scan nobody needs).
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+	MaxPage         = 1_000_000
+)
 
 // Page is a validated page request.
 type Page struct {
@@ -253,30 +287,77 @@ func (p Page) Of(total int64) Pagination {
 	return Pagination{Page: p.Page, PageSize: p.PageSize, TotalCount: total, TotalPages: pages}
 }
 
-// PageQuery reads page (default 1) and page_size (default 20, max 100). On bad
-// values it answers 400 naming them and returns false.
-func PageQuery(c *gin.Context) (Page, bool) {
-	p := Page{Page: 1, PageSize: 20}
-	bad := map[string]string{}
-	if s := c.Query("page"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			bad["page"] = "must be a positive integer"
+// ParsePage reads page (default 1, at most MaxPage) and page_size (default
+// DefaultPageSize, at most MaxPageSize) from query values; bad names each
+// invalid one.
+func ParsePage(page, pageSize string) (p Page, bad map[string]string) {
+	p = Page{Page: 1, PageSize: DefaultPageSize}
+	bad = map[string]string{}
+	if page != "" {
+		n, err := strconv.Atoi(page)
+		if err != nil || n < 1 || n > MaxPage {
+			bad["page"] = "must be an integer from 1 to " + strconv.Itoa(MaxPage)
 		}
 		p.Page = n
 	}
-	if s := c.Query("page_size"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 100 {
-			bad["page_size"] = "must be an integer from 1 to 100"
+	if pageSize != "" {
+		n, err := strconv.Atoi(pageSize)
+		if err != nil || n < 1 || n > MaxPageSize {
+			bad["page_size"] = "must be an integer from 1 to " + strconv.Itoa(MaxPageSize)
 		}
 		p.PageSize = n
 	}
+	return p, bad
+}
+
+// PageQuery reads page and page_size (see ParsePage). On bad values it
+// answers 400 naming them and returns false.
+func PageQuery(c *gin.Context) (Page, bool) {
+	p, bad := ParsePage(c.Query("page"), c.Query("page_size"))
 	if len(bad) > 0 {
 		Error(c, domain.Invalid("invalid pagination", bad))
 		return Page{}, false
 	}
 	return p, true
+}
+
+// MaxRequestIDLen bounds a client's X-Request-ID: it becomes the correlation
+// id in the metadata of every event the request appends.
+const MaxRequestIDLen = 128
+
+const requestIDKey = "lockstep.request_id"
+
+// RequestID is the request's correlation id: the X-Request-ID header when it
+// is 1 to MaxRequestIDLen characters of [A-Za-z0-9._:-], else a new UUID
+// (so a header of any size or content never reaches stored metadata). It is
+// worked out once per request and kept in the context.
+func RequestID(c *gin.Context) string {
+	if v, ok := c.Get(requestIDKey); ok {
+		if id, ok := v.(string); ok {
+			return id
+		}
+	}
+	id := c.GetHeader("X-Request-ID")
+	if !ValidRequestID(id) {
+		id = uuid.NewString()
+	}
+	c.Set(requestIDKey, id)
+	return id
+}
+
+// ValidRequestID reports whether a client's request id may be kept as is.
+func ValidRequestID(id string) bool {
+	if id == "" || len(id) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // BodyLimit caps request bodies at limit bytes; reading past it fails with a
