@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	}
 	// Each feature wires its commands, queries, projectors and workers in a
 	// file of its own (wire_*.go).
-	for _, wire := range []func(context.Context) error{a.wireLectures, a.wireSessions, a.wireLogs, a.wireHelp, a.wireDashboards, a.wireAnalytics} {
+	for _, wire := range []func(context.Context) error{a.wireLectures, a.wireSessions, a.wireLogs, a.wireHelp, a.wireDashboards, a.wireAnalytics, a.wireConsole} {
 		if err := wire(ctx); err != nil {
 			return nil, err
 		}
