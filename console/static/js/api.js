@@ -127,6 +127,9 @@ export class Socket {
           if (this.after !== null && x.position < this.after) continue; // already seen
           this.after = Math.max(this.after ?? 0, x.position);
         }
+        // A record of what each socket delivered (the browser tests check
+        // that a reconnect doubles nothing).
+        (window.__lockstepMessages = window.__lockstepMessages || []).push(`${this.path} ${x.type}@${x.position}`);
         try { this.onMessage(x); } catch (e) { console.error(e); }
       }
     };

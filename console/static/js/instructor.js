@@ -254,7 +254,14 @@ function useRoster(sessionId) {
     });
     return () => sock.close();
   }, [sessionId]);
-  return [roster, online];
+  // reload re-reads the participants (their status changes with the
+  // session's: start makes the waiting ones ACTIVE).
+  const reload = useCallback(async () => {
+    if (!sessionId) return;
+    const p = await get(`/api/sessions/${sessionId}/participants`);
+    setRoster((r) => foldRoster(r, { type: 'participants', data: p }));
+  }, [sessionId]);
+  return [roster, online, reload];
 }
 
 function foldRoster(r, m) {
@@ -318,7 +325,7 @@ function ControlRoom({ code }) {
   const sid = s && s.session_id;
   const [cur, setCur] = useState(null);
   const [err, setErr] = useState('');
-  const [roster, online] = useRoster(sid);
+  const [roster, online, reloadRoster] = useRoster(sid);
   const [confirmEnd, setConfirmEnd] = useState(false);
   const [, tick] = useState(0);
   useEffect(() => { const i = setInterval(() => tick((x) => x + 1), 10000); return () => clearInterval(i); }, []);
@@ -331,6 +338,7 @@ function ControlRoom({ code }) {
     try {
       await post(`/api/sessions/${sid}/${name}`, {});
       await refresh();
+      reloadRoster().catch(() => {});
     } catch (e) { setErr(errorText(e, t)); }
   }, [sid, refresh]);
 

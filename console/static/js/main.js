@@ -5,8 +5,14 @@ import { StudentApp } from './student.js';
 import { InstructorApp } from './instructor.js';
 import { ReplayApp } from './replay.js';
 
+// Kept for the browser tests (and anyone debugging): what the CSP blocked.
+document.addEventListener('securitypolicyviolation', (e) => {
+  (window.__cspViolations = window.__cspViolations || []).push(`${e.violatedDirective} ${e.blockedURI}`);
+});
+
 const path = location.pathname;
 const root = document.getElementById('app');
+root.textContent = '';
 let m;
 if ((m = path.match(/^\/join\/([^/]+)\/?$/))) {
   document.body.classList.add('student');
