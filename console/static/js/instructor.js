@@ -332,6 +332,13 @@ function ControlRoom({ code }) {
 
   const refresh = useCallback(async () => { if (sid) setCur(await get(`/api/sessions/${sid}/current`)); }, [sid]);
   useEffect(() => { refresh().catch((e) => setErr(errorText(e, t))); }, [refresh]);
+  // The session may be driven from elsewhere too (another screen, the
+  // simulator); its status is not on the instructor socket, so look every 3 s.
+  useEffect(() => {
+    if (!sid) return;
+    const i = setInterval(() => { refresh().catch(() => {}); reloadRoster().catch(() => {}); }, 3000);
+    return () => clearInterval(i);
+  }, [sid, refresh, reloadRoster]);
 
   const command = useCallback(async (name) => {
     setErr('');

@@ -58,7 +58,9 @@ function Replay({ id }) {
         after = r.next_after;
       }
       if (!first) { setErr(t('no_events')); return; }
-      const from = Date.parse(first), to = Date.parse(last);
+      // Times carry microseconds; a millisecond slider rounds down, so end one
+      // millisecond later to include the last event.
+      const from = Date.parse(first), to = Date.parse(last) + 1;
       setRange({ from, to });
       setAt(to);
     })().catch((e) => setErr(errorText(e, t)));

@@ -1,0 +1,84 @@
+package browsertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
+	"github.com/lockstep/lockstep/simulator"
+)
+
+// codeWriter catches the session code in the simulator's progress lines.
+type codeWriter struct {
+	mu   sync.Mutex
+	code string
+	got  chan struct{}
+}
+
+var codeLine = regexp.MustCompile(`opened: code ([A-Z0-9]{6})`)
+
+func (w *codeWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if m := codeLine.FindSubmatch(p); m != nil && w.code == "" {
+		w.code = string(m[1])
+		close(w.got)
+	}
+	return len(p), nil
+}
+
+// The control room during `lockstep simulate --students 30`: every student
+// has a tile, the done count follows, help requests queue up.
+func TestControlRoomSimulated(t *testing.T) {
+	b := browser(t)
+	srv := apptest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	var teacherAcct simulator.Account
+	accounts := func(ctx context.Context, role string, names []string) ([]simulator.Account, error) {
+		out := make([]simulator.Account, len(names))
+		for i, n := range names {
+			u := srv.NewUser(t, role, n)
+			out[i] = simulator.Account{ID: u.ID, Email: u.Email, Name: u.Name, Token: u.Token}
+		}
+		if role == "INSTRUCTOR" {
+			teacherAcct = out[0]
+		}
+		return out, nil
+	}
+	out := &codeWriter{got: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := simulator.Run(ctx, simulator.Config{Server: srv.URL, Students: 30, Steps: 3, HelpRate: 0.3, Speed: 4, Seed: 7, Accounts: accounts, Out: out})
+		done <- err
+	}()
+	select {
+	case <-out.got:
+	case err := <-done:
+		t.Fatalf("simulation ended before its session opened: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the simulated session did not open within a minute")
+	}
+
+	teacher := newTab(t, b, "instructor", 1440, 1000)
+	teacher.do(navigate(srv.URL + "/replay/"))
+	auth, _ := json.Marshal(map[string]any{"access_token": teacherAcct.Token, "user": map[string]any{"id": teacherAcct.ID, "name": teacherAcct.Name, "role": "INSTRUCTOR"}})
+	teacher.eval(fmt.Sprintf(`localStorage.setItem('lockstep.auth', %q), 'ok'`, auth))
+	teacher.do(navigate(srv.URL + "/#/session/" + out.code))
+	teacher.waitJS(`document.querySelectorAll('[data-test=roster] li').length === 30`, 30*time.Second)
+	// Wait for the second step with some students done and some asking.
+	teacher.waitJS(`document.querySelector('[data-test=current-step]') && !/시작하지/.test(document.body.innerText) && /30명 중 [1-9][0-9]*명 완료/.test(document.querySelector('[data-test=done-count]').textContent)`, 60*time.Second)
+	teacher.axe("control room with 30 students")
+	teacher.shot("12-control-room-30-students")
+	t.Logf("control room: %s, %s help requests in the queue", teacher.text(`[data-test=done-count]`), teacher.eval(`String(document.querySelectorAll('[data-test=help-queue] [data-help]').length)`))
+	teacher.checkClean()
+	if err := <-done; err != nil {
+		t.Errorf("simulation: %v", err)
+	}
+}
