@@ -73,7 +73,7 @@ func TestControlRoomSimulated(t *testing.T) {
 	teacher.do(navigate(srv.URL + "/#/session/" + out.code))
 	teacher.waitJS(`document.querySelectorAll('[data-test=roster] li').length === 30`, 30*time.Second)
 	// Wait for the second step with some students done and some asking.
-	teacher.waitJS(`document.querySelector('[data-test=current-step]') && !/시작하지/.test(document.body.innerText) && /30명 중 [1-9][0-9]*명 완료/.test(document.querySelector('[data-test=done-count]').textContent)`, 60*time.Second)
+	teacher.waitJS(`document.querySelector('[data-test=current-step]') && !/시작하지/.test(document.body.innerText) && /30명 중 [1-9][0-9]*명 완료/.test(document.querySelector('[data-test=done-count]').textContent) && document.querySelector('[data-test=help-queue] [data-help]') !== null`, 60*time.Second)
 	teacher.axe("control room with 30 students")
 	teacher.shot("12-control-room-30-students")
 	t.Logf("control room: %s, %s help requests in the queue", teacher.text(`[data-test=done-count]`), teacher.eval(`String(document.querySelectorAll('[data-test=help-queue] [data-help]').length)`))

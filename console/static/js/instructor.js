@@ -420,8 +420,8 @@ function ControlRoom({ code }) {
               <span class="tile-name">${p.name}</span>
               <span class="tile-status">${t('status_' + p.status)}</span>
               ${done && html`<span class="tile-flag">✔ ${t('status_done')}</span>`}
-              ${p.help && html`<span class="tile-flag">✋ ${t('status_help')}</span>`}
-              ${idle && html`<span class="tile-flag">⏱ ${t('status_idle')}</span>`}
+              ${p.help && html`<span class="tile-flag">● ${t('status_help')}</span>`}
+              ${idle && html`<span class="tile-flag">… ${t('status_idle')}</span>`}
             </li>`;
   })}
         </ul>

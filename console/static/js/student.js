@@ -159,7 +159,7 @@ function Classroom({ code, user }) {
     ${help && help.sent && html`<p class="notice" role="status" data-test="help-sent">${t('help_sent')}</p>`}
     ${done[step.id] && html`<p class="notice ok" role="status" data-test="done-note">${t('done_thanks')}</p>`}
     <div class="actions">
-      <button class="big" onClick=${() => speak(voiceOf(step))}>🔊 ${t('listen_again')}</button>
+      <button class="big" onClick=${() => speak(voiceOf(step))}>${t('listen_again')}</button>
       ${!done[step.id] && html`<button class="big primary" data-test="done" onClick=${complete}>${t('done_button')}</button>`}
       <button class="big help" data-test="help" onClick=${askHelp}>${t('help_button')}</button>
     </div>
@@ -206,7 +206,7 @@ function Review({ lectureId }) {
     <p class="step-title">${s.title}</p>
     ${s.guide_text && html`<p class="guide">${s.guide_text}</p>`}
     <div class="actions">
-      <button class="big" onClick=${() => speak(voiceOf(s))}>🔊 ${t('listen_again')}</button>
+      <button class="big" onClick=${() => speak(voiceOf(s))}>${t('listen_again')}</button>
       <div class="row">
         <button class="big" disabled=${i === 0} onClick=${() => setI(i - 1)}>${t('review_prev')}</button>
         <button class="big" disabled=${i >= steps.length - 1} onClick=${() => setI(i + 1)}>${t('review_next')}</button>
