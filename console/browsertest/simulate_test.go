@@ -1,10 +1,13 @@
 package browsertest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,10 +45,15 @@ func TestControlRoomSimulated(t *testing.T) {
 
 	var teacherAcct simulator.Account
 	accounts := func(ctx context.Context, role string, names []string) ([]simulator.Account, error) {
+		// Not srv.NewUser: this runs on the simulator's goroutine, where a
+		// test must not call t.Fatal.
 		out := make([]simulator.Account, len(names))
 		for i, n := range names {
-			u := srv.NewUser(t, role, n)
-			out[i] = simulator.Account{ID: u.ID, Email: u.Email, Name: u.Name, Token: u.Token}
+			a, err := register(ctx, srv.URL, role, n, i)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = a
 		}
 		if role == "INSTRUCTOR" {
 			teacherAcct = out[0]
@@ -81,4 +89,37 @@ func TestControlRoomSimulated(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("simulation: %v", err)
 	}
+}
+
+// register makes an account over HTTP and logs it in.
+func register(ctx context.Context, base, role, name string, i int) (simulator.Account, error) {
+	email := fmt.Sprintf("sim-%s-%d-%d@lockstep.test", strings.ToLower(role), i, time.Now().UnixNano())
+	call := func(path string, body, out any) error {
+		data, _ := json.Marshal(body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("POST %s: %s", path, resp.Status)
+		}
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	var reg struct{ ID int64 }
+	if err := call("/api/auth/register", map[string]any{"email": email, "password": "password-123", "name": name, "role": role}, &reg); err != nil {
+		return simulator.Account{}, err
+	}
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := call("/api/auth/login", map[string]any{"email": email, "password": "password-123"}, &login); err != nil {
+		return simulator.Account{}, err
+	}
+	return simulator.Account{ID: reg.ID, Email: email, Name: name, Token: login.AccessToken}, nil
 }
