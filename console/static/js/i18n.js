@@ -26,6 +26,7 @@ const ko = {
   wrong_password: '비밀번호가 맞지 않습니다.',
   password_short: '비밀번호는 8글자 이상이어야 합니다.',
   login_failed: '이메일 또는 비밀번호가 맞지 않습니다.',
+  student_only: '이 화면은 학생용입니다. 학생 계정으로 들어와 주세요.',
   too_many_attempts: '잠시 후 다시 해 주세요. 시도가 너무 많았습니다.',
 
   // student phone view

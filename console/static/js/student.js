@@ -6,7 +6,9 @@ import { auth, get, post, login, register, Socket, speak, ApiError, errorText } 
 
 export function StudentApp({ code }) {
   const [user, setUser] = useState(() => { const a = auth(); return a && a.user; });
-  if (!user) return html`<${SignIn} onDone=${setUser} />`;
+  // The phone view is for students: anyone else signed in on this browser
+  // (an instructor trying the link) signs in again as a student.
+  if (!user || user.role !== 'STUDENT') return html`<${SignIn} onDone=${setUser} />`;
   return html`<${Classroom} code=${code} user=${user} />`;
 }
 
@@ -24,7 +26,9 @@ function SignIn({ onDone }) {
     setBusy(true);
     try {
       try {
-        onDone(await login(email.trim(), password));
+        const u = await login(email.trim(), password);
+        if (u.role !== 'STUDENT') { setErr(t('student_only')); return; }
+        onDone(u);
         return;
       } catch (e) {
         if (!(e instanceof ApiError) || e.status !== 401) throw e;
