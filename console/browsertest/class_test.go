@@ -147,6 +147,8 @@ func TestWholeClass(t *testing.T) {
 		lat := stepLatency(t, teacher, step.button, students, step.title)
 		if step.title == steps[0].title {
 			stepOneShown = time.Now()
+			// Leave the replay test a clear second of step one.
+			time.Sleep(time.Second)
 		}
 		t.Logf("step %q reached the 3 student pages after %v (from the instructor's click)", step.title, lat)
 		for i, d := range lat {

@@ -118,7 +118,7 @@ function Replay({ id }) {
     ${err && html`<p class="error" role="alert">${err}</p>`}
     ${range && html`<section class="card">
       <label for="timeline">${t('timeline')}: <output data-test="at">${new Date(at).toLocaleString('ko-KR')}</output></label>
-      <input id="timeline" class="timeline" type="range" data-test="timeline" min=${range.from} max=${range.to} step="100" value=${at}
+      <input id="timeline" class="timeline" type="range" data-test="timeline" min=${range.from} max=${range.to} step="1" value=${at}
         onInput=${(e) => setAt(Number(e.target.value))} />
       <div class="buttons">
         ${[1, 4, 16].map((x) => html`<button class=${playing === x ? 'primary' : ''} onClick=${() => play(x)}>${t('play', x)}</button>`)}
