@@ -4,7 +4,7 @@ GO ?= go
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lockstep?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: run test build bench vet fmt vendor-web screenshots
+.PHONY: run test build bench vet fmt check vendor-web screenshots
 
 # The private PostgreSQL cluster under ./.data is a fallback for the default
 # URLs only: a DATABASE_URL you give (environment or command line) that does
@@ -43,6 +43,11 @@ build:
 bench:
 	@url=$$(PG_FALLBACK=$(TEST_PG_FALLBACK) scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
 	  TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+## check: formatting and vet, as CI runs them before the tests
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
 
 vet:
 	$(GO) vet ./...
