@@ -76,7 +76,8 @@ func TestOutOfRangeIntegersAreRefusedAndParkNothing(t *testing.T) {
 			"subtask_id": c.clickID, "context_data": map[string]any{"stuck_duration_seconds": int64(2147483648)},
 		})
 		lecExpect(t, r, http.StatusCreated, "")
-		v := c.awaitStatus(t, lecID(t, r, "help_request_id"), "RESOLVED")
+		// No stuck signal: the analyzer escalates it to the instructor.
+		v := c.awaitStatus(t, lecID(t, r, "help_request_id"), "ESCALATED")
 		if v.UserID != c.student.ID {
 			t.Fatalf("help request reads %+v", v)
 		}
@@ -109,7 +110,7 @@ func TestHelpContextDataPostgresCannotStoreIsRefused(t *testing.T) {
 		})
 	}
 	// The next ordinary request is stored and readable.
-	id := c.ask(t, c.clickID)
+	id := c.askStuck(t, c.clickID, 120)
 	c.awaitStatus(t, id, "RESOLVED")
 	edgeReadable(t, s, c.instructor)
 }
@@ -127,7 +128,7 @@ func TestTextPostgresCannotStoreIsRefusedEverywhere(t *testing.T) {
 	admin := s.Admin(t)
 	lec := c.lectureID
 	task := hid(t, hmust(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec), c.instructor.Token, map[string]any{"title": "두 번째"}), 201), "id")
-	resolved := c.ask(t, c.clickID)
+	resolved := c.askStuck(t, c.clickID, 120)
 	v := c.awaitStatus(t, resolved, "RESOLVED")
 	escalated := c.ask(t, c.vagueID)
 	c.awaitStatus(t, escalated, "ESCALATED")

@@ -370,7 +370,7 @@ func TestClientOverItsByteBudgetIsClosed(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("never closed although its budget overflowed")
 	}
-	if k := drainUntilClose(t, stalled); k == 0 || k >= 200 {
+	if k := drainUntilClose(t, stalled); k >= 200 { // 0 is fine: the budget may overflow before the first write
 		t.Fatalf("read up to %d before the close", k)
 	}
 	if d := time.Since(start); d > 15*time.Second {
