@@ -74,14 +74,7 @@ func serveCommand() *cli.Command {
 		Flags: serveFlags(),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg := configFrom(cmd)
-			if err := cfg.Validate(); err != nil {
-				return err
-			}
-			log, err := newLogger(os.Stderr, cfg.LogLevel)
-			if err != nil {
-				return err
-			}
-			a, err := app.New(ctx, cfg, log)
+			a, log, err := openApp(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -98,6 +91,23 @@ func serveCommand() *cli.Command {
 // newLogger makes the process's JSON logger and routes every other logger
 // there too: the standard library's log package (and so http.Server's
 // default error log) through slog.SetDefault, and the Redis client's.
+// openApp validates cfg, makes the JSON logger and builds the app: the start
+// of every command that runs one.
+func openApp(ctx context.Context, cfg app.Config) (*app.App, *slog.Logger, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(os.Stderr, cfg.LogLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, log, nil
+}
+
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	l, err := app.ParseLevel(level)
 	if err != nil {

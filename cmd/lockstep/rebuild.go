@@ -9,7 +9,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 
-	"github.com/lockstep/lockstep/cmd/lockstep/app"
 	"github.com/lockstep/lockstep/projections"
 )
 
@@ -25,14 +24,7 @@ func rebuildCommand() *cli.Command {
 		),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			cfg := toolConfig(cmd)
-			if err := cfg.Validate(); err != nil {
-				return err
-			}
-			log, err := newLogger(os.Stderr, cfg.LogLevel)
-			if err != nil {
-				return err
-			}
-			a, err := app.New(ctx, cfg, log)
+			a, _, err := openApp(ctx, cfg)
 			if err != nil {
 				return err
 			}

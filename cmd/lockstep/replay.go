@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/lockstep/lockstep/analytics"
-	"github.com/lockstep/lockstep/cmd/lockstep/app"
 	"github.com/lockstep/lockstep/projections"
 )
 
@@ -46,14 +45,7 @@ func replayCommand() *cli.Command {
 			if cfg.EventStore != "postgres" {
 				return fmt.Errorf("replay reads the PostgreSQL event store; with EVENT_STORE=%s there is nothing to replay (analytics are off too)", cfg.EventStore)
 			}
-			if err := cfg.Validate(); err != nil {
-				return err
-			}
-			log, err := newLogger(os.Stderr, cfg.LogLevel)
-			if err != nil {
-				return err
-			}
-			a, err := app.New(ctx, cfg, log)
+			a, _, err := openApp(ctx, cfg)
 			if err != nil {
 				return err
 			}
