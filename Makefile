@@ -4,7 +4,7 @@ GO ?= go
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lockstep?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: run test build bench vet fmt check vendor-web screenshots
+.PHONY: run test build bench vet fmt check vendor-web vendor-docs screenshots
 
 # The private PostgreSQL cluster under ./.data is a fallback for the default
 # URLs only: a DATABASE_URL you give (environment or command line) that does
@@ -74,6 +74,23 @@ vendor-web:
 	  done > $$v/VERSIONS; \
 	  (cd $$n/axe-core && node -p "const p=require('./package.json'); p.name+' '+p.version+' '+p.license+' (tests only)'") >> $$v/VERSIONS
 	@cat console/static/vendor/VERSIONS
+
+## vendor-docs: copy the /docs page's renderers (Redoc, the AsyncAPI React component) from npm into
+## apidocs/static/vendor (versions pinned in apidocs/vendor-src/package.json; see apidocs/VENDOR.md).
+## The copies are committed, so `make run` needs no Node; run this only to change a version.
+vendor-docs:
+	npm ci --prefix apidocs/vendor-src --legacy-peer-deps --no-audit --no-fund --loglevel=error
+	@set -e; n=apidocs/vendor-src/node_modules; v=apidocs/static/vendor; mkdir -p $$v/licenses; \
+	  cp $$n/redoc/bundles/redoc.standalone.js $$v/redoc.standalone.js; \
+	  cp $$n/redoc/bundles/redoc.standalone.js.LICENSE.txt $$v/licenses/redoc.standalone.js.LICENSE.txt; \
+	  cp $$n/@asyncapi/react-component/browser/standalone/index.js $$v/asyncapi.standalone.js; \
+	  cp $$n/@asyncapi/react-component/browser/standalone/index.js.LICENSE.txt $$v/licenses/asyncapi.standalone.js.LICENSE.txt; \
+	  cp $$n/@asyncapi/react-component/styles/default.min.css $$v/asyncapi.min.css; \
+	  for p in redoc @asyncapi/react-component; do \
+	    (cd $$n/$$p && node -p "const p=require('./package.json'); p.name+' '+p.version+' '+p.license"); \
+	    cp $$(ls $$n/$$p/LICENSE* | head -n 1) $$v/licenses/$$(echo $$p | tr / - | sed 's/^@//').LICENSE; \
+	  done > $$v/VERSIONS
+	@cat apidocs/static/vendor/VERSIONS
 
 ## screenshots: run the browser tests that write the console's screenshots into ./screenshots
 screenshots:

@@ -168,7 +168,7 @@ func (a *App) connect(ctx context.Context) (err error) {
 	}
 	// Each feature wires its commands, queries, projectors and workers in a
 	// file of its own (wire_*.go).
-	for _, wire := range []func(context.Context) error{a.wireLectures, a.wireSessions, a.wireLogs, a.wireHelp, a.wireDashboards, a.wireAnalytics, a.wireConsole} {
+	for _, wire := range []func(context.Context) error{a.wireLectures, a.wireSessions, a.wireLogs, a.wireHelp, a.wireDashboards, a.wireAnalytics, a.wireConsole, a.wireDocs} {
 		if err := wire(ctx); err != nil {
 			return err
 		}
