@@ -259,7 +259,10 @@ func TestServed(t *testing.T) {
 		}
 	}
 	var doc map[string]any
-	resp, _ := http.Get(srv.URL + "/openapi.json")
+	resp, err := http.Get(srv.URL + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || doc["openapi"] != "3.1.0" {
 		t.Errorf("/openapi.json: %v %v", err, doc["openapi"])

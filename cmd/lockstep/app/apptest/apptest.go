@@ -201,7 +201,9 @@ func (s *Server) Do(t testing.TB, req Request) *Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	out := &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	s.checkHTTP(t, hr, out) // against apidocs' openapi.yaml (docs.go)
+	return out
 }
 
 // Get, Post, Put, Patch and Delete are shorthands for Do.
