@@ -81,7 +81,8 @@ vendor-web:
 vendor-docs:
 	npm ci --prefix apidocs/vendor-src --legacy-peer-deps --no-audit --no-fund --loglevel=error
 	@set -e; n=apidocs/vendor-src/node_modules; v=apidocs/static/vendor; mkdir -p $$v/licenses; \
-	  cp $$n/redoc/bundles/redoc.standalone.js $$v/redoc.standalone.js; \
+	  sed 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:,#g' $$n/redoc/bundles/redoc.standalone.js > $$v/redoc.standalone.js; \
+	  if grep -q 'https://cdn\.' $$v/redoc.standalone.js; then echo "redoc.standalone.js still loads from a CDN"; exit 1; fi; \
 	  cp $$n/redoc/bundles/redoc.standalone.js.LICENSE.txt $$v/licenses/redoc.standalone.js.LICENSE.txt; \
 	  cp $$n/@asyncapi/react-component/browser/standalone/index.js $$v/asyncapi.standalone.js; \
 	  cp $$n/@asyncapi/react-component/browser/standalone/index.js.LICENSE.txt $$v/licenses/asyncapi.standalone.js.LICENSE.txt; \

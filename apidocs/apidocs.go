@@ -70,8 +70,11 @@ var Paths = []string{"/openapi.json", "/openapi.yaml", "/asyncapi.json", "/async
 const VendorPath = "/docs/vendor/*file"
 
 // CSP of the /docs page: only this origin. The renderers style with inline
-// style elements (styled-components) and Redoc runs its search in a blob: worker.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+// style elements (styled-components), Redoc runs its search in a blob:
+// worker, and the AsyncAPI parser compiles JSON Schemas with ajv, which needs
+// 'unsafe-eval'. The page holds no token and shows public documents (the
+// console's pages keep their stricter CSP).
+const CSP = "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
 	"font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
 
