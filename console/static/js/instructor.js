@@ -33,7 +33,7 @@ export function InstructorApp() {
   return html`<div class="console">
     <header class="topbar">
       <a href="#/" class="brand">${t('app_name')}</a>
-      <nav><a href="#/">${t('lectures')}</a><a href="/replay/">${t('replay')}</a></nav>
+      <nav><a href="#/">${t('lectures')}</a><a href="/replay/">${t('replay')}</a><a href="/docs">API</a></nav>
       <span class="who">${user.name}</span>
       <button class="link" onClick=${() => { logout(); setUser(null); }}>${t('logout')}</button>
     </header>
