@@ -93,6 +93,7 @@ func dial(t testing.TB, srv *apptest.Server, path, token string) (*socket, error
 				s.mu.Unlock()
 				return
 			}
+			apptest.CheckMessage(t, path, data) // against apidocs' asyncapi.yaml
 			var f frame
 			if err := json.Unmarshal(data, &f); err != nil {
 				s.mu.Lock()

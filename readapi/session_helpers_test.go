@@ -124,7 +124,7 @@ func dial(t testing.TB, srv *apptest.Server, path, token string) (*socket, *http
 		}
 		url += sep + "token=" + token
 	}
-	s, resp, err := dialWith(url, nil)
+	s, resp, err := dialWith(url, nil, func(data []byte) { apptest.CheckMessage(t, path, data) })
 	if err != nil {
 		return nil, resp, err
 	}
@@ -132,7 +132,9 @@ func dial(t testing.TB, srv *apptest.Server, path, token string) (*socket, *http
 	return s, resp, nil
 }
 
-func dialWith(url string, h http.Header) (*socket, *http.Response, error) {
+// dialWith opens a socket; check (when set) sees every frame received (the
+// apidocs' asyncapi.yaml check).
+func dialWith(url string, h http.Header, check func([]byte)) (*socket, *http.Response, error) {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	conn, resp, err := d.Dial(url, h)
 	if err != nil {
@@ -148,6 +150,9 @@ func dialWith(url string, h http.Header) (*socket, *http.Response, error) {
 				s.err = err
 				s.mu.Unlock()
 				return
+			}
+			if check != nil {
+				check(data)
 			}
 			var f frame
 			if err := json.Unmarshal(data, &f); err != nil {

@@ -359,7 +359,7 @@ func TestSocketRefusals(t *testing.T) {
 }
 
 func dialHeader(srv *apptest.Server, path, token string) (*socket, *http.Response, error) {
-	return dialWith(srv.WSURL(path), http.Header{"Authorization": {"Bearer " + token}})
+	return dialWith(srv.WSURL(path), http.Header{"Authorization": {"Bearer " + token}}, nil)
 }
 
 // TestDisconnectAndReconnect: a participant with no socket for the
