@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -116,7 +117,7 @@ func TestDocsPageRendersOffline(t *testing.T) {
 			a.textContent.includes('/ws/session/{session_id}/student/') &&
 			a.textContent.includes('step_changed');
 	})()`
-	wait, cancelWait := context.WithTimeout(ctx, 60*time.Second)
+	wait, cancelWait := context.WithTimeout(ctx, 150*time.Second) // about 20 s on an idle machine
 	defer cancelWait()
 	if _, err := chromedp.Run(wait, chromedp.Poll[bool](drawn, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
 		text, _ := chromedp.Run(context.WithoutCancel(ctx), chromedp.Evaluate[string](`JSON.stringify((() => {
@@ -128,6 +129,15 @@ func TestDocsPageRendersOffline(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		t.Fatalf("the renderers did not draw both documents: %v\npage errors: %v\npage text:\n%s", err, pageErrors, text)
+	}
+	if dir := os.Getenv("LOCKSTEP_SCREENSHOTS"); dir != "" { // make screenshots
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "docs.png"), shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	csp, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.__csp)`))
 	if err != nil {
