@@ -130,7 +130,7 @@ func TestDocsPageRendersOffline(t *testing.T) {
 		defer mu.Unlock()
 		t.Fatalf("the renderers did not draw both documents: %v\npage errors: %v\npage text:\n%s", err, pageErrors, text)
 	}
-	if dir := os.Getenv("LOCKSTEP_SCREENSHOTS"); dir != "" { // make screenshots
+	if dir := os.Getenv("LOCKSTEP_SCREENSHOTS"); dir != "" { // as console/browsertest does
 		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
 		if err != nil {
 			t.Fatal(err)
