@@ -76,13 +76,6 @@ func waitReadModels(ctx context.Context, waitFor func(context.Context, uint64) e
 	}
 }
 
-// LectureRequestMeta builds the metadata of events caused by an HTTP request:
-// the acting user, the correlation id (web.RequestID: the X-Request-ID
-// header when short and plain, else a new UUID) and the lecture.
-func LectureRequestMeta(c *gin.Context, lectureID int64) eventstore.Metadata {
-	return eventstore.Metadata{CorrelationID: web.RequestID(c), UserID: auth.ActorFrom(c).UserID, LectureID: lectureID}
-}
-
 func (l *Lectures) nextID(ctx context.Context, sequence string) (int64, error) {
 	var id int64
 	if err := l.cfg.Pool.QueryRow(ctx, `SELECT nextval($1::regclass)`, sequence).Scan(&id); err != nil {
