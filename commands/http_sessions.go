@@ -232,4 +232,3 @@ func (s *Sessions) httpEnd(c *gin.Context) {
 		"message":                "수업이 종료되었습니다",
 	})
 }
-

@@ -172,4 +172,3 @@ func EnrollForSession(ctx context.Context, es eventstore.Store, pool *pgxpool.Po
 	}
 	return res.Position, nil
 }
-
