@@ -50,10 +50,12 @@ func newLiveClass(t testing.TB, srv *apptest.Server) *liveClass {
 	c.subtaskID = id(t, must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
 		"title": "친구 선택하기", "order_index": 1, "target_action": "CLICK", "target_element_hint": "친구 탭 (com.kakao.talk:id/friend_tab)",
 	}), 201), "id")
-	c.sessionID = id(t, must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), c.instructor.Token, map[string]any{"title": "오전반"}), 201), "session_id")
+	opened := must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), c.instructor.Token, map[string]any{"title": "오전반"}), 201)
+	c.sessionID = id(t, opened, "session_id")
+	code := opened.JSON(t)["session_code"] // a session id alone admits no one (CONTRACT "Admission")
 	for _, name := range []string{"김학생", "이학생"} {
 		s := srv.NewUser(t, "STUDENT", name)
-		must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", c.sessionID), s.Token, map[string]any{}), 201)
+		must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", c.sessionID), s.Token, map[string]any{"session_code": code}), 201)
 		c.students = append(c.students, s)
 	}
 	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/start", c.sessionID), c.instructor.Token, map[string]any{}), 200)
