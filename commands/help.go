@@ -57,6 +57,8 @@ type HelpConfig struct {
 // /api/help/feedback.
 type Help struct {
 	cfg HelpConfig
+	// RequestHelp opens help requests (what the stuck detector calls).
+	RequestHelp RequestHelpHandler
 }
 
 // NewHelp returns the help commands; it panics without a store or pool.
@@ -76,7 +78,27 @@ func NewHelp(cfg HelpConfig) *Help {
 	if cfg.AnalysisTimeout <= 0 {
 		cfg.AnalysisTimeout = 10 * time.Second
 	}
-	return &Help{cfg: cfg}
+	h := &Help{cfg: cfg}
+	h.RequestHelp = RequestHelpHandler{h}
+	return h
+}
+
+// RequestHelp asks for help for a student on a subtask: the acting user
+// (the student, an admin, or domain.System for the stuck detector), what is
+// asked, and the events' metadata.
+type RequestHelp struct {
+	Actor domain.Actor
+	HelpRequestInput
+	Meta eventstore.Metadata
+}
+
+// RequestHelpHandler handles RequestHelp (Help.Request).
+type RequestHelpHandler struct{ h *Help }
+
+// Handle opens the help request and hands it to the analyzer; see Help.Request.
+func (r RequestHelpHandler) Handle(ctx context.Context, cmd RequestHelp) (domain.HelpRequest, error) {
+	hr, _, err := r.h.Request(ctx, cmd.Actor, cmd.HelpRequestInput, cmd.Meta)
+	return hr, err
 }
 
 func (h *Help) now() time.Time { return h.cfg.Now().UTC().Truncate(time.Microsecond) }

@@ -291,7 +291,7 @@ func TestSessionRefusals(t *testing.T) {
 	t.Run("idempotent_join", func(t *testing.T) {
 		id := f.open(t)
 		u := user(t, srv, domain.RoleStudent, "재시도학생")
-		req := apptest.Request{Method: "POST", Path: path(id, "join"), Token: u.Token, Header: map[string]string{"Idempotency-Key": "join-1"}}
+		req := apptest.Request{Method: "POST", Path: path(id, "join"), Token: u.Token, Body: map[string]any{"session_code": sessionCode(t, srv, id)}, Header: map[string]string{"Idempotency-Key": "join-1"}}
 		a := srv.Do(t, req)
 		b := srv.Do(t, req)
 		if a.Status != 201 || b.Status != 201 || string(a.Body) != string(b.Body) {

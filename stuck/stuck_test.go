@@ -113,7 +113,7 @@ func TestDetectorRaisesOneAutoRequestPerStudentAndStep(t *testing.T) {
 	help := commands.NewHelp(commands.HelpConfig{Store: store, Pool: srv.DB.Pool})
 	now := time.Now().UTC() // the step started just before
 	clock := now.Add(6 * time.Second)
-	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return clock }})
+	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help.RequestHelp, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return clock }})
 
 	// Kim presses BACK four times; Lee is working calmly.
 	c.logs(t, kim.ID, now.Add(time.Second), "BACK", "BACK", "BACK", "BACK")
@@ -160,7 +160,7 @@ func TestDetectorSkipsCompletedStepsAndSessionsNotInProgress(t *testing.T) {
 	kim, lee := c.students[0], c.students[1]
 	help := commands.NewHelp(commands.HelpConfig{Store: postgres.New(srv.DB.Pool, postgres.Config{}), Pool: srv.DB.Pool})
 	now := time.Now().UTC()
-	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return now.Add(5 * time.Minute) }})
+	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help.RequestHelp, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return now.Add(5 * time.Minute) }})
 	// Kim completed the step: idle or not, Kim is not stuck.
 	must(t, srv.Post(t, "/api/progress/update", kim.Token, map[string]any{"subtask_id": c.subtaskID, "status": "COMPLETED"}), 200)
 	c.logs(t, lee.ID, now, "BACK", "BACK", "BACK")
