@@ -113,7 +113,8 @@ func runClass(t *testing.T) *class {
 
 	c.mark() // 0: before the session
 	var sess struct {
-		SessionID int64 `json:"session_id"`
+		SessionID   int64  `json:"session_id"`
+		SessionCode string `json:"session_code"`
 	}
 	c.post(t, fmt.Sprintf("/api/lectures/%d/sessions", lec.ID), c.instructor.Token, map[string]any{"title": "오전반"}, 201).Decode(t, &sess)
 	c.sessionID = sess.SessionID
@@ -126,7 +127,7 @@ func runClass(t *testing.T) *class {
 		var j struct {
 			ParticipantID int64 `json:"participant_id"`
 		}
-		c.post(t, base+"/join", s.Token, map[string]any{}, 201).Decode(t, &j)
+		c.post(t, base+"/join", s.Token, map[string]any{"session_code": sess.SessionCode}, 201).Decode(t, &j)
 		participantIDs = append(participantIDs, j.ParticipantID)
 	}
 	c.pupil = mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", c.sessionID), c.students[0].Token)

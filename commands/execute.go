@@ -1,8 +1,9 @@
 // Package commands is Lockstep's write side: application command handlers
 // that load an aggregate's stream, fold it with its decider's Evolve, Decide,
 // and append the new events with the expected version — retrying a bounded
-// number of times when another writer got there first. The HTTP handlers of
-// the write endpoints live beside them.
+// number of times when another writer got there first. Handlers take the
+// acting user from their command and know nothing of HTTP; the thin gin
+// adapters of the write endpoints are the http_*.go files beside them.
 package commands
 
 import (
@@ -11,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/lockstep/lockstep/domain"
@@ -91,31 +91,20 @@ func Execute[S, C any](ctx context.Context, es eventstore.Store, stream string, 
 	return Result[S]{}, fmt.Errorf("%s: gave up after %d conflicting attempts: %w", stream, MaxAttempts, lastErr)
 }
 
-// ReadYourWritesHeader is set, to "timeout", on a command's 2xx answer when
-// the read models had not caught up with the command's events before the
-// answer was sent (the wait is bounded; the command has happened all the
-// same): a GET right after it may not show the write yet. Absent, a GET right
-// after the answer sees the write.
-const ReadYourWritesHeader = "X-Read-Your-Writes"
-
 type answerKey struct{}
 
-// withReadYourWrites runs before idem (nil: none) on every command route: it
-// lets the command's read-model wait mark the answer it is about to give.
-func withReadYourWrites(idem gin.HandlerFunc) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), answerKey{}, c))
-		if idem != nil {
-			idem(c)
-		}
-	}
+// WithReadModelsBehind returns ctx carrying mark, which a command handler
+// calls when it answers before the read models caught up with its events
+// (the HTTP adapter sets ReadYourWritesHeader from it).
+func WithReadModelsBehind(ctx context.Context, mark func()) context.Context {
+	return context.WithValue(ctx, answerKey{}, mark)
 }
 
 // readModelsBehind marks the answer to the request of ctx (if any) as sent
 // before the read models caught up.
 func readModelsBehind(ctx context.Context) {
-	if c, ok := ctx.Value(answerKey{}).(*gin.Context); ok {
-		c.Header(ReadYourWritesHeader, "timeout")
+	if mark, ok := ctx.Value(answerKey{}).(func()); ok {
+		mark()
 	}
 }
 

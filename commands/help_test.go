@@ -355,7 +355,12 @@ func TestHelpLoopResolvedByTheAnalyzer(t *testing.T) {
 			t.Fatalf("%s: %d %s", tc.name, r.Status, r.Body)
 		}
 	}
-	hmust(t, srv.Post(t, "/api/help/feedback", c.student.Token, feedback), 201)
+	// CONTRACT: a POST that creates answers the created resource with its id;
+	// a feedback is the one rating of one response, identified by it.
+	if m := hmust(t, srv.Post(t, "/api/help/feedback", c.student.Token, feedback), 201).JSON(t); m["id"] != float64(resp.ID) ||
+		m["help_response_id"] != float64(resp.ID) || m["rating"] != float64(5) {
+		t.Fatalf("feedback answer %v, want id %d", m, resp.ID)
+	}
 	if r := srv.Post(t, "/api/help/feedback", c.student.Token, feedback); r.Status != 409 || r.ErrorCode() != "CONFLICT" {
 		t.Fatalf("second feedback: %d %s", r.Status, r.Body)
 	}

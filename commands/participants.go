@@ -2,27 +2,14 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"sync/atomic"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
-	"github.com/lockstep/lockstep/web"
 )
-
-type joinRequest struct {
-	UserID int64 `json:"user_id" binding:"gte=0"`
-}
 
 var joinMessages = map[domain.SessionStatus]string{
 	domain.SessionStatusWaiting:    "대기실에 입장했습니다. 강사가 수업을 시작할 때까지 기다려주세요.",
@@ -31,39 +18,68 @@ var joinMessages = map[domain.SessionStatus]string{
 	domain.SessionStatusReviewMode: "복습 모드로 입장했습니다.",
 }
 
-// join makes the caller a participant (201 the first time, 200 with the same
-// participant afterwards) and enrolls them in the lecture.
-func (s *Sessions) join(c *gin.Context) {
-	var req joinRequest
-	if !web.Bind(c, &req) {
-		return
+// JoinSession makes UserID (0: the actor) a participant of a session.
+// SessionCode, when not empty, is the session's code as the student typed it
+// (matched ignoring case, spaces and hyphens): it admits them.
+type JoinSession struct {
+	Actor       domain.Actor
+	SessionID   int64
+	UserID      int64
+	SessionCode string
+	Meta        eventstore.Metadata
+}
+
+// Joined is what JoinSession did.
+type Joined struct {
+	Participant domain.Participant
+	// SessionStatus is the session's status as the read models show it now.
+	SessionStatus domain.SessionStatus
+	// Created is true for a first join.
+	Created bool
+}
+
+// JoinSessionHandler handles JoinSession.
+type JoinSessionHandler struct{ s *Sessions }
+
+// AdmissionWindow is how long looking a session up by its code admits the
+// student to join it (CONTRACT "Admission").
+const AdmissionWindow = time.Hour
+
+// Handle joins (the first time) or answers the existing participant, and
+// enrolls them in the lecture. A session id alone does not admit: the
+// student must be enrolled in the lecture already, have looked the session
+// up by its code within AdmissionWindow, or send its code. Refusals:
+// NOT_FOUND, FORBIDDEN (not admitted; another user's id), INVALID_STATE.
+func (h JoinSessionHandler) Handle(ctx context.Context, cmd JoinSession) (Joined, error) {
+	s := h.s
+	sess, err := s.loadSession(ctx, cmd.SessionID)
+	if err != nil {
+		return Joined{}, err
 	}
-	sess, ok := s.loadSession(c)
-	if !ok {
-		return
-	}
-	ctx := c.Request.Context()
-	actor := auth.ActorFrom(c)
-	user := req.UserID
+	actor := cmd.Actor
+	user := cmd.UserID
 	if user == 0 {
 		user = actor.UserID
 	}
 	if err := checkUser(ctx, s.cfg.Pool, actor, user); err != nil {
-		web.Error(c, err)
-		return
+		return Joined{}, err
 	}
-	meta := metadata(c, actor, sess.ID(), sess.LectureID())
+	meta := cmd.Meta
+	meta.UserID, meta.SessionID, meta.LectureID = actor.UserID, sess.ID(), sess.LectureID()
 	stream := domain.ParticipantStream(sess.ID(), user)
 	part, _, err := Load(ctx, s.cfg.Store, stream, domain.ParticipantDecider)
 	if err != nil {
-		web.Error(c, err)
-		return
+		return Joined{}, err
+	}
+	if !part.Joined() {
+		if err := s.admit(ctx, actor, sess, user, cmd.SessionCode); err != nil {
+			return Joined{}, err
+		}
 	}
 	var participantID int64
 	if !part.Joined() {
 		if err := s.cfg.Pool.QueryRow(ctx, `SELECT nextval('participant_ids')`).Scan(&participantID); err != nil {
-			web.Error(c, fmt.Errorf("allocate participant id: %w", err))
-			return
+			return Joined{}, fmt.Errorf("allocate participant id: %w", err)
 		}
 	}
 	res, err := Execute(ctx, s.cfg.Store, stream, domain.ParticipantDecider, domain.ParticipantCommand(domain.JoinSession{
@@ -71,20 +87,13 @@ func (s *Sessions) join(c *gin.Context) {
 		UserID: user, SessionStatus: sess.Status(),
 	}), meta)
 	if err != nil {
-		web.Error(c, err)
-		return
+		return Joined{}, err
 	}
 	pos, err := EnrollForSession(ctx, s.cfg.Store, s.cfg.Pool, actor, sess.LectureID(), user, sess.ID(), s.now(), meta)
 	if err != nil {
-		web.Error(c, err)
-		return
+		return Joined{}, err
 	}
 	s.wait(ctx, max(res.Position, pos))
-	p := res.State
-	status := http.StatusOK
-	if len(res.Events) > 0 {
-		status = http.StatusCreated
-	}
 	// The session may have moved on since it was loaded: show the status as
 	// the read model (which the wait above caught up) says.
 	sessStatus := sess.Status()
@@ -92,14 +101,51 @@ func (s *Sessions) join(c *gin.Context) {
 	if err := s.cfg.Pool.QueryRow(ctx, `SELECT status FROM live_sessions WHERE session_id = $1`, sess.ID()).Scan(&now); err == nil {
 		sessStatus = domain.SessionStatus(now)
 	}
-	c.JSON(status, gin.H{
-		"participant_id": p.ID(),
-		"session_id":     p.SessionID(),
-		"user_id":        p.UserID(),
-		"status":         p.Status(sessStatus),
-		"joined_at":      p.JoinedAt().UTC(),
-		"message":        joinMessages[sessStatus],
-	})
+	return Joined{Participant: res.State, SessionStatus: sessStatus, Created: len(res.Events) > 0}, nil
+}
+
+// admit decides whether user may join sess for the first time (CONTRACT
+// "Admission"): the server, an admin and the session's own instructor act
+// for others and are not asked; a student is admitted when enrolled in the
+// lecture, when they looked the session up by its code within
+// AdmissionWindow, or when code is the session's code. Anyone else: FORBIDDEN.
+func (s *Sessions) admit(ctx context.Context, actor domain.Actor, sess domain.Session, user int64, code string) error {
+	if actor.IsAdmin() || actor.IsSystem() || sess.CanControl(actor) {
+		return nil
+	}
+	if code != "" && domain.NormalizeSessionCode(code) == sess.Code() {
+		return nil
+	}
+	prog, _, err := Load(ctx, s.cfg.Store, domain.ProgressStream(sess.LectureID(), user), domain.ProgressDecider)
+	if err != nil {
+		return err
+	}
+	if prog.Enrolled() {
+		return nil
+	}
+	var looked bool
+	if err := s.cfg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM session_lookups
+		WHERE user_id = $1 AND session_id = $2 AND looked_up_at > $3)`, user, sess.ID(), s.now().Add(-AdmissionWindow)).Scan(&looked); err != nil {
+		return fmt.Errorf("look up admission of user %d to session %d: %w", user, sess.ID(), err)
+	}
+	if looked {
+		return nil
+	}
+	return domain.Forbidden("join a session by its code: look it up or send session_code")
+}
+
+// RecordLookup records that userID looked sessionID up by its code now (GET
+// /api/sessions/{session_code}): it admits them for AdmissionWindow.
+func (s *Sessions) RecordLookup(ctx context.Context, userID, sessionID int64) error {
+	if userID == 0 {
+		return nil
+	}
+	_, err := s.cfg.Pool.Exec(ctx, `INSERT INTO session_lookups (user_id, session_id, looked_up_at) VALUES ($1, $2, $3)
+		ON CONFLICT (user_id, session_id) DO UPDATE SET looked_up_at = EXCLUDED.looked_up_at`, userID, sessionID, s.now())
+	if err != nil {
+		return fmt.Errorf("record lookup of session %d: %w", sessionID, err)
+	}
+	return nil
 }
 
 // EnrollForSession enrolls userID in lectureID because they joined
@@ -125,234 +171,4 @@ func EnrollForSession(ctx context.Context, es eventstore.Store, pool *pgxpool.Po
 		return 0, fmt.Errorf("enroll user %d in lecture %d: %w", userID, lectureID, err)
 	}
 	return res.Position, nil
-}
-
-// PresenceConfig configures Presence.
-type PresenceConfig struct {
-	Store eventstore.Store
-	Pool  *pgxpool.Pool
-	// Timeout is how long a participant of a live session may have no
-	// student socket open before they become DISCONNECTED (default 30s).
-	Timeout time.Duration
-	Logger  *slog.Logger
-}
-
-// Presence tracks the student sockets of live sessions across every API
-// instance, in PostgreSQL, and turns their absence into participant events:
-// ParticipantDisconnected when a participant of an IN_PROGRESS or PAUSED
-// session has had no socket open for Timeout, ParticipantReconnected when a
-// disconnected participant opens one again (on any instance).
-//
-// Each instance heartbeats a row; the sockets of an instance whose heartbeat
-// stopped (a crash) stop counting as open after three heartbeat intervals.
-type Presence struct {
-	cfg      PresenceConfig
-	log      *slog.Logger
-	instance string
-	interval time.Duration
-	stale    time.Duration
-	sockets  atomic.Int64
-	stopped  atomic.Bool
-}
-
-// NewPresence returns a Presence; it panics without a store or a pool.
-func NewPresence(cfg PresenceConfig) *Presence {
-	if cfg.Store == nil || cfg.Pool == nil {
-		panic("commands: NewPresence needs a Store and a Pool")
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	interval := min(max(cfg.Timeout/4, 50*time.Millisecond), 5*time.Second)
-	return &Presence{
-		cfg: cfg, log: cfg.Logger, instance: uuid.NewString(),
-		interval: interval, stale: 3 * interval,
-	}
-}
-
-// Opened records an open student socket of userID in sessionID, and
-// reconnects the participant if they were disconnected. It returns the
-// socket's id for Closed.
-func (p *Presence) Opened(ctx context.Context, sessionID, userID int64) (int64, error) {
-	if p.stopped.Load() {
-		return 0, nil
-	}
-	id := p.sockets.Add(1)
-	b := &pgx.Batch{}
-	b.Queue(`WITH i AS (INSERT INTO session_instances (instance_id) VALUES ($1) ON CONFLICT (instance_id) DO NOTHING)
-		INSERT INTO session_sockets (instance_id, socket_id, session_id, user_id) VALUES ($1, $2, $3, $4)`, p.instance, id, sessionID, userID)
-	b.Queue(`INSERT INTO session_last_seen (session_id, user_id, last_seen_at) VALUES ($1, $2, now())
-		ON CONFLICT (session_id, user_id) DO UPDATE SET last_seen_at = now()`, sessionID, userID)
-	if err := p.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
-		return 0, fmt.Errorf("record socket of user %d in session %d: %w", userID, sessionID, err)
-	}
-	return id, p.reconnect(ctx, sessionID, userID)
-}
-
-// Closed records that a socket Opened returned is gone. After Run returned
-// (the instance is shutting down and has already let go of its sockets) it
-// does nothing.
-func (p *Presence) Closed(ctx context.Context, sessionID, userID, socketID int64) error {
-	if p.stopped.Load() || socketID == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	b.Queue(`DELETE FROM session_sockets WHERE instance_id = $1 AND socket_id = $2`, p.instance, socketID)
-	b.Queue(`INSERT INTO session_last_seen (session_id, user_id, last_seen_at) VALUES ($1, $2, now())
-		ON CONFLICT (session_id, user_id) DO UPDATE SET last_seen_at = now()`, sessionID, userID)
-	if err := p.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("record closed socket of user %d in session %d: %w", userID, sessionID, err)
-	}
-	return nil
-}
-
-// meta is the metadata of the server's own participant events: the session
-// and its lecture, so that both histories find them.
-func (p *Presence) meta(ctx context.Context, sessionID int64) eventstore.Metadata {
-	m := eventstore.Metadata{SessionID: sessionID, CorrelationID: uuid.NewString()}
-	_ = p.cfg.Pool.QueryRow(ctx, `SELECT lecture_id FROM live_sessions WHERE session_id = $1`, sessionID).Scan(&m.LectureID)
-	return m
-}
-
-func (p *Presence) reconnect(ctx context.Context, sessionID, userID int64) error {
-	_, err := Execute(ctx, p.cfg.Store, domain.ParticipantStream(sessionID, userID), domain.ParticipantDecider,
-		domain.ParticipantCommand(domain.ReconnectParticipant{Actor: domain.System, At: time.Now().UTC().Truncate(time.Microsecond)}),
-		p.meta(ctx, sessionID))
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil // not a participant (an instructor or admin watching)
-	}
-	return err
-}
-
-// Run heartbeats this instance and disconnects absent participants until
-// ctx ends.
-func (p *Presence) Run(ctx context.Context) error {
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
-	for {
-		if err := p.Tick(ctx); err != nil && ctx.Err() == nil {
-			p.log.Error("presence check failed", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			p.stopped.Store(true)
-			p.release(context.WithoutCancel(ctx))
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// Tick heartbeats once, forgets dead instances, and disconnects every
-// participant whose absence exceeded the timeout.
-func (p *Presence) Tick(ctx context.Context) error {
-	_, err := p.cfg.Pool.Exec(ctx, `INSERT INTO session_instances (instance_id) VALUES ($1)
-		ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()`, p.instance)
-	if err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
-	}
-	if err := p.forgetDead(ctx); err != nil {
-		return err
-	}
-	rows, err := p.cfg.Pool.Query(ctx, `
-		SELECT p.session_id, p.user_id, s.status, greatest(p.joined_at, s.started_at, ls.last_seen_at, dead.heartbeat_at)
-		FROM live_sessions s
-		JOIN session_participants p ON p.session_id = s.session_id
-		LEFT JOIN session_last_seen ls ON ls.session_id = p.session_id AND ls.user_id = p.user_id
-		LEFT JOIN LATERAL (
-			SELECT max(i.heartbeat_at) AS heartbeat_at FROM session_sockets k JOIN session_instances i USING (instance_id)
-			WHERE k.session_id = p.session_id AND k.user_id = p.user_id) dead ON true
-		WHERE s.status IN ('IN_PROGRESS', 'PAUSED') AND p.status <> 'DISCONNECTED'
-		  AND NOT EXISTS (SELECT 1 FROM session_sockets k JOIN session_instances i USING (instance_id)
-		                  WHERE k.session_id = p.session_id AND k.user_id = p.user_id
-		                    AND i.heartbeat_at > now() - make_interval(secs => $1))
-		  AND greatest(p.joined_at, s.started_at, ls.last_seen_at, dead.heartbeat_at) < now() - make_interval(secs => $2)`,
-		p.stale.Seconds(), p.cfg.Timeout.Seconds())
-	if err != nil {
-		return fmt.Errorf("find absent participants: %w", err)
-	}
-	type absent struct {
-		sessionID, userID int64
-		status            string
-		seen              time.Time
-	}
-	var found []absent
-	for rows.Next() {
-		var a absent
-		if err := rows.Scan(&a.sessionID, &a.userID, &a.status, &a.seen); err != nil {
-			rows.Close()
-			return err
-		}
-		found = append(found, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, a := range found {
-		if err := p.disconnect(ctx, a.sessionID, a.userID, domain.SessionStatus(a.status), a.seen); err != nil {
-			p.log.Error("disconnect participant", "session_id", a.sessionID, "user_id", a.userID, "error", err)
-		}
-	}
-	return nil
-}
-
-func (p *Presence) disconnect(ctx context.Context, sessionID, userID int64, status domain.SessionStatus, seen time.Time) error {
-	res, err := Execute(ctx, p.cfg.Store, domain.ParticipantStream(sessionID, userID), domain.ParticipantDecider,
-		domain.ParticipantCommand(domain.DisconnectParticipant{
-			Actor: domain.System, At: time.Now().UTC().Truncate(time.Microsecond), SessionStatus: status, LastSeenAt: seen.UTC(),
-		}), p.meta(ctx, sessionID))
-	if errors.Is(err, domain.ErrInvalidState) {
-		return nil // the session ended meanwhile
-	}
-	if err != nil || len(res.Events) == 0 {
-		return err
-	}
-	// A socket opened while we decided would have reconnected before our
-	// append: it is in the table now, so reconnect on its behalf.
-	var open bool
-	if err := p.cfg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM session_sockets k JOIN session_instances i USING (instance_id)
-		WHERE k.session_id = $1 AND k.user_id = $2 AND i.heartbeat_at > now() - make_interval(secs => $3))`,
-		sessionID, userID, p.stale.Seconds()).Scan(&open); err != nil {
-		return err
-	}
-	if open {
-		return p.reconnect(ctx, sessionID, userID)
-	}
-	return nil
-}
-
-// release lets go of this instance's sockets when it stops: they count as
-// seen now, and closed.
-func (p *Presence) release(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := p.cfg.Pool.Exec(ctx, `
-		WITH i AS (DELETE FROM session_instances WHERE instance_id = $1),
-		     gone AS (DELETE FROM session_sockets WHERE instance_id = $1 RETURNING session_id, user_id)
-		INSERT INTO session_last_seen (session_id, user_id, last_seen_at)
-		SELECT DISTINCT session_id, user_id, now() FROM gone
-		ON CONFLICT (session_id, user_id) DO UPDATE SET last_seen_at = now()`, p.instance)
-	if err != nil {
-		p.log.Warn("release this instance's sockets", "error", err)
-	}
-}
-
-// forgetDead removes instances that stopped heartbeating long ago, keeping
-// their last heartbeat as their sockets' last sighting.
-func (p *Presence) forgetDead(ctx context.Context) error {
-	horizon := max(10*p.stale, 2*p.cfg.Timeout).Seconds()
-	return pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
-			WITH dead AS (DELETE FROM session_instances WHERE heartbeat_at < now() - make_interval(secs => $1) RETURNING instance_id, heartbeat_at),
-			     gone AS (DELETE FROM session_sockets k USING dead WHERE k.instance_id = dead.instance_id
-			              RETURNING k.session_id, k.user_id, dead.heartbeat_at)
-			INSERT INTO session_last_seen (session_id, user_id, last_seen_at)
-			SELECT session_id, user_id, max(heartbeat_at) FROM gone GROUP BY session_id, user_id
-			ON CONFLICT (session_id, user_id) DO UPDATE SET last_seen_at = greatest(session_last_seen.last_seen_at, EXCLUDED.last_seen_at)`, horizon)
-		return err
-	})
 }

@@ -26,8 +26,9 @@ func TestProgressDuringALiveSessionCarriesTheSession(t *testing.T) {
 	lecture := id(s.Post(t, "/api/lectures", teacher.Token, map[string]any{"title": "카카오톡 기초"}), "id")
 	task := id(s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), teacher.Token, map[string]any{"title": "메시지 보내기", "order_index": 1}), "id")
 	first := id(s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), teacher.Token, map[string]any{"title": "앱 열기", "order_index": 1, "target_action": "CLICK"}), "id")
-	session := id(s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), teacher.Token, map[string]any{"title": "오전반"}), "session_id")
-	id(s.Post(t, fmt.Sprintf("/api/sessions/%d/join", session), student.Token, nil), "participant_id")
+	opened := s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), teacher.Token, map[string]any{"title": "오전반"})
+	session, code := id(opened, "session_id"), opened.JSON(t)["session_code"]
+	id(s.Post(t, fmt.Sprintf("/api/sessions/%d/join", session), student.Token, map[string]any{"session_code": code}), "participant_id")
 	if r := s.Post(t, fmt.Sprintf("/api/sessions/%d/start", session), teacher.Token, nil); r.Status != http.StatusOK {
 		t.Fatalf("start: %d %s", r.Status, r.Body)
 	}

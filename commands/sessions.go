@@ -6,17 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"strings"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
-	"github.com/lockstep/lockstep/web"
 )
 
 // Waiter blocks until the read models reflect a global position
@@ -42,11 +37,20 @@ type SessionsConfig struct {
 	WaitTimeout time.Duration
 }
 
-// Sessions handles the commands of live sessions and their participants:
-// create, join, start, next-step, pause, resume and end.
+// Sessions holds the handlers of the commands of live sessions and their
+// participants: create, join, start, next-step, pause, resume and end
+// (http_sessions.go mounts them).
 type Sessions struct {
 	cfg SessionsConfig
 	log *slog.Logger
+
+	Create   CreateSessionHandler
+	Join     JoinSessionHandler
+	Start    StartSessionHandler
+	NextStep NextStepHandler
+	Pause    PauseSessionHandler
+	Resume   ResumeSessionHandler
+	End      EndSessionHandler
 }
 
 // NewSessions returns the handlers; it panics without a store or a pool (a wiring bug).
@@ -63,22 +67,10 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = 5 * time.Second
 	}
-	return &Sessions{cfg: cfg, log: cfg.Logger}
-}
-
-// Routes mounts the session command endpoints (absolute paths) behind authed
-// and idem: POST /api/lectures/:lecture_id/sessions and POST
-// /api/sessions/:session_id/{join,start,next-step,pause,resume,end}.
-func (s *Sessions) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
-	idem = withReadYourWrites(idem)
-	r.POST("/api/lectures/:lecture_id/sessions", authed, idem, s.create)
-	g := r.Group("/api/sessions/:session_id", authed, idem)
-	g.POST("/join", s.join)
-	g.POST("/start", s.start)
-	g.POST("/next-step", s.nextStep)
-	g.POST("/pause", s.pause)
-	g.POST("/resume", s.resume)
-	g.POST("/end", s.end)
+	s := &Sessions{cfg: cfg, log: cfg.Logger}
+	s.Create, s.Join, s.Start, s.NextStep = CreateSessionHandler{s}, JoinSessionHandler{s}, StartSessionHandler{s}, NextStepHandler{s}
+	s.Pause, s.Resume, s.End = PauseSessionHandler{s}, ResumeSessionHandler{s}, EndSessionHandler{s}
+	return s
 }
 
 // now is the clock at the database's precision (microseconds), so that what
@@ -95,26 +87,6 @@ func (s *Sessions) wait(ctx context.Context, position uint64) {
 		readModelsBehind(ctx)
 		s.log.Warn("read models did not catch up before answering", "position", position, "error", err)
 	}
-}
-
-func metadata(c *gin.Context, actor domain.Actor, sessionID, lectureID int64) eventstore.Metadata {
-	return eventstore.Metadata{CorrelationID: web.RequestID(c), UserID: actor.UserID, SessionID: sessionID, LectureID: lectureID}
-}
-
-// BaseURL is the public base of links the server hands out: publicURL when
-// set, else the request's scheme and host.
-func BaseURL(publicURL string, r *http.Request) string {
-	if b, ok := web.LinkBase(r); ok { // PUBLIC_URL, or the loopback rule (web.LinkBaseMiddleware)
-		return b
-	}
-	if publicURL != "" {
-		return strings.TrimRight(publicURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }
 
 // NewSessionCode returns a random 6-character code of domain.SessionCodeAlphabet.
@@ -150,12 +122,14 @@ func (s *Sessions) releaseCode(ctx context.Context, sessionID int64) {
 	}
 }
 
-type lectureRef struct {
+// LectureRef is a lecture as the session answers name it.
+type LectureRef struct {
 	ID    int64  `json:"id"`
 	Title string `json:"title"`
 }
 
-type subtaskRef struct {
+// SubtaskRef is a subtask as the session answers name it.
+type SubtaskRef struct {
 	ID    int64  `json:"id"`
 	Title string `json:"title"`
 }
@@ -164,119 +138,90 @@ type subtaskRef struct {
 // is a client's bug, not a plan.
 const maxScheduleYears = 10
 
-type createSessionRequest struct {
-	Title       string  `json:"title" binding:"max=200"`
-	ScheduledAt *string `json:"scheduled_at"`
+// CreateSession opens a session of a lecture (POST /api/lectures/{id}/sessions).
+type CreateSession struct {
+	Actor     domain.Actor
+	LectureID int64
+	Title     string
+	// ScheduledAt is an RFC 3339 time, or "" for none.
+	ScheduledAt string
+	Meta        eventstore.Metadata
 }
 
-func (s *Sessions) create(c *gin.Context) {
-	lectureID, ok := web.IDParam(c, "lecture_id")
-	if !ok {
-		return
-	}
-	var req createSessionRequest
-	if !web.Bind(c, &req) {
-		return
-	}
+// CreateSessionHandler handles CreateSession.
+type CreateSessionHandler struct{ s *Sessions }
+
+// Handle allocates the session's id and code and opens it. Refusals:
+// INVALID_REQUEST (scheduled_at), NOT_FOUND (lecture), FORBIDDEN.
+func (h CreateSessionHandler) Handle(ctx context.Context, cmd CreateSession) (domain.Session, error) {
+	s := h.s
 	var scheduled time.Time
-	if req.ScheduledAt != nil && *req.ScheduledAt != "" {
-		t, err := time.Parse(time.RFC3339, *req.ScheduledAt)
+	if cmd.ScheduledAt != "" {
+		t, err := time.Parse(time.RFC3339, cmd.ScheduledAt)
 		if err != nil {
-			web.Error(c, domain.Invalid("invalid fields", map[string]string{"scheduled_at": "must be an RFC 3339 time"}))
-			return
+			return domain.Session{}, domain.Invalid("invalid fields", map[string]string{"scheduled_at": "must be an RFC 3339 time"})
 		}
 		if now := s.now(); t.Before(now.AddDate(-maxScheduleYears, 0, 0)) || t.After(now.AddDate(maxScheduleYears, 0, 0)) {
-			web.Error(c, domain.Invalid("invalid fields", map[string]string{"scheduled_at": fmt.Sprintf("must be within %d years of now", maxScheduleYears)}))
-			return
+			return domain.Session{}, domain.Invalid("invalid fields", map[string]string{"scheduled_at": fmt.Sprintf("must be within %d years of now", maxScheduleYears)})
 		}
 		scheduled = t.UTC()
 	}
-	ctx := c.Request.Context()
-	actor := auth.ActorFrom(c)
-	lecture, _, err := Load(ctx, s.cfg.Store, domain.LectureStream(lectureID), domain.LectureDecider)
+	lecture, _, err := Load(ctx, s.cfg.Store, domain.LectureStream(cmd.LectureID), domain.LectureDecider)
 	if err != nil {
-		web.Error(c, err)
-		return
+		return domain.Session{}, err
 	}
 	var sessionID int64
 	if err := s.cfg.Pool.QueryRow(ctx, `SELECT nextval('session_ids')`).Scan(&sessionID); err != nil {
-		web.Error(c, fmt.Errorf("allocate session id: %w", err))
-		return
+		return domain.Session{}, fmt.Errorf("allocate session id: %w", err)
 	}
 	code, err := s.reserveCode(ctx, sessionID)
 	if err != nil {
-		web.Error(c, err)
-		return
+		return domain.Session{}, err
 	}
+	meta := cmd.Meta
+	meta.SessionID, meta.LectureID = sessionID, cmd.LectureID
 	res, err := Execute(ctx, s.cfg.Store, domain.SessionStream(sessionID), domain.SessionDecider, domain.SessionCommand(domain.OpenSession{
-		Actor: actor, At: s.now(), SessionID: sessionID, Code: code, Lecture: lecture, Title: req.Title, ScheduledAt: scheduled,
-	}), metadata(c, actor, sessionID, lectureID))
+		Actor: cmd.Actor, At: s.now(), SessionID: sessionID, Code: code, Lecture: lecture, Title: cmd.Title, ScheduledAt: scheduled,
+	}), meta)
 	if err != nil {
 		s.releaseCode(context.WithoutCancel(ctx), sessionID)
-		web.Error(c, err)
-		return
+		return domain.Session{}, err
 	}
 	s.wait(ctx, res.Position)
-	st := res.State
-	var sched *time.Time
-	if !st.ScheduledAt().IsZero() {
-		t := st.ScheduledAt().UTC()
-		sched = &t
-	}
-	c.JSON(http.StatusCreated, gin.H{
-		"session_id":   st.ID(),
-		"session_code": st.Code(),
-		"qr_code_url":  BaseURL(s.cfg.PublicURL, c.Request) + "/qr/" + st.Code() + ".png",
-		"status":       st.Status(),
-		"title":        st.Title(),
-		"scheduled_at": sched,
-		"created_at":   st.OpenedAt().UTC(),
-		"lecture":      lectureRef{ID: st.LectureID(), Title: st.LectureTitle()},
-	})
+	return res.State, nil
 }
 
-type controlRequest struct {
-	Message string `json:"message"`
+// SessionControl is what every control command carries: who, which session,
+// the message shown to the room.
+type SessionControl struct {
+	Actor     domain.Actor
+	SessionID int64
+	Message   string
+	Meta      eventstore.Metadata
 }
 
-// control loads the session for a control command and returns it (or
-// answers 404 and returns ok == false).
-func (s *Sessions) loadSession(c *gin.Context) (domain.Session, bool) {
-	id, ok := web.IDParam(c, "session_id")
-	if !ok {
-		return domain.Session{}, false
-	}
-	sess, _, err := Load(c.Request.Context(), s.cfg.Store, domain.SessionStream(id), domain.SessionDecider)
+// loadSession loads the session a command names (NOT_FOUND when there is none).
+func (s *Sessions) loadSession(ctx context.Context, id int64) (domain.Session, error) {
+	sess, _, err := Load(ctx, s.cfg.Store, domain.SessionStream(id), domain.SessionDecider)
 	if err != nil {
-		web.Error(c, err)
-		return domain.Session{}, false
+		return domain.Session{}, err
 	}
 	if !sess.Exists() {
-		web.Error(c, domain.NotFound("session"))
-		return domain.Session{}, false
+		return domain.Session{}, domain.NotFound("session")
 	}
-	return sess, true
+	return sess, nil
 }
 
-func (s *Sessions) execute(c *gin.Context, sess domain.Session, cmd domain.SessionCommand) (Result[domain.Session], bool) {
-	ctx := c.Request.Context()
-	actor := auth.ActorFrom(c)
-	res, err := Execute(ctx, s.cfg.Store, domain.SessionStream(sess.ID()), domain.SessionDecider, cmd, metadata(c, actor, sess.ID(), sess.LectureID()))
+// execute runs cmd on sess's stream and waits for the read models.
+func (s *Sessions) execute(ctx context.Context, c SessionControl, sess domain.Session, cmd domain.SessionCommand) (Result[domain.Session], error) {
+	meta := c.Meta
+	meta.UserID, meta.SessionID, meta.LectureID = c.Actor.UserID, sess.ID(), sess.LectureID()
+	res, err := Execute(ctx, s.cfg.Store, domain.SessionStream(sess.ID()), domain.SessionDecider, cmd, meta)
 	if err != nil {
-		web.Error(c, err)
-		return res, false
+		return res, err
 	}
 	s.wait(ctx, res.Position)
-	return res, true
-}
-
-func (s *Sessions) plan(c *gin.Context, sess domain.Session) (domain.Lecture, bool) {
-	l, _, err := Load(c.Request.Context(), s.cfg.Store, domain.LectureStream(sess.LectureID()), domain.LectureDecider)
-	if err != nil {
-		web.Error(c, err)
-		return l, false
-	}
-	return l, true
+	return res, nil
 }
 
 func (s *Sessions) activeParticipants(ctx context.Context, sessionID int64) int {
@@ -287,75 +232,81 @@ func (s *Sessions) activeParticipants(ctx context.Context, sessionID int64) int 
 	return n
 }
 
-// begin binds a control request's body and loads the session the path
-// names; on failure it has answered.
-func (s *Sessions) begin(c *gin.Context, req any) (domain.Session, bool) {
-	if !web.Bind(c, req) {
-		return domain.Session{}, false
+// withPlan loads the session and, for the commands that move the room to a
+// subtask, checks that the actor controls it and folds the lecture's plan
+// for the decider.
+func (s *Sessions) withPlan(ctx context.Context, c SessionControl) (domain.Session, domain.Lecture, error) {
+	sess, err := s.loadSession(ctx, c.SessionID)
+	if err != nil {
+		return sess, domain.Lecture{}, err
 	}
-	return s.loadSession(c)
+	if !sess.CanControl(c.Actor) {
+		return sess, domain.Lecture{}, domain.Forbidden("only the session's instructor may control it")
+	}
+	plan, _, err := Load(ctx, s.cfg.Store, domain.LectureStream(sess.LectureID()), domain.LectureDecider)
+	return sess, plan, err
 }
 
-// beginWithPlan is begin for the commands that move the room to a subtask:
-// only the session's controller may, and the lecture's plan is folded for
-// the decider.
-func (s *Sessions) beginWithPlan(c *gin.Context, req any) (domain.Session, domain.Lecture, bool) {
-	sess, ok := s.begin(c, req)
-	if !ok {
-		return sess, domain.Lecture{}, false
-	}
-	if !sess.CanControl(auth.ActorFrom(c)) {
-		web.Error(c, domain.Forbidden("only the session's instructor may control it"))
-		return sess, domain.Lecture{}, false
-	}
-	plan, ok := s.plan(c, sess)
-	return sess, plan, ok
+// StartSession starts a WAITING session at FirstSubtaskID (0: the lecture's first).
+type StartSession struct {
+	SessionControl
+	FirstSubtaskID int64
 }
 
-type startRequest struct {
-	FirstSubtaskID int64  `json:"first_subtask_id"`
-	Message        string `json:"message"`
+// Started is what StartSession did.
+type Started struct {
+	Session            domain.Session
+	ActiveParticipants int
 }
 
-func (s *Sessions) start(c *gin.Context) {
-	var req startRequest
-	sess, plan, ok := s.beginWithPlan(c, &req)
-	if !ok {
-		return
+// StartSessionHandler handles StartSession.
+type StartSessionHandler struct{ s *Sessions }
+
+// Handle starts the session. Refusals: NOT_FOUND, FORBIDDEN, INVALID_REQUEST
+// (a subtask not of the lecture), INVALID_STATE.
+func (h StartSessionHandler) Handle(ctx context.Context, cmd StartSession) (Started, error) {
+	sess, plan, err := h.s.withPlan(ctx, cmd.SessionControl)
+	if err != nil {
+		return Started{}, err
 	}
-	res, ok := s.execute(c, sess, domain.StartSession{
-		Actor: auth.ActorFrom(c), At: s.now(), Plan: plan, FirstSubtaskID: req.FirstSubtaskID, Message: req.Message,
+	res, err := h.s.execute(ctx, cmd.SessionControl, sess, domain.StartSession{
+		Actor: cmd.Actor, At: h.s.now(), Plan: plan, FirstSubtaskID: cmd.FirstSubtaskID, Message: cmd.Message,
 	})
-	if !ok {
-		return
+	if err != nil {
+		return Started{}, err
 	}
-	cur, _ := res.State.CurrentSubtask()
-	c.JSON(http.StatusOK, gin.H{
-		"session_id":          res.State.ID(),
-		"status":              res.State.Status(),
-		"started_at":          res.State.StartedAt().UTC(),
-		"current_subtask":     subtaskRef{ID: cur.ID, Title: cur.Title},
-		"active_participants": s.activeParticipants(c.Request.Context(), res.State.ID()),
-		"message":             "수업이 시작되었습니다",
-	})
+	return Started{Session: res.State, ActiveParticipants: h.s.activeParticipants(ctx, res.State.ID())}, nil
 }
 
-type nextStepRequest struct {
-	NextSubtaskID int64  `json:"next_subtask_id"`
-	Message       string `json:"message"`
+// NextStep moves an IN_PROGRESS session to NextSubtaskID (0: the next in order).
+type NextStep struct {
+	SessionControl
+	NextSubtaskID int64
 }
 
-func (s *Sessions) nextStep(c *gin.Context) {
-	var req nextStepRequest
-	sess, plan, ok := s.beginWithPlan(c, &req)
-	if !ok {
-		return
+// StepMoved is what NextStep did.
+type StepMoved struct {
+	SessionID int64
+	// Previous and Current are the subtasks' ids and titles.
+	Previous, Current SubtaskRef
+	At                time.Time
+}
+
+// NextStepHandler handles NextStep.
+type NextStepHandler struct{ s *Sessions }
+
+// Handle moves the room on. Refusals: NOT_FOUND, FORBIDDEN, INVALID_REQUEST,
+// INVALID_STATE (not IN_PROGRESS, or no step left).
+func (h NextStepHandler) Handle(ctx context.Context, cmd NextStep) (StepMoved, error) {
+	sess, plan, err := h.s.withPlan(ctx, cmd.SessionControl)
+	if err != nil {
+		return StepMoved{}, err
 	}
-	res, ok := s.execute(c, sess, domain.ChangeStep{
-		Actor: auth.ActorFrom(c), At: s.now(), Plan: plan, NextSubtaskID: req.NextSubtaskID, Message: req.Message,
+	res, err := h.s.execute(ctx, cmd.SessionControl, sess, domain.ChangeStep{
+		Actor: cmd.Actor, At: h.s.now(), Plan: plan, NextSubtaskID: cmd.NextSubtaskID, Message: cmd.Message,
 	})
-	if !ok {
-		return
+	if err != nil {
+		return StepMoved{}, err
 	}
 	var ev domain.StepChanged
 	for _, e := range res.Events {
@@ -363,7 +314,7 @@ func (s *Sessions) nextStep(c *gin.Context) {
 			ev = sc
 		}
 	}
-	prev := subtaskRef{ID: ev.PreviousSubtaskID}
+	prev := SubtaskRef{ID: ev.PreviousSubtaskID}
 	if cur, ok := sess.CurrentSubtask(); ok && cur.ID == prev.ID {
 		prev.Title = cur.Title
 	} else if st, ok := plan.Subtask(prev.ID); ok {
@@ -371,85 +322,69 @@ func (s *Sessions) nextStep(c *gin.Context) {
 	} else if st, ok := plan.RemovedSubtask(prev.ID); ok {
 		prev.Title = st.Title
 	}
-	c.JSON(http.StatusOK, gin.H{
-		"session_id":       res.State.ID(),
-		"previous_subtask": prev,
-		"current_subtask":  subtaskRef{ID: ev.CurrentSubtask.ID, Title: ev.CurrentSubtask.Title},
-		"timestamp":        ev.ChangedAt.UTC(),
-	})
+	return StepMoved{SessionID: res.State.ID(), Previous: prev, Current: SubtaskRef{ID: ev.CurrentSubtask.ID, Title: ev.CurrentSubtask.Title}, At: ev.ChangedAt.UTC()}, nil
 }
 
-func (s *Sessions) pause(c *gin.Context) {
-	var req controlRequest
-	sess, ok := s.begin(c, &req)
-	if !ok {
-		return
-	}
-	at := s.now()
-	res, ok := s.execute(c, sess, domain.PauseSession{Actor: auth.ActorFrom(c), At: at, Message: req.Message})
-	if !ok {
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{
-		"session_id": res.State.ID(),
-		"action":     "PAUSE",
-		"message":    "수업이 일시 정지되었습니다",
-		"timestamp":  at,
-	})
+// Controlled is what PauseSession, ResumeSession did.
+type Controlled struct {
+	Session domain.Session
+	At      time.Time
 }
 
-func (s *Sessions) resume(c *gin.Context) {
-	var req controlRequest
-	sess, ok := s.begin(c, &req)
-	if !ok {
-		return
-	}
-	at := s.now()
-	res, ok := s.execute(c, sess, domain.ResumeSession{Actor: auth.ActorFrom(c), At: at, Message: req.Message})
-	if !ok {
-		return
-	}
-	cur, _ := res.State.CurrentSubtask()
-	c.JSON(http.StatusOK, gin.H{
-		"session_id":      res.State.ID(),
-		"action":          "RESUME",
-		"current_subtask": subtaskRef{ID: cur.ID, Title: cur.Title},
-		"message":         "수업이 재개되었습니다",
-		"timestamp":       at,
-	})
-}
+// PauseSessionHandler pauses an IN_PROGRESS session.
+type PauseSessionHandler struct{ s *Sessions }
 
-func (s *Sessions) end(c *gin.Context) {
-	var req controlRequest
-	sess, ok := s.begin(c, &req)
-	if !ok {
-		return
-	}
-	res, ok := s.execute(c, sess, domain.EndSession{Actor: auth.ActorFrom(c), At: s.now(), Message: req.Message})
-	if !ok {
-		return
-	}
-	ctx := c.Request.Context()
-	st := res.State
-	s.releaseCode(context.WithoutCancel(ctx), st.ID())
-	completed, total, err := s.completion(ctx, st)
+// Handle pauses. Refusals: NOT_FOUND, FORBIDDEN, INVALID_STATE.
+func (h PauseSessionHandler) Handle(ctx context.Context, cmd SessionControl) (Controlled, error) {
+	sess, err := h.s.loadSession(ctx, cmd.SessionID)
 	if err != nil {
-		web.Error(c, err)
-		return
+		return Controlled{}, err
 	}
-	minutes := 0
-	if !st.StartedAt().IsZero() {
-		minutes = int(st.EndedAt().Sub(st.StartedAt()) / time.Minute)
+	at := h.s.now()
+	res, err := h.s.execute(ctx, cmd, sess, domain.PauseSession{Actor: cmd.Actor, At: at, Message: cmd.Message})
+	return Controlled{Session: res.State, At: at}, err
+}
+
+// ResumeSessionHandler resumes a PAUSED session.
+type ResumeSessionHandler struct{ s *Sessions }
+
+// Handle resumes. Refusals: NOT_FOUND, FORBIDDEN, INVALID_STATE.
+func (h ResumeSessionHandler) Handle(ctx context.Context, cmd SessionControl) (Controlled, error) {
+	sess, err := h.s.loadSession(ctx, cmd.SessionID)
+	if err != nil {
+		return Controlled{}, err
 	}
-	c.JSON(http.StatusOK, gin.H{
-		"session_id":             st.ID(),
-		"status":                 st.Status(),
-		"ended_at":               st.EndedAt().UTC(),
-		"duration_minutes":       minutes,
-		"completed_participants": completed,
-		"total_participants":     total,
-		"message":                "수업이 종료되었습니다",
-	})
+	at := h.s.now()
+	res, err := h.s.execute(ctx, cmd, sess, domain.ResumeSession{Actor: cmd.Actor, At: at, Message: cmd.Message})
+	return Controlled{Session: res.State, At: at}, err
+}
+
+// Ended is what EndSession did.
+type Ended struct {
+	Session          domain.Session
+	Completed, Total int
+}
+
+// EndSessionHandler ends a session (into REVIEW_MODE) and frees its code.
+type EndSessionHandler struct{ s *Sessions }
+
+// Handle ends the session. Refusals: NOT_FOUND, FORBIDDEN, INVALID_STATE.
+func (h EndSessionHandler) Handle(ctx context.Context, cmd SessionControl) (Ended, error) {
+	sess, err := h.s.loadSession(ctx, cmd.SessionID)
+	if err != nil {
+		return Ended{}, err
+	}
+	res, err := h.s.execute(ctx, cmd, sess, domain.EndSession{Actor: cmd.Actor, At: h.s.now(), Message: cmd.Message})
+	if err != nil {
+		return Ended{}, err
+	}
+	st := res.State
+	h.s.releaseCode(context.WithoutCancel(ctx), st.ID())
+	completed, total, err := h.s.completion(ctx, st)
+	if err != nil {
+		return Ended{}, err
+	}
+	return Ended{Session: st, Completed: completed, Total: total}, nil
 }
 
 // completion counts the session's participants, and those who completed (at

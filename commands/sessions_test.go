@@ -139,11 +139,12 @@ func TestSessionRefusals(t *testing.T) {
 
 	t.Run("join", func(t *testing.T) {
 		id := f.open(t)
+		code := map[string]any{"session_code": sessionCode(t, srv, id)} // admits (CONTRACT "Admission")
 		expect(t, srv.Post(t, path(999999, "join"), student.Token, nil), 404, "NOT_FOUND")
 		expect(t, srv.Post(t, path(id, "join"), f.instructor.Token, nil), 403, "FORBIDDEN")
 		expect(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": other.ID}), 403, "FORBIDDEN")
 		expect(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": "me"}), 400, "INVALID_REQUEST")
-		first := expect(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": student.ID}), 201, "").JSON(t)
+		first := expect(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": student.ID, "session_code": code["session_code"]}), 201, "").JSON(t)
 		if first["status"] != "WAITING" || first["user_id"].(float64) != float64(student.ID) || first["participant_id"].(float64) <= 0 {
 			t.Fatalf("first join: %v", first)
 		}
@@ -157,12 +158,12 @@ func TestSessionRefusals(t *testing.T) {
 		// A late joiner is ACTIVE at once, in IN_PROGRESS and in PAUSED.
 		expect(t, srv.Post(t, path(id, "start"), f.instructor.Token, nil), 200, "")
 		late := user(t, srv, domain.RoleStudent, "늦은학생")
-		if m := expect(t, srv.Post(t, path(id, "join"), late.Token, nil), 201, "").JSON(t); m["status"] != "ACTIVE" {
+		if m := expect(t, srv.Post(t, path(id, "join"), late.Token, code), 201, "").JSON(t); m["status"] != "ACTIVE" {
 			t.Fatalf("late join: %v", m)
 		}
 		expect(t, srv.Post(t, path(id, "pause"), f.instructor.Token, nil), 200, "")
 		paused := user(t, srv, domain.RoleStudent, "쉬는시간학생")
-		if m := expect(t, srv.Post(t, path(id, "join"), paused.Token, nil), 201, "").JSON(t); m["status"] != "ACTIVE" {
+		if m := expect(t, srv.Post(t, path(id, "join"), paused.Token, code), 201, "").JSON(t); m["status"] != "ACTIVE" {
 			t.Fatalf("join while paused: %v", m)
 		}
 		// The admin may join a student.
@@ -174,7 +175,7 @@ func TestSessionRefusals(t *testing.T) {
 		// In REVIEW_MODE: a first join is refused, a participant comes back.
 		expect(t, srv.Post(t, path(id, "end"), f.instructor.Token, nil), 200, "")
 		newcomer := user(t, srv, domain.RoleStudent, "새학생")
-		expect(t, srv.Post(t, path(id, "join"), newcomer.Token, nil), 409, "INVALID_STATE")
+		expect(t, srv.Post(t, path(id, "join"), newcomer.Token, code), 409, "INVALID_STATE")
 		back := expect(t, srv.Post(t, path(id, "join"), student.Token, nil), 200, "").JSON(t)
 		if back["participant_id"] != first["participant_id"] {
 			t.Fatalf("join in review mode: %v", back)
@@ -276,7 +277,7 @@ func TestSessionRefusals(t *testing.T) {
 		if r.Status != 404 || r.JSON(t)["message"] == nil || string(r.Body) == "" || !strings.Contains(string(r.Body), `"active_session":null`) {
 			t.Fatalf("my-active with none: %d %s", r.Status, r.Body)
 		}
-		expect(t, srv.Post(t, path(id, "join"), loner.Token, nil), 201, "")
+		expect(t, srv.Post(t, path(id, "join"), loner.Token, map[string]any{"session_code": sessionCode(t, srv, id)}), 201, "")
 		cur := expect(t, srv.Get(t, path(id, "current"), loner.Token), 200, "").JSON(t)
 		if cur["status"] != "WAITING" || cur["current_subtask"] != nil {
 			t.Fatalf("current: %v", cur)
@@ -290,7 +291,7 @@ func TestSessionRefusals(t *testing.T) {
 	t.Run("idempotent_join", func(t *testing.T) {
 		id := f.open(t)
 		u := user(t, srv, domain.RoleStudent, "재시도학생")
-		req := apptest.Request{Method: "POST", Path: path(id, "join"), Token: u.Token, Header: map[string]string{"Idempotency-Key": "join-1"}}
+		req := apptest.Request{Method: "POST", Path: path(id, "join"), Token: u.Token, Body: map[string]any{"session_code": sessionCode(t, srv, id)}, Header: map[string]string{"Idempotency-Key": "join-1"}}
 		a := srv.Do(t, req)
 		b := srv.Do(t, req)
 		if a.Status != 201 || b.Status != 201 || string(a.Body) != string(b.Body) {

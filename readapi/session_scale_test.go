@@ -39,13 +39,13 @@ func TestTwoInstances(t *testing.T) {
 			// The instructor watches on A; a student joins through B.
 			teacher := mustDial(t, a, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
 			teacher.expect(t, "participants")
-			must(t, b.Post(t, base+"/join", students[0].Token, nil), 201)
+			must(t, b.Post(t, base+"/join", students[0].Token, map[string]any{"session_code": sess.SessionCode}), 201)
 			if f := teacher.expect(t, "student_joined"); f.Position == 0 {
 				t.Fatalf("student_joined: %s", f.raw)
 			}
 
 			// The student listens on B; the instructor commands on A.
-			must(t, a.Post(t, base+"/join", students[1].Token, nil), 201)
+			must(t, a.Post(t, base+"/join", students[1].Token, map[string]any{"session_code": sess.SessionCode}), 201)
 			teacher.expect(t, "student_joined")
 			onB := mustDial(t, b, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), students[1].Token)
 			onB.expect(t, "session_state")

@@ -280,7 +280,7 @@ func TestResumeWithAfter(t *testing.T) {
 	sess := cl.open(t)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
 	student := fastUsers(t, srv, domain.RoleStudent, "김학생", 1)[0]
-	must(t, srv.Post(t, base+"/join", student.Token, nil), 201)
+	must(t, srv.Post(t, base+"/join", student.Token, map[string]any{"session_code": sess.SessionCode}), 201)
 	path := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	s := mustDial(t, srv, path, student.Token)
 	s.expect(t, "session_state")
@@ -318,7 +318,7 @@ func TestSocketRefusals(t *testing.T) {
 	cl := newClassroom(t, srv, 1)
 	sess := cl.open(t)
 	member := fastUsers(t, srv, domain.RoleStudent, "참가자", 1)[0]
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), member.Token, nil), 201)
+	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), member.Token, map[string]any{"session_code": sess.SessionCode}), 201)
 	stranger := fastUsers(t, srv, domain.RoleStudent, "외부인", 1)[0]
 	other := fastUsers(t, srv, domain.RoleInstructor, "다른강사", 1)[0]
 	studentPath := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
@@ -376,7 +376,7 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	stays := fastUsers(t, srv, domain.RoleStudent, "남는학생", 1)[0]
 	leaves := fastUsers(t, srv, domain.RoleStudent, "나가는학생", 1)[0]
 	for _, u := range []apptest.User{stays, leaves} {
-		must(t, srv.Post(t, base+"/join", u.Token, nil), 201)
+		must(t, srv.Post(t, base+"/join", u.Token, map[string]any{"session_code": sess.SessionCode}), 201)
 	}
 	teacher := mustDial(t, srv, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
 	teacher.expect(t, "participants")

@@ -27,7 +27,7 @@ type TokenVerifier interface {
 }
 
 // StudentPresence is told when a student socket opens and closes
-// (*commands.Presence), so that absent participants become DISCONNECTED.
+// (*presence.Tracker), so that absent participants become DISCONNECTED.
 type StudentPresence interface {
 	Opened(ctx context.Context, sessionID, userID int64) (socketID int64, err error)
 	Closed(ctx context.Context, sessionID, userID, socketID int64) error
@@ -51,6 +51,11 @@ type SessionQueries struct {
 	Joined func(ctx context.Context, sessionID, userID int64) (bool, error)
 	// Presence, when set, is told of student sockets.
 	Presence StudentPresence
+	// Lookups, when set, records who looked a session up by its code
+	// (*commands.Admission): that admits them to join it for an hour.
+	Lookups interface {
+		RecordLookup(ctx context.Context, userID, sessionID int64) error
+	}
 	// Producer is the projector that feeds the session channels and whose
 	// checkpoint the socket snapshots reflect.
 	Producer string
@@ -175,6 +180,12 @@ func (q *SessionQueries) byCode(c *gin.Context) {
 	if err != nil {
 		web.Error(c, fmt.Errorf("session by code: %w", err))
 		return
+	}
+	if q.Lookups != nil {
+		if err := q.Lookups.RecordLookup(c.Request.Context(), auth.ActorFrom(c).UserID, v.SessionID); err != nil {
+			web.Error(c, err)
+			return
+		}
 	}
 	v.Lecture.Description = &desc
 	v.ScheduledAt = utcPtr(v.ScheduledAt)

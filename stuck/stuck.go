@@ -45,9 +45,9 @@ const (
 	DefaultIdleAfter = 2 * time.Minute
 )
 
-// Raiser opens help requests (*commands.Help).
+// Raiser opens help requests (commands.Help's RequestHelp handler).
 type Raiser interface {
-	Request(ctx context.Context, actor domain.Actor, in commands.HelpRequestInput, meta eventstore.Metadata) (domain.HelpRequest, uint64, error)
+	Handle(ctx context.Context, cmd commands.RequestHelp) (domain.HelpRequest, error)
 }
 
 // ActivityReader reads several students' recent logs (pgactivity.Source).
@@ -237,10 +237,14 @@ func (d *Detector) raise(ctx context.Context, c candidate, req analyzer.Request,
 		return 0, err
 	}
 	stuck := int(req.StuckDuration / time.Second)
-	hr, _, err := d.cfg.Help.Request(ctx, domain.System, commands.HelpRequestInput{
-		UserID: c.userID, SubtaskID: c.subtask.ID, RequestType: domain.HelpAuto, ContextData: contextData,
-		StuckDurationSeconds: &stuck, SessionID: c.sessionID,
-	}, eventstore.Metadata{CorrelationID: Name})
+	hr, err := d.cfg.Help.Handle(ctx, commands.RequestHelp{
+		Actor: domain.System,
+		HelpRequestInput: commands.HelpRequestInput{
+			UserID: c.userID, SubtaskID: c.subtask.ID, RequestType: domain.HelpAuto, ContextData: contextData,
+			StuckDurationSeconds: &stuck, SessionID: c.sessionID,
+		},
+		Meta: eventstore.Metadata{CorrelationID: Name},
+	})
 	if err != nil {
 		var de *domain.Error
 		if errors.As(err, &de) {

@@ -50,10 +50,12 @@ func newLiveClass(t testing.TB, srv *apptest.Server) *liveClass {
 	c.subtaskID = id(t, must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
 		"title": "친구 선택하기", "order_index": 1, "target_action": "CLICK", "target_element_hint": "친구 탭 (com.kakao.talk:id/friend_tab)",
 	}), 201), "id")
-	c.sessionID = id(t, must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), c.instructor.Token, map[string]any{"title": "오전반"}), 201), "session_id")
+	opened := must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), c.instructor.Token, map[string]any{"title": "오전반"}), 201)
+	c.sessionID = id(t, opened, "session_id")
+	code := opened.JSON(t)["session_code"] // a session id alone admits no one (CONTRACT "Admission")
 	for _, name := range []string{"김학생", "이학생"} {
 		s := srv.NewUser(t, "STUDENT", name)
-		must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", c.sessionID), s.Token, map[string]any{}), 201)
+		must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", c.sessionID), s.Token, map[string]any{"session_code": code}), 201)
 		c.students = append(c.students, s)
 	}
 	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/start", c.sessionID), c.instructor.Token, map[string]any{}), 200)
@@ -111,7 +113,7 @@ func TestDetectorRaisesOneAutoRequestPerStudentAndStep(t *testing.T) {
 	help := commands.NewHelp(commands.HelpConfig{Store: store, Pool: srv.DB.Pool})
 	now := time.Now().UTC() // the step started just before
 	clock := now.Add(6 * time.Second)
-	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return clock }})
+	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help.RequestHelp, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return clock }})
 
 	// Kim presses BACK four times; Lee is working calmly.
 	c.logs(t, kim.ID, now.Add(time.Second), "BACK", "BACK", "BACK", "BACK")
@@ -158,7 +160,7 @@ func TestDetectorSkipsCompletedStepsAndSessionsNotInProgress(t *testing.T) {
 	kim, lee := c.students[0], c.students[1]
 	help := commands.NewHelp(commands.HelpConfig{Store: postgres.New(srv.DB.Pool, postgres.Config{}), Pool: srv.DB.Pool})
 	now := time.Now().UTC()
-	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return now.Add(5 * time.Minute) }})
+	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help.RequestHelp, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return now.Add(5 * time.Minute) }})
 	// Kim completed the step: idle or not, Kim is not stuck.
 	must(t, srv.Post(t, "/api/progress/update", kim.Token, map[string]any{"subtask_id": c.subtaskID, "status": "COMPLETED"}), 200)
 	c.logs(t, lee.ID, now, "BACK", "BACK", "BACK")

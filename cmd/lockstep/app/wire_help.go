@@ -100,7 +100,7 @@ func (a *App) wireHelp(ctx context.Context) error {
 	})
 	if !a.cfg.StuckDetectorOff {
 		d := stuck.New(stuck.Config{
-			Pool: a.pool, Help: help, Activity: activity, Logger: a.log,
+			Pool: a.pool, Help: help.RequestHelp, Activity: activity, Logger: a.log,
 			Interval: a.cfg.StuckInterval, Cooldown: a.cfg.StuckCooldown,
 			Thresholds: analyzer.Thresholds{IdleAfter: a.cfg.StuckIdleAfter},
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lockstep/lockstep/commands"
 	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/presence"
 	"github.com/lockstep/lockstep/projections"
 	"github.com/lockstep/lockstep/readapi"
 )
@@ -25,19 +26,21 @@ func (a *App) wireSessions(ctx context.Context) error {
 	a.addProjector(projections.NewSessions(a.announcer).
 		WithInstructorMessage("HelpRequested", projections.StudentHelpRequestMessage))
 
-	commands.NewSessions(commands.SessionsConfig{
+	sessions := commands.NewSessions(commands.SessionsConfig{
 		Store: a.store, Pool: a.pool, Waiter: a.group, PublicURL: a.cfg.PublicURL, Logger: a.log,
-	}).Routes(a.engine, a.authed, a.idem)
+	})
+	sessions.Routes(a.engine, a.authed, a.idem)
 
-	presence := commands.NewPresence(commands.PresenceConfig{
+	tracker := presence.New(presence.Config{
 		Store: a.store, Pool: a.pool, Timeout: cmp.Or(a.cfg.PresenceTimeout, SessionPresenceTimeout), Logger: a.log,
 	})
 	if a.cfg.API {
 		// The presence heartbeat vouches for this instance's sockets.
-		a.workers = append(a.workers, presence.Run)
+		a.workers = append(a.workers, tracker.Run)
 	}
 	(&readapi.SessionQueries{
-		Pool: a.pool, PublicURL: a.cfg.PublicURL, Hub: a.hub, Tokens: a.auth.Tokens(), Presence: presence,
+		Pool: a.pool, PublicURL: a.cfg.PublicURL, Hub: a.hub, Tokens: a.auth.Tokens(), Presence: tracker,
+		Lookups:           sessions, // a lookup by code admits the student to join (CONTRACT "Admission")
 		Producer:          projections.SessionsProjector,
 		StudentsChannel:   projections.SessionStudentsChannel,
 		InstructorChannel: projections.SessionInstructorChannel,
