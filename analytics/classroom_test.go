@@ -84,7 +84,7 @@ func (c *class) mark() { c.marks = append(c.marks, time.Now().UTC()) }
 
 func (c *class) post(t *testing.T, path, token string, body any, status int) *apptest.Response {
 	t.Helper()
-	return must(t, c.srv.Post(t, path, token, body), status)
+	return apptest.Must(t, c.srv.Post(t, path, token, body), status)
 }
 
 // runClass builds a lecture of three subtasks (task 1: two, task 2: one)
@@ -188,14 +188,14 @@ func runClass(t *testing.T) *class {
 func (c *class) state(t *testing.T, at time.Time) state {
 	t.Helper()
 	var s state
-	must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/state?at=%s", c.sessionID, url.QueryEscape(at.Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &s)
+	apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/state?at=%s", c.sessionID, url.QueryEscape(at.Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &s)
 	return s
 }
 
 func (c *class) allEvents(t *testing.T) []event {
 	t.Helper()
 	var p eventsPage
-	must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?limit=1000", c.sessionID), c.analyst.Token), 200).Decode(t, &p)
+	apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?limit=1000", c.sessionID), c.analyst.Token), 200).Decode(t, &p)
 	if p.NextAfter != nil || p.SessionID != c.sessionID {
 		t.Fatalf("one page of 1000: session %d next_after %v", p.SessionID, *p.NextAfter)
 	}
@@ -291,7 +291,7 @@ func TestClassroom(t *testing.T) {
 		pages := 0
 		for {
 			var p eventsPage
-			must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?after=%d&limit=4", c.sessionID, after), c.instructor.Token), 200).Decode(t, &p)
+			apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?after=%d&limit=4", c.sessionID, after), c.instructor.Token), 200).Decode(t, &p)
 			pages++
 			if len(p.Events) > 4 {
 				t.Fatalf("page of %d events with limit 4", len(p.Events))
@@ -318,7 +318,7 @@ func TestClassroom(t *testing.T) {
 	t.Run("ndjson", func(t *testing.T) {
 		r := c.srv.Do(t, apptest.Request{Method: "GET", Path: fmt.Sprintf("/api/analytics/sessions/%d/events?after=%d", c.sessionID, events[2].Position),
 			Token: c.analyst.Token, Header: map[string]string{"Accept": "application/x-ndjson"}})
-		must(t, r, 200)
+		apptest.Must(t, r, 200)
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-ndjson") {
 			t.Fatalf("content type %q", ct)
 		}
@@ -344,7 +344,7 @@ func TestClassroom(t *testing.T) {
 			Events    []event `json:"events"`
 			NextAfter *uint64 `json:"next_after"`
 		}
-		must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?limit=1000", c.lectureID), c.instructor.Token), 200).Decode(t, &p)
+		apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?limit=1000", c.lectureID), c.instructor.Token), 200).Decode(t, &p)
 		pos := map[uint64]bool{}
 		content := 0
 		for i, e := range p.Events {
@@ -365,7 +365,7 @@ func TestClassroom(t *testing.T) {
 			t.Fatalf("%d lecture content events, want 6", content)
 		}
 		var before struct{ Events []event }
-		must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?until=%s", c.lectureID, url.QueryEscape(c.marks[0].Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &before)
+		apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?until=%s", c.lectureID, url.QueryEscape(c.marks[0].Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &before)
 		if len(before.Events) != 6 {
 			t.Fatalf("until before the session: %d events, want the 6 content events", len(before.Events))
 		}
@@ -501,7 +501,7 @@ func TestClassroom(t *testing.T) {
 	})
 
 	xapiOf := func(t *testing.T) ([]byte, []map[string]any) {
-		r := must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/xapi", c.sessionID), c.analyst.Token), 200)
+		r := apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/xapi", c.sessionID), c.analyst.Token), 200)
 		var out struct {
 			Statements []map[string]any `json:"statements"`
 		}
@@ -563,7 +563,7 @@ func TestClassroom(t *testing.T) {
 	})
 
 	// Editing the lecture afterwards changes neither the replay nor the past.
-	must(t, c.srv.Put(t, fmt.Sprintf("/api/subtasks/%d", st0.ID), c.instructor.Token, map[string]any{"title": "바뀐 제목", "guide_text": "바뀐 안내"}), 200)
+	apptest.Must(t, c.srv.Put(t, fmt.Sprintf("/api/subtasks/%d", st0.ID), c.instructor.Token, map[string]any{"title": "바뀐 제목", "guide_text": "바뀐 안내"}), 200)
 	t.Run("edit_changes_nothing", func(t *testing.T) {
 		checkStates(t)
 		sameFrames(t, "replay after the edit", replayed(t, c, "speed=0"), live)

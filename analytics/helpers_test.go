@@ -18,14 +18,6 @@ import (
 	"github.com/lockstep/lockstep/domain"
 )
 
-func must(t testing.TB, r *apptest.Response, status int) *apptest.Response {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
-	return r
-}
-
 // users makes n users of role without password hashing: rows inserted
 // directly, tokens signed with the test servers' key.
 func users(t testing.TB, srv *apptest.Server, role domain.Role, prefix string, n int) []apptest.User {

@@ -33,34 +33,26 @@ type subtask struct {
 	VoiceGuideText string `json:"voice_guide_text"`
 }
 
-func must(t testing.TB, r *apptest.Response, status int) *apptest.Response {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
-	return r
-}
-
 func newClassroom(t testing.TB, srv *apptest.Server, plan ...int) *classroom {
 	t.Helper()
 	cl := &classroom{srv: srv, instructor: fastUsers(t, srv, domain.RoleInstructor, "박강사", 1)[0]}
 	var lec struct {
 		ID int64 `json:"id"`
 	}
-	must(t, srv.Post(t, "/api/lectures", cl.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "카카오톡 사용법을 배웁니다"}), 201).Decode(t, &lec)
+	apptest.Must(t, srv.Post(t, "/api/lectures", cl.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "카카오톡 사용법을 배웁니다"}), 201).Decode(t, &lec)
 	cl.lectureID = lec.ID
 	for ti, n := range plan {
 		var task struct {
 			ID int64 `json:"id"`
 		}
-		must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec.ID), cl.instructor.Token,
+		apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec.ID), cl.instructor.Token,
 			map[string]any{"title": fmt.Sprintf("과제 %d", ti+1), "order_index": ti + 1}), 201).Decode(t, &task)
 		for si := range n {
 			st := subtask{Title: fmt.Sprintf("단계 %d-%d", ti+1, si+1), GuideText: fmt.Sprintf("안내 %d-%d", ti+1, si+1), VoiceGuideText: fmt.Sprintf("음성 %d-%d", ti+1, si+1)}
 			var out struct {
 				ID int64 `json:"id"`
 			}
-			must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), cl.instructor.Token, map[string]any{
+			apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), cl.instructor.Token, map[string]any{
 				"title": st.Title, "order_index": si + 1, "target_action": "CLICK", "guide_text": st.GuideText, "voice_guide_text": st.VoiceGuideText,
 			}), 201).Decode(t, &out)
 			st.ID = out.ID
@@ -85,7 +77,7 @@ type created struct {
 func (cl *classroom) open(t testing.TB) created {
 	t.Helper()
 	var c created
-	must(t, cl.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", cl.lectureID), cl.instructor.Token,
+	apptest.Must(t, cl.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", cl.lectureID), cl.instructor.Token,
 		map[string]any{"title": "2025-10-28 오전반", "scheduled_at": "2025-10-28T10:00:00Z"}), 201).Decode(t, &c)
 	return c
 }
@@ -239,15 +231,7 @@ func (s *socket) quiet(t testing.TB, d time.Duration) {
 // eventually polls cond until it holds or 15 s pass.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	apptest.Eventually(t, what, 15*time.Second, cond)
 }
 
 type current struct {
@@ -262,7 +246,7 @@ type current struct {
 func getCurrent(t testing.TB, srv *apptest.Server, sessionID int64, token string) current {
 	t.Helper()
 	var c current
-	must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/current", sessionID), token), 200).Decode(t, &c)
+	apptest.Must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/current", sessionID), token), 200).Decode(t, &c)
 	return c
 }
 
@@ -283,7 +267,7 @@ type participants struct {
 func getParticipants(t testing.TB, srv *apptest.Server, sessionID int64, token string) participants {
 	t.Helper()
 	var p participants
-	must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/participants", sessionID), token), 200).Decode(t, &p)
+	apptest.Must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/participants", sessionID), token), 200).Decode(t, &p)
 	return p
 }
 

@@ -20,7 +20,7 @@ func TestStudentSocketAcceptedBeforeTheReadModelShowsTheJoin(t *testing.T) {
 	sess := cl.open(t)
 	users := fastUsers(t, srv, domain.RoleStudent, "김학생", 2)
 	joined, stranger := users[0], users[1]
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), joined.Token, nil), 201)
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), joined.Token, nil), 201)
 
 	// Make the read model lag: it no longer shows the participant.
 	tag, err := srv.DB.Pool.Exec(context.Background(), `DELETE FROM session_participants WHERE session_id = $1 AND user_id = $2`, sess.SessionID, joined.ID)

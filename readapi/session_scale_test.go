@@ -39,26 +39,26 @@ func TestTwoInstances(t *testing.T) {
 			// The instructor watches on A; a student joins through B.
 			teacher := mustDial(t, a, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
 			teacher.expect(t, "participants")
-			must(t, b.Post(t, base+"/join", students[0].Token, nil), 201)
+			apptest.Must(t, b.Post(t, base+"/join", students[0].Token, nil), 201)
 			if f := teacher.expect(t, "student_joined"); f.Position == 0 {
 				t.Fatalf("student_joined: %s", f.raw)
 			}
 
 			// The student listens on B; the instructor commands on A.
-			must(t, a.Post(t, base+"/join", students[1].Token, nil), 201)
+			apptest.Must(t, a.Post(t, base+"/join", students[1].Token, nil), 201)
 			teacher.expect(t, "student_joined")
 			onB := mustDial(t, b, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), students[1].Token)
 			onB.expect(t, "session_state")
-			must(t, a.Post(t, base+"/start", cl.instructor.Token, nil), 200)
+			apptest.Must(t, a.Post(t, base+"/start", cl.instructor.Token, nil), 200)
 			onB.expect(t, "session_started")
-			must(t, a.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+			apptest.Must(t, a.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
 			var sc stepChanged
 			onB.expect(t, "step_changed").decode(t, &sc)
 			if sc.CurrentSubtask.ID != cl.subtasks[1].ID {
 				t.Fatalf("step_changed on B: %+v", sc)
 			}
 			// And the other way round.
-			must(t, b.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+			apptest.Must(t, b.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
 			onB.expect(t, "step_changed")
 			if c := getCurrent(t, a, sess.SessionID, students[1].Token); c.CurrentSubtask.ID != cl.subtasks[2].ID {
 				t.Fatalf("current on A: %+v", c)

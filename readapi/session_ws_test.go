@@ -139,7 +139,7 @@ func TestWholeClass(t *testing.T) {
 		CurrentSubtask subtask `json:"current_subtask"`
 		Active         int     `json:"active_participants"`
 	}
-	must(t, srv.Post(t, base+"/start", cl.instructor.Token, map[string]any{"message": "수업을 시작하겠습니다"}), 200).Decode(t, &started)
+	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, map[string]any{"message": "수업을 시작하겠습니다"}), 200).Decode(t, &started)
 	if started.Status != "IN_PROGRESS" || started.CurrentSubtask.ID != cl.subtasks[0].ID || started.Active != n {
 		t.Fatalf("start: %+v", started)
 	}
@@ -169,7 +169,7 @@ func TestWholeClass(t *testing.T) {
 			Previous subtask `json:"previous_subtask"`
 			Current  subtask `json:"current_subtask"`
 		}
-		must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": msg}), 200).Decode(t, &next)
+		apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": msg}), 200).Decode(t, &next)
 		if next.Previous.ID != cl.subtasks[step-1].ID || next.Previous.Title != cl.subtasks[step-1].Title || next.Current.ID != cl.subtasks[step].ID {
 			t.Fatalf("next-step %d: %+v", step, next)
 		}
@@ -184,7 +184,7 @@ func TestWholeClass(t *testing.T) {
 		}
 		// Before moving on, students 0..9 had completed the previous step.
 		for i := range 10 {
-			must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[step-1].ID, "status": "COMPLETED"}), 200)
+			apptest.Must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[step-1].ID, "status": "COMPLETED"}), 200)
 		}
 	}
 	// Nothing follows the last subtask.
@@ -208,7 +208,7 @@ func TestWholeClass(t *testing.T) {
 		lastPos = f.Position
 	}
 
-	must(t, srv.Post(t, base+"/pause", cl.instructor.Token, map[string]any{"message": "잠시 쉬는 시간입니다"}), 200)
+	apptest.Must(t, srv.Post(t, base+"/pause", cl.instructor.Token, map[string]any{"message": "잠시 쉬는 시간입니다"}), 200)
 	var pd struct {
 		SessionID int64  `json:"session_id"`
 		Message   string `json:"instructor_message"`
@@ -225,7 +225,7 @@ func TestWholeClass(t *testing.T) {
 		Action  string  `json:"action"`
 		Current subtask `json:"current_subtask"`
 	}
-	must(t, srv.Post(t, base+"/resume", cl.instructor.Token, map[string]any{"message": "다시 시작하겠습니다"}), 200).Decode(t, &resumed)
+	apptest.Must(t, srv.Post(t, base+"/resume", cl.instructor.Token, map[string]any{"message": "다시 시작하겠습니다"}), 200).Decode(t, &resumed)
 	if resumed.Action != "RESUME" || resumed.Current.ID != cl.subtasks[3].ID {
 		t.Fatalf("resume: %+v", resumed)
 	}
@@ -236,7 +236,7 @@ func TestWholeClass(t *testing.T) {
 
 	// Students 0..4 also complete the last step: they completed every step shown.
 	for i := range 5 {
-		must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[3].ID, "status": "COMPLETED"}), 200)
+		apptest.Must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[3].ID, "status": "COMPLETED"}), 200)
 	}
 	var ended struct {
 		Status    string `json:"status"`
@@ -245,7 +245,7 @@ func TestWholeClass(t *testing.T) {
 		Total     int    `json:"total_participants"`
 		Message   string `json:"message"`
 	}
-	must(t, srv.Post(t, base+"/end", cl.instructor.Token, map[string]any{"message": "수고하셨습니다!"}), 200).Decode(t, &ended)
+	apptest.Must(t, srv.Post(t, base+"/end", cl.instructor.Token, map[string]any{"message": "수고하셨습니다!"}), 200).Decode(t, &ended)
 	if ended.Status != "REVIEW_MODE" || ended.Completed != 5 || ended.Total != n {
 		t.Fatalf("end: %+v", ended)
 	}
@@ -280,16 +280,16 @@ func TestResumeWithAfter(t *testing.T) {
 	sess := cl.open(t)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
 	student := fastUsers(t, srv, domain.RoleStudent, "김학생", 1)[0]
-	must(t, srv.Post(t, base+"/join", student.Token, nil), 201)
+	apptest.Must(t, srv.Post(t, base+"/join", student.Token, nil), 201)
 	path := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	s := mustDial(t, srv, path, student.Token)
 	s.expect(t, "session_state")
-	must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
+	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
 	last := s.expect(t, "session_started").Position
 	s.close()
 
-	must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "둘"}), 200)
-	must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "셋"}), 200)
+	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "둘"}), 200)
+	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "셋"}), 200)
 
 	s = mustDial(t, srv, fmt.Sprintf("%s?after=%d", path, last), student.Token)
 	var a, b stepChanged
@@ -300,7 +300,7 @@ func TestResumeWithAfter(t *testing.T) {
 	if a.CurrentSubtask.ID != cl.subtasks[1].ID || b.CurrentSubtask.ID != cl.subtasks[2].ID || a.InstructorMessage != "둘" || !(last < fa.Position && fa.Position < fb.Position) {
 		t.Fatalf("missed steps: %s then %s", fa.raw, fb.raw)
 	}
-	must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
 	var c stepChanged
 	fc := s.expect(t, "step_changed")
 	fc.decode(t, &c)
@@ -318,7 +318,7 @@ func TestSocketRefusals(t *testing.T) {
 	cl := newClassroom(t, srv, 1)
 	sess := cl.open(t)
 	member := fastUsers(t, srv, domain.RoleStudent, "참가자", 1)[0]
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), member.Token, nil), 201)
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), member.Token, nil), 201)
 	stranger := fastUsers(t, srv, domain.RoleStudent, "외부인", 1)[0]
 	other := fastUsers(t, srv, domain.RoleInstructor, "다른강사", 1)[0]
 	studentPath := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
@@ -376,7 +376,7 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	stays := fastUsers(t, srv, domain.RoleStudent, "남는학생", 1)[0]
 	leaves := fastUsers(t, srv, domain.RoleStudent, "나가는학생", 1)[0]
 	for _, u := range []apptest.User{stays, leaves} {
-		must(t, srv.Post(t, base+"/join", u.Token, nil), 201)
+		apptest.Must(t, srv.Post(t, base+"/join", u.Token, nil), 201)
 	}
 	teacher := mustDial(t, srv, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
 	teacher.expect(t, "participants")
@@ -387,7 +387,7 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	leaveSock.expect(t, "session_state")
 
 	// Before the start nobody is disconnected, socket or not.
-	must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
+	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
 	leaveSock.expect(t, "session_started")
 	leaveSock.close()
 

@@ -186,7 +186,7 @@ func authzTable() map[string]authzRow {
 		"PUT /api/subtasks/:subtask_id": {want: ownerAdmin, body: func(t *testing.T, f *authzFixture, who int) any { return subtaskBody(1) }},
 		"DELETE /api/subtasks/:subtask_id": {want: ownerAdmin, fresh: func(t *testing.T, f *authzFixture, who int) map[string]string {
 			f.seq++
-			id := idOf(t, want(t, f.srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", f.task), f.users[owner].Token, subtaskBody(200+f.seq)), 201, ""), "id")
+			id := apptest.ID(t, apptest.MustError(t, f.srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", f.task), f.users[owner].Token, subtaskBody(200+f.seq)), 201, ""), "id")
 			return map[string]string{"subtask_id": strconv.FormatInt(id, 10)}
 		}},
 
@@ -317,22 +317,22 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 	fx.users[owner] = s.NewUser(t, "INSTRUCTOR", "박강사")
 	fx.users[otherInstr] = s.NewUser(t, "INSTRUCTOR", "최강사")
 	a := s.NewUser(t, "STUDENT", "정분석")
-	want(t, s.Patch(t, fmt.Sprintf("/api/admin/users/%d", a.ID), fx.users[admin].Token, map[string]any{"role": "ANALYST"}), 200, "")
+	apptest.MustError(t, s.Patch(t, fmt.Sprintf("/api/admin/users/%d", a.ID), fx.users[admin].Token, map[string]any{"role": "ANALYST"}), 200, "")
 	fx.users[analyst] = s.Login(t, a.Email, "password-123")
 	fx.throwaway = s.NewUser(t, "STUDENT", "임시")
 
 	tok := fx.users[owner].Token
 	fx.lecture = fx.newLecture(t)
-	fx.task = idOf(t, want(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", fx.lecture), tok, map[string]any{"title": "과제", "order_index": 1}), 201, ""), "id")
-	fx.subtask = idOf(t, want(t, s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", fx.task), tok, subtaskBody(1)), 201, ""), "id")
-	want(t, s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", fx.task), tok, subtaskBody(2)), 201, "") // so that next-step has a next
+	fx.task = apptest.ID(t, apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", fx.lecture), tok, map[string]any{"title": "과제", "order_index": 1}), 201, ""), "id")
+	fx.subtask = apptest.ID(t, apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", fx.task), tok, subtaskBody(1)), 201, ""), "id")
+	apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", fx.task), tok, subtaskBody(2)), 201, "") // so that next-step has a next
 	fx.session = fx.newSession(t, sessionRunning)
 	for _, who := range []int{self, other} {
-		want(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", fx.lecture), fx.users[who].Token, map[string]any{}), 201, "")
-		want(t, s.Post(t, fmt.Sprintf("/api/sessions/%d/join", fx.session), fx.users[who].Token, map[string]any{}), 201, "")
+		apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", fx.lecture), fx.users[who].Token, map[string]any{}), 201, "")
+		apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/sessions/%d/join", fx.session), fx.users[who].Token, map[string]any{}), 201, "")
 	}
 	fx.help = fx.helpRequest(t)
-	answer := want(t, s.Post(t, fmt.Sprintf("/api/help/request/%d/respond", fx.help), tok, map[string]any{"help_content": "설정을 눌러 보세요", "help_type": "TEXT"}), 200, "").JSON(t)
+	answer := apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/help/request/%d/respond", fx.help), tok, map[string]any{"help_content": "설정을 눌러 보세요", "help_type": "TEXT"}), 200, "").JSON(t)
 	resp, _ := answer["help_response"].(map[string]any)
 	fx.helpResponse = idOfMap(t, resp, "id")
 	apptest.Eventually(t, "the owner's notification of the help request", 20*time.Second, func() bool {
@@ -341,7 +341,7 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 				ID int64 `json:"id"`
 			} `json:"notifications"`
 		}
-		want(t, s.Get(t, "/api/notifications", tok), 200, "").Decode(t, &list)
+		apptest.MustError(t, s.Get(t, "/api/notifications", tok), 200, "").Decode(t, &list)
 		if len(list.Notifications) > 0 {
 			fx.notification = list.Notifications[0].ID
 		}
@@ -352,7 +352,7 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 }
 
 func (fx *authzFixture) newLecture(t *testing.T) int64 {
-	return idOf(t, want(t, fx.srv.Post(t, "/api/lectures", fx.users[owner].Token, map[string]any{"title": "카카오톡 기초"}), 201, ""), "id")
+	return apptest.ID(t, apptest.MustError(t, fx.srv.Post(t, "/api/lectures", fx.users[owner].Token, map[string]any{"title": "카카오톡 기초"}), 201, ""), "id")
 }
 
 func (fx *authzFixture) newSession(t *testing.T, state int) int64 {
@@ -361,26 +361,26 @@ func (fx *authzFixture) newSession(t *testing.T, state int) int64 {
 
 func (fx *authzFixture) newSessionOf(t *testing.T, lecture int64, state int) int64 {
 	tok := fx.users[owner].Token
-	created := want(t, fx.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), tok, nil), 201, "")
-	id := idOf(t, created, "session_id")
+	created := apptest.MustError(t, fx.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), tok, nil), 201, "")
+	id := apptest.ID(t, created, "session_id")
 	if fx.code == "" {
 		fx.code, _ = created.JSON(t)["session_code"].(string)
 	}
 	if state >= sessionRunning {
-		want(t, fx.srv.Post(t, fmt.Sprintf("/api/sessions/%d/start", id), tok, map[string]any{}), 200, "")
+		apptest.MustError(t, fx.srv.Post(t, fmt.Sprintf("/api/sessions/%d/start", id), tok, map[string]any{}), 200, "")
 	}
 	if state == sessionPaused {
-		want(t, fx.srv.Post(t, fmt.Sprintf("/api/sessions/%d/pause", id), tok, map[string]any{}), 200, "")
+		apptest.MustError(t, fx.srv.Post(t, fmt.Sprintf("/api/sessions/%d/pause", id), tok, map[string]any{}), 200, "")
 	}
 	return id
 }
 
 // helpRequest is a new help request of self's, escalated to the owner.
 func (fx *authzFixture) helpRequest(t *testing.T) int64 {
-	id := idOf(t, want(t, fx.srv.Post(t, "/api/help/request", fx.users[self].Token,
+	id := apptest.ID(t, apptest.MustError(t, fx.srv.Post(t, "/api/help/request", fx.users[self].Token,
 		map[string]any{"subtask_id": fx.subtask, "session_id": fx.session}), 201, ""), "help_request_id")
 	apptest.Eventually(t, "the help request escalated", 20*time.Second, func() bool {
-		st, _ := want(t, fx.srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), fx.users[owner].Token), 200, "").JSON(t)["status"].(string)
+		st, _ := apptest.MustError(t, fx.srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), fx.users[owner].Token), 200, "").JSON(t)["status"].(string)
 		return st == "ESCALATED"
 	})
 	return id

@@ -61,3 +61,9 @@ func Eventually(t testing.TB, what string, timeout time.Duration, cond func() bo
 func QuietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+// ID is r.ID as a function.
+func ID(t testing.TB, r *Response, key string) int64 {
+	t.Helper()
+	return r.ID(t, key)
+}
