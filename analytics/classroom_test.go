@@ -119,7 +119,7 @@ func runClass(t *testing.T) *class {
 	c.sessionID = sess.SessionID
 	base := fmt.Sprintf("/api/sessions/%d", c.sessionID)
 	c.teacher = mustDial(t, srv, fmt.Sprintf("/ws/session/%d/instructor/", c.sessionID), c.instructor.Token)
-	c.teacher.expect(t, "participants")
+	c.teacher.Expect(t, "participants")
 	c.mark() // 1: opened
 	var participantIDs []int64
 	for _, s := range c.students {
@@ -130,7 +130,7 @@ func runClass(t *testing.T) *class {
 		participantIDs = append(participantIDs, j.ParticipantID)
 	}
 	c.pupil = mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", c.sessionID), c.students[0].Token)
-	c.pupil.expect(t, "session_state")
+	c.pupil.Expect(t, "session_state")
 	c.mark() // 2: joined
 	c.post(t, base+"/start", c.instructor.Token, map[string]any{"message": "시작합니다"}, 200)
 	c.mark() // 3: started at subtask 0
@@ -208,16 +208,16 @@ func (c *class) liveFrames(t *testing.T) [][]byte {
 	t.Helper()
 	var teacher, pupil []frame
 	for _, typ := range []string{"student_joined", "student_joined", "student_joined", "student_progress", "student_progress", "student_help_request", "student_progress", "student_disconnected"} {
-		teacher = append(teacher, c.teacher.expect(t, typ))
+		teacher = append(teacher, c.teacher.Expect(t, typ))
 	}
 	for _, typ := range []string{"session_started", "step_changed", "session_paused", "session_resumed", "step_changed", "session_ended"} {
-		pupil = append(pupil, c.pupil.expect(t, typ))
+		pupil = append(pupil, c.pupil.Expect(t, typ))
 	}
 	all := append(teacher, pupil...)
 	slices.SortFunc(all, func(a, b frame) int { return int(int64(a.Position) - int64(b.Position)) })
 	out := make([][]byte, len(all))
 	for i, f := range all {
-		out[i] = f.raw
+		out[i] = f.Raw
 	}
 	return out
 }
@@ -226,8 +226,8 @@ func replayed(t *testing.T, c *class, query string) [][]byte {
 	t.Helper()
 	s := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d/?%s", c.sessionID, query), c.analyst.Token)
 	var out [][]byte
-	for _, f := range s.untilFinished(t) {
-		out = append(out, f.raw)
+	for _, f := range untilFinished(t, s) {
+		out = append(out, f.Raw)
 	}
 	return out
 }
@@ -471,31 +471,27 @@ func TestClassroom(t *testing.T) {
 
 	t.Run("replay_seek_pause_resume", func(t *testing.T) {
 		sock := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d/?speed=0", c.sessionID), c.analyst.Token)
-		sock.untilFinished(t)
+		untilFinished(t, sock)
 		var f3 frame
 		_ = json.Unmarshal(live[3], &f3)
-		sock.send(t, map[string]any{"type": "seek", "position": f3.Position})
+		sock.Send(t, map[string]any{"type": "seek", "position": f3.Position})
 		var again [][]byte
-		for _, f := range sock.untilFinished(t) {
-			again = append(again, f.raw)
+		for _, f := range untilFinished(t, sock) {
+			again = append(again, f.Raw)
 		}
 		sameFrames(t, "after seek", again, live[3:])
 		// Nearly frozen: the first message, then the gaps last for ages.
 		slow := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d/?speed=0.000001", c.sessionID), c.analyst.Token)
-		if f := slow.next(t); !bytes.Equal(f.raw, live[0]) {
-			t.Fatalf("first message %s", f.raw)
+		if f := slow.Next(t); !bytes.Equal(f.Raw, live[0]) {
+			t.Fatalf("first message %s", f.Raw)
 		}
-		slow.send(t, map[string]any{"type": "pause"})
-		slow.send(t, map[string]any{"type": "speed", "speed": 0})
-		select {
-		case f := <-slow.frames:
-			t.Fatalf("a paused replay sent %s", f.raw)
-		case <-time.After(200 * time.Millisecond):
-		}
-		slow.send(t, map[string]any{"type": "resume"})
+		slow.Send(t, map[string]any{"type": "pause"})
+		slow.Send(t, map[string]any{"type": "speed", "speed": 0})
+		slow.Quiet(t, 200*time.Millisecond) // paused: nothing
+		slow.Send(t, map[string]any{"type": "resume"})
 		var rest [][]byte
-		for _, f := range slow.untilFinished(t) {
-			rest = append(rest, f.raw)
+		for _, f := range untilFinished(t, slow) {
+			rest = append(rest, f.Raw)
 		}
 		sameFrames(t, "after resume", rest, live[1:])
 	})
@@ -612,7 +608,7 @@ func TestClassroom(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tc.who, err)
 			}
-			if code := sock.closeCode(t); code != tc.code {
+			if code := sock.CloseCode(t); code != tc.code {
 				t.Errorf("%s: close %d, want %d", tc.who, code, tc.code)
 			}
 		}
@@ -625,8 +621,8 @@ func replayedAs(t *testing.T, c *class, token string) [][]byte {
 	t.Helper()
 	s := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d?speed=0", c.sessionID), token)
 	var out [][]byte
-	for _, f := range s.untilFinished(t) {
-		out = append(out, f.raw)
+	for _, f := range untilFinished(t, s) {
+		out = append(out, f.Raw)
 	}
 	return out
 }

@@ -2,16 +2,10 @@ package analytics_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
@@ -42,133 +36,29 @@ func users(t testing.TB, srv *apptest.Server, role domain.Role, prefix string, n
 	return out
 }
 
-// frame is one received WebSocket message.
-type frame struct {
-	Type     string          `json:"type"`
-	Data     json.RawMessage `json:"data"`
-	Position uint64          `json:"position"`
-	raw      []byte
-}
-
-// socket is a test WebSocket client that reads in the background.
-type socket struct {
-	conn   *websocket.Conn
-	frames chan frame
-	done   chan struct{}
-	mu     sync.Mutex
-	err    error
-}
+// The test socket client is apptest's.
+type (
+	socket = apptest.Socket
+	frame  = apptest.Frame
+)
 
 func dial(t testing.TB, srv *apptest.Server, path, token string) (*socket, error) {
 	t.Helper()
-	url := srv.WSURL(path)
-	if token != "" {
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		url += sep + "token=" + token
-	}
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, _, err := d.Dial(url, http.Header{})
-	if err != nil {
-		return nil, err
-	}
-	s := &socket{conn: conn, frames: make(chan frame, 4096), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				s.mu.Lock()
-				s.err = err
-				s.mu.Unlock()
-				return
-			}
-			var f frame
-			if err := json.Unmarshal(data, &f); err != nil {
-				s.mu.Lock()
-				s.err = fmt.Errorf("not JSON: %s", data)
-				s.mu.Unlock()
-				return
-			}
-			f.raw = data
-			s.frames <- f
-		}
-	}()
-	t.Cleanup(func() { _ = conn.Close(); <-s.done })
-	return s, nil
+	s, _, err := srv.Dial(t, path, token)
+	return s, err
 }
 
 func mustDial(t testing.TB, srv *apptest.Server, path, token string) *socket {
 	t.Helper()
-	s, err := dial(t, srv, path, token)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	return s
-}
-
-func (s *socket) send(t testing.TB, v any) {
-	t.Helper()
-	if err := s.conn.WriteJSON(v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *socket) next(t testing.TB) frame {
-	t.Helper()
-	select {
-	case f := <-s.frames:
-		return f
-	case <-s.done:
-		select {
-		case f := <-s.frames:
-			return f
-		default:
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		t.Fatalf("socket closed while waiting for a message: %v", s.err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("no message within 15s")
-	}
-	return frame{}
-}
-
-func (s *socket) expect(t testing.TB, typ string) frame {
-	t.Helper()
-	f := s.next(t)
-	if f.Type != typ {
-		t.Fatalf("got %s, want %s: %s", f.Type, typ, f.raw)
-	}
-	return f
-}
-
-// closeCode waits for the server to close the socket and returns the code.
-func (s *socket) closeCode(t testing.TB) int {
-	t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("socket not closed within 10s")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ce *websocket.CloseError
-	if errors.As(s.err, &ce) {
-		return ce.Code
-	}
-	t.Fatalf("socket ended without a close frame: %v", s.err)
-	return 0
+	return srv.MustDial(t, path, token)
 }
 
 // untilFinished reads replay frames up to replay_finished.
-func (s *socket) untilFinished(t testing.TB) []frame {
+func untilFinished(t testing.TB, s *socket) []frame {
 	t.Helper()
 	var out []frame
 	for {
-		f := s.next(t)
+		f := s.Next(t)
 		if f.Type == "replay_finished" {
 			return out
 		}

@@ -92,13 +92,13 @@ func TestVoiceGuideTextFallsBackToGuideThenTitle(t *testing.T) {
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
 	apptest.Must(t, srv.Post(t, base+"/join", student.Token, map[string]any{}), 201)
 	ws := mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), student.Token)
-	ws.expect(t, "session_state")
+	ws.Expect(t, "session_state")
 
 	var started struct {
 		CurrentSubtask subtask `json:"current_subtask"`
 	}
 	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, map[string]any{"first_subtask_id": guideOnly}), 200)
-	ws.expect(t, "session_started").decode(t, &started)
+	ws.Expect(t, "session_started").Decode(t, &started)
 	if started.CurrentSubtask.ID != guideOnly || started.CurrentSubtask.VoiceGuideText != "화면 위쪽의 친구 탭을 눌러 보세요." {
 		t.Fatalf("session_started speaks %q: %+v", started.CurrentSubtask.VoiceGuideText, started.CurrentSubtask)
 	}
@@ -108,14 +108,14 @@ func TestVoiceGuideTextFallsBackToGuideThenTitle(t *testing.T) {
 
 	var changed stepChanged
 	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"next_subtask_id": titleOnly}), 200)
-	ws.expect(t, "step_changed").decode(t, &changed)
+	ws.Expect(t, "step_changed").Decode(t, &changed)
 	if changed.CurrentSubtask.ID != titleOnly || changed.CurrentSubtask.VoiceGuideText != "채팅방 열기" {
 		t.Fatalf("step_changed speaks %q: %+v", changed.CurrentSubtask.VoiceGuideText, changed.CurrentSubtask)
 	}
 
 	// A phone that connects now gets the text in its session_state snapshot.
 	var snap current
-	mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), student.Token).expect(t, "session_state").decode(t, &snap)
+	mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), student.Token).Expect(t, "session_state").Decode(t, &snap)
 	if snap.CurrentSubtask == nil || snap.CurrentSubtask.VoiceGuideText != "채팅방 열기" {
 		t.Fatalf("session_state: %+v", snap.CurrentSubtask)
 	}

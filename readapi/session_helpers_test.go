@@ -2,16 +2,11 @@ package readapi_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
@@ -82,150 +77,24 @@ func (cl *classroom) open(t testing.TB) created {
 	return c
 }
 
-// frame is one received WebSocket message.
-type frame struct {
-	Type     string          `json:"type"`
-	Data     json.RawMessage `json:"data"`
-	Position uint64          `json:"position"`
-	raw      []byte
-}
-
-func (f frame) decode(t testing.TB, v any) {
-	t.Helper()
-	if err := json.Unmarshal(f.Data, v); err != nil {
-		t.Fatalf("decode %s: %v\n%s", f.Type, err, f.raw)
-	}
-}
-
-// socket is a test WebSocket client that reads in the background.
-type socket struct {
-	conn   *websocket.Conn
-	frames chan frame
-	done   chan struct{}
-	mu     sync.Mutex
-	err    error
-}
+// The test socket client is apptest's.
+type (
+	socket = apptest.Socket
+	frame  = apptest.Frame
+)
 
 func dial(t testing.TB, srv *apptest.Server, path, token string) (*socket, *http.Response, error) {
 	t.Helper()
-	url := srv.WSURL(path)
-	if token != "" {
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		url += sep + "token=" + token
-	}
-	s, resp, err := dialWith(url, nil)
-	if err != nil {
-		return nil, resp, err
-	}
-	t.Cleanup(func() { s.close() })
-	return s, resp, nil
+	return srv.Dial(t, path, token)
 }
 
 func dialWith(url string, h http.Header) (*socket, *http.Response, error) {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.Dial(url, h)
-	if err != nil {
-		return nil, resp, err
-	}
-	s := &socket{conn: conn, frames: make(chan frame, 1024), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				s.mu.Lock()
-				s.err = err
-				s.mu.Unlock()
-				return
-			}
-			var f frame
-			if err := json.Unmarshal(data, &f); err != nil {
-				s.mu.Lock()
-				s.err = fmt.Errorf("not JSON: %s", data)
-				s.mu.Unlock()
-				return
-			}
-			f.raw = data
-			s.frames <- f
-		}
-	}()
-	return s, resp, nil
+	return apptest.DialURL(url, h)
 }
 
 func mustDial(t testing.TB, srv *apptest.Server, path, token string) *socket {
 	t.Helper()
-	s, _, err := dial(t, srv, path, token)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	return s
-}
-
-func (s *socket) close() {
-	_ = s.conn.Close()
-	<-s.done
-}
-
-// next waits for the next message.
-func (s *socket) next(t testing.TB) frame {
-	t.Helper()
-	select {
-	case f := <-s.frames:
-		return f
-	case <-s.done:
-		select {
-		case f := <-s.frames:
-			return f
-		default:
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		t.Fatalf("socket closed while waiting for a message: %v", s.err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("no message within 15s")
-	}
-	return frame{}
-}
-
-// expect waits for the next message and checks its type.
-func (s *socket) expect(t testing.TB, typ string) frame {
-	t.Helper()
-	f := s.next(t)
-	if f.Type != typ {
-		t.Fatalf("got %s, want %s: %s", f.Type, typ, f.raw)
-	}
-	return f
-}
-
-// closeCode waits for the server to close the socket and returns the close code.
-func (s *socket) closeCode(t testing.TB) int {
-	t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("socket not closed within 10s")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ce *websocket.CloseError
-	if errors.As(s.err, &ce) {
-		return ce.Code
-	}
-	t.Fatalf("socket ended without a close frame: %v", s.err)
-	return 0
-}
-
-// quiet checks that nothing more arrives for a short while (a duplicate would).
-func (s *socket) quiet(t testing.TB, d time.Duration) {
-	t.Helper()
-	select {
-	case f := <-s.frames:
-		t.Fatalf("unexpected extra message: %s", f.raw)
-	case <-time.After(d):
-	}
+	return srv.MustDial(t, path, token)
 }
 
 // eventually polls cond until it holds or 15 s pass.

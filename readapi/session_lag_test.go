@@ -30,11 +30,11 @@ func TestStudentSocketAcceptedBeforeTheReadModelShowsTheJoin(t *testing.T) {
 
 	path := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	s := mustDial(t, srv, path, joined.Token)
-	s.expect(t, "session_state")
-	s.close()
+	s.Expect(t, "session_state")
+	s.Close()
 
 	refused := mustDial(t, srv, path, stranger.Token)
-	if code := refused.closeCode(t); code != 4403 {
+	if code := refused.CloseCode(t); code != 4403 {
 		t.Fatalf("a student who never joined got close %d, want 4403", code)
 	}
 }
