@@ -92,7 +92,7 @@ func (c *class) post(t *testing.T, path, token string, body any, status int) *ap
 // taking an instant (mark) after each step.
 func runClass(t *testing.T) *class {
 	srv := apptest.Start(t, apptest.WithConfig(func(c *app.Config) { c.Workers = false })) // no analyzer: help stays ANALYZING
-	c := &class{srv: srv, instructor: users(t, srv, domain.RoleInstructor, "강사", 1)[0], analyst: users(t, srv, domain.RoleAnalyst, "분석가", 1)[0]}
+	c := &class{srv: srv, instructor: srv.FastUsers(t, domain.RoleInstructor, "강사", 1)[0], analyst: srv.FastUsers(t, domain.RoleAnalyst, "분석가", 1)[0]}
 	var lec struct{ ID int64 }
 	c.post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "메시지 보내기"}, 201).Decode(t, &lec)
 	c.lectureID = lec.ID
@@ -109,7 +109,7 @@ func runClass(t *testing.T) *class {
 			c.subtasks = append(c.subtasks, st)
 		}
 	}
-	c.students = users(t, srv, domain.RoleStudent, "학생", 3)
+	c.students = srv.FastUsers(t, domain.RoleStudent, "학생", 3)
 
 	c.mark() // 0: before the session
 	var sess struct {
@@ -569,7 +569,7 @@ func TestClassroom(t *testing.T) {
 	})
 
 	t.Run("access", func(t *testing.T) {
-		other := users(t, c.srv, domain.RoleInstructor, "남강사", 1)[0]
+		other := c.srv.FastUsers(t, domain.RoleInstructor, "남강사", 1)[0]
 		admin := c.srv.Admin(t)
 		paths := []string{
 			fmt.Sprintf("/api/analytics/sessions/%d/events", c.sessionID),

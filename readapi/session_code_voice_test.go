@@ -23,7 +23,7 @@ func TestSessionCodeMatchedIgnoringCaseSpacesAndHyphens(t *testing.T) {
 	if !domain.ValidSessionCode(code) || strings.ContainsAny(code, "0O1I") {
 		t.Fatalf("generated code %q", code)
 	}
-	student := fastUsers(t, srv, domain.RoleStudent, "학생", 1)[0]
+	student := srv.FastUsers(t, domain.RoleStudent, "학생", 1)[0]
 	lower := strings.ToLower(code)
 	for _, typed := range []string{
 		code, lower,
@@ -87,7 +87,7 @@ func TestVoiceGuideTextFallsBackToGuideThenTitle(t *testing.T) {
 	titleOnly := add("채팅방 열기", "", 2)
 
 	sess := cl.open(t)
-	student := fastUsers(t, srv, domain.RoleStudent, "학생", 1)[0]
+	student := srv.FastUsers(t, domain.RoleStudent, "학생", 1)[0]
 	apptest.Must(t, srv.Get(t, "/api/sessions/"+sess.SessionCode, student.Token), 200)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
 	apptest.Must(t, srv.Post(t, base+"/join", student.Token, map[string]any{}), 201)

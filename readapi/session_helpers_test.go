@@ -1,14 +1,11 @@
 package readapi_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 )
@@ -30,7 +27,7 @@ type subtask struct {
 
 func newClassroom(t testing.TB, srv *apptest.Server, plan ...int) *classroom {
 	t.Helper()
-	cl := &classroom{srv: srv, instructor: fastUsers(t, srv, domain.RoleInstructor, "박강사", 1)[0]}
+	cl := &classroom{srv: srv, instructor: srv.FastUsers(t, domain.RoleInstructor, "박강사", 1)[0]}
 	var lec struct {
 		ID int64 `json:"id"`
 	}
@@ -147,29 +144,4 @@ func statusOf(p participants, userID int64) string {
 		}
 	}
 	return ""
-}
-
-// fastUsers makes n users of role without the (slow, under -race) password
-// hashing of registration: rows inserted directly, tokens signed with the
-// test servers' key.
-func fastUsers(t testing.TB, srv *apptest.Server, role domain.Role, prefix string, n int) []apptest.User {
-	t.Helper()
-	tokens, err := auth.NewTokens(auth.Config{Secret: []byte(apptest.Secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]apptest.User, n)
-	for i := range n {
-		u := apptest.User{Name: fmt.Sprintf("%s%02d", prefix, i), Role: string(role)}
-		u.Email = fmt.Sprintf("%s-%d-%d@lockstep.test", strings.ToLower(string(role)), i, time.Now().UnixNano())
-		if err := srv.DB.Pool.QueryRow(context.Background(), `INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', $2, $3) RETURNING id`,
-			u.Email, u.Name, string(role)).Scan(&u.ID); err != nil {
-			t.Fatal(err)
-		}
-		if u.Token, err = tokens.Issue(domain.Actor{UserID: u.ID, Role: role}); err != nil {
-			t.Fatal(err)
-		}
-		out[i] = u
-	}
-	return out
 }

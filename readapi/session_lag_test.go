@@ -18,7 +18,7 @@ func TestStudentSocketAcceptedBeforeTheReadModelShowsTheJoin(t *testing.T) {
 	srv := apptest.Start(t)
 	cl := newClassroom(t, srv, 2)
 	sess := cl.open(t)
-	users := fastUsers(t, srv, domain.RoleStudent, "김학생", 2)
+	users := srv.FastUsers(t, domain.RoleStudent, "김학생", 2)
 	joined, stranger := users[0], users[1]
 	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), joined.Token, nil), 201)
 

@@ -33,7 +33,7 @@ func TestTwoInstances(t *testing.T) {
 			b := apptest.Start(t, apptest.WithDB(a.DB), apptest.WithConfig(func(c *app.Config) { cfg(c); c.Projectors = false }))
 			cl := newClassroom(t, a, 3)
 			sess := cl.open(t)
-			students := fastUsers(t, a, domain.RoleStudent, "학생", 2)
+			students := a.FastUsers(t, domain.RoleStudent, "학생", 2)
 			base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
 
 			// The instructor watches on A; a student joins through B.

@@ -48,7 +48,7 @@ func TestWholeClass(t *testing.T) {
 	}
 
 	const n = 30
-	students := fastUsers(t, srv, domain.RoleStudent, "학생", n)
+	students := srv.FastUsers(t, domain.RoleStudent, "학생", n)
 	sockets := make([]*socket, n)
 	// Everyone looks the session up by its code and joins at once.
 	var wg sync.WaitGroup
@@ -279,7 +279,7 @@ func TestResumeWithAfter(t *testing.T) {
 	cl := newClassroom(t, srv, 4)
 	sess := cl.open(t)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
-	student := fastUsers(t, srv, domain.RoleStudent, "김학생", 1)[0]
+	student := srv.FastUsers(t, domain.RoleStudent, "김학생", 1)[0]
 	apptest.Must(t, srv.Post(t, base+"/join", student.Token, nil), 201)
 	path := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	s := mustDial(t, srv, path, student.Token)
@@ -317,10 +317,10 @@ func TestSocketRefusals(t *testing.T) {
 	srv := apptest.Start(t)
 	cl := newClassroom(t, srv, 1)
 	sess := cl.open(t)
-	member := fastUsers(t, srv, domain.RoleStudent, "참가자", 1)[0]
+	member := srv.FastUsers(t, domain.RoleStudent, "참가자", 1)[0]
 	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), member.Token, nil), 201)
-	stranger := fastUsers(t, srv, domain.RoleStudent, "외부인", 1)[0]
-	other := fastUsers(t, srv, domain.RoleInstructor, "다른강사", 1)[0]
+	stranger := srv.FastUsers(t, domain.RoleStudent, "외부인", 1)[0]
+	other := srv.FastUsers(t, domain.RoleInstructor, "다른강사", 1)[0]
 	studentPath := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	teacherPath := fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID)
 	cases := []struct {
@@ -373,8 +373,8 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	cl := newClassroom(t, srv, 2)
 	sess := cl.open(t)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
-	stays := fastUsers(t, srv, domain.RoleStudent, "남는학생", 1)[0]
-	leaves := fastUsers(t, srv, domain.RoleStudent, "나가는학생", 1)[0]
+	stays := srv.FastUsers(t, domain.RoleStudent, "남는학생", 1)[0]
+	leaves := srv.FastUsers(t, domain.RoleStudent, "나가는학생", 1)[0]
 	for _, u := range []apptest.User{stays, leaves} {
 		apptest.Must(t, srv.Post(t, base+"/join", u.Token, nil), 201)
 	}
