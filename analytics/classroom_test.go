@@ -84,7 +84,7 @@ func (c *class) mark() { c.marks = append(c.marks, time.Now().UTC()) }
 
 func (c *class) post(t *testing.T, path, token string, body any, status int) *apptest.Response {
 	t.Helper()
-	return must(t, c.srv.Post(t, path, token, body), status)
+	return apptest.Must(t, c.srv.Post(t, path, token, body), status)
 }
 
 // runClass builds a lecture of three subtasks (task 1: two, task 2: one)
@@ -92,7 +92,7 @@ func (c *class) post(t *testing.T, path, token string, body any, status int) *ap
 // taking an instant (mark) after each step.
 func runClass(t *testing.T) *class {
 	srv := apptest.Start(t, apptest.WithConfig(func(c *app.Config) { c.Workers = false })) // no analyzer: help stays ANALYZING
-	c := &class{srv: srv, instructor: users(t, srv, domain.RoleInstructor, "강사", 1)[0], analyst: users(t, srv, domain.RoleAnalyst, "분석가", 1)[0]}
+	c := &class{srv: srv, instructor: srv.FastUsers(t, domain.RoleInstructor, "강사", 1)[0], analyst: srv.FastUsers(t, domain.RoleAnalyst, "분석가", 1)[0]}
 	var lec struct{ ID int64 }
 	c.post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "메시지 보내기"}, 201).Decode(t, &lec)
 	c.lectureID = lec.ID
@@ -109,7 +109,7 @@ func runClass(t *testing.T) *class {
 			c.subtasks = append(c.subtasks, st)
 		}
 	}
-	c.students = users(t, srv, domain.RoleStudent, "학생", 3)
+	c.students = srv.FastUsers(t, domain.RoleStudent, "학생", 3)
 
 	c.mark() // 0: before the session
 	var sess struct {
@@ -120,7 +120,7 @@ func runClass(t *testing.T) *class {
 	c.sessionID = sess.SessionID
 	base := fmt.Sprintf("/api/sessions/%d", c.sessionID)
 	c.teacher = mustDial(t, srv, fmt.Sprintf("/ws/session/%d/instructor/", c.sessionID), c.instructor.Token)
-	c.teacher.expect(t, "participants")
+	c.teacher.Expect(t, "participants")
 	c.mark() // 1: opened
 	var participantIDs []int64
 	for _, s := range c.students {
@@ -131,7 +131,7 @@ func runClass(t *testing.T) *class {
 		participantIDs = append(participantIDs, j.ParticipantID)
 	}
 	c.pupil = mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", c.sessionID), c.students[0].Token)
-	c.pupil.expect(t, "session_state")
+	c.pupil.Expect(t, "session_state")
 	c.mark() // 2: joined
 	c.post(t, base+"/start", c.instructor.Token, map[string]any{"message": "시작합니다"}, 200)
 	c.mark() // 3: started at subtask 0
@@ -189,14 +189,14 @@ func runClass(t *testing.T) *class {
 func (c *class) state(t *testing.T, at time.Time) state {
 	t.Helper()
 	var s state
-	must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/state?at=%s", c.sessionID, url.QueryEscape(at.Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &s)
+	apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/state?at=%s", c.sessionID, url.QueryEscape(at.Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &s)
 	return s
 }
 
 func (c *class) allEvents(t *testing.T) []event {
 	t.Helper()
 	var p eventsPage
-	must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?limit=1000", c.sessionID), c.analyst.Token), 200).Decode(t, &p)
+	apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?limit=1000", c.sessionID), c.analyst.Token), 200).Decode(t, &p)
 	if p.NextAfter != nil || p.SessionID != c.sessionID {
 		t.Fatalf("one page of 1000: session %d next_after %v", p.SessionID, *p.NextAfter)
 	}
@@ -209,16 +209,16 @@ func (c *class) liveFrames(t *testing.T) [][]byte {
 	t.Helper()
 	var teacher, pupil []frame
 	for _, typ := range []string{"student_joined", "student_joined", "student_joined", "student_progress", "student_progress", "student_help_request", "student_progress", "student_disconnected"} {
-		teacher = append(teacher, c.teacher.expect(t, typ))
+		teacher = append(teacher, c.teacher.Expect(t, typ))
 	}
 	for _, typ := range []string{"session_started", "step_changed", "session_paused", "session_resumed", "step_changed", "session_ended"} {
-		pupil = append(pupil, c.pupil.expect(t, typ))
+		pupil = append(pupil, c.pupil.Expect(t, typ))
 	}
 	all := append(teacher, pupil...)
 	slices.SortFunc(all, func(a, b frame) int { return int(int64(a.Position) - int64(b.Position)) })
 	out := make([][]byte, len(all))
 	for i, f := range all {
-		out[i] = f.raw
+		out[i] = f.Raw
 	}
 	return out
 }
@@ -227,8 +227,8 @@ func replayed(t *testing.T, c *class, query string) [][]byte {
 	t.Helper()
 	s := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d/?%s", c.sessionID, query), c.analyst.Token)
 	var out [][]byte
-	for _, f := range s.untilFinished(t) {
-		out = append(out, f.raw)
+	for _, f := range untilFinished(t, s) {
+		out = append(out, f.Raw)
 	}
 	return out
 }
@@ -292,7 +292,7 @@ func TestClassroom(t *testing.T) {
 		pages := 0
 		for {
 			var p eventsPage
-			must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?after=%d&limit=4", c.sessionID, after), c.instructor.Token), 200).Decode(t, &p)
+			apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/events?after=%d&limit=4", c.sessionID, after), c.instructor.Token), 200).Decode(t, &p)
 			pages++
 			if len(p.Events) > 4 {
 				t.Fatalf("page of %d events with limit 4", len(p.Events))
@@ -319,7 +319,7 @@ func TestClassroom(t *testing.T) {
 	t.Run("ndjson", func(t *testing.T) {
 		r := c.srv.Do(t, apptest.Request{Method: "GET", Path: fmt.Sprintf("/api/analytics/sessions/%d/events?after=%d", c.sessionID, events[2].Position),
 			Token: c.analyst.Token, Header: map[string]string{"Accept": "application/x-ndjson"}})
-		must(t, r, 200)
+		apptest.Must(t, r, 200)
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-ndjson") {
 			t.Fatalf("content type %q", ct)
 		}
@@ -345,7 +345,7 @@ func TestClassroom(t *testing.T) {
 			Events    []event `json:"events"`
 			NextAfter *uint64 `json:"next_after"`
 		}
-		must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?limit=1000", c.lectureID), c.instructor.Token), 200).Decode(t, &p)
+		apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?limit=1000", c.lectureID), c.instructor.Token), 200).Decode(t, &p)
 		pos := map[uint64]bool{}
 		content := 0
 		for i, e := range p.Events {
@@ -366,7 +366,7 @@ func TestClassroom(t *testing.T) {
 			t.Fatalf("%d lecture content events, want 6", content)
 		}
 		var before struct{ Events []event }
-		must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?until=%s", c.lectureID, url.QueryEscape(c.marks[0].Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &before)
+		apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/lectures/%d/events?until=%s", c.lectureID, url.QueryEscape(c.marks[0].Format(time.RFC3339Nano))), c.analyst.Token), 200).Decode(t, &before)
 		if len(before.Events) != 6 {
 			t.Fatalf("until before the session: %d events, want the 6 content events", len(before.Events))
 		}
@@ -472,37 +472,33 @@ func TestClassroom(t *testing.T) {
 
 	t.Run("replay_seek_pause_resume", func(t *testing.T) {
 		sock := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d/?speed=0", c.sessionID), c.analyst.Token)
-		sock.untilFinished(t)
+		untilFinished(t, sock)
 		var f3 frame
 		_ = json.Unmarshal(live[3], &f3)
-		sock.send(t, map[string]any{"type": "seek", "position": f3.Position})
+		sock.Send(t, map[string]any{"type": "seek", "position": f3.Position})
 		var again [][]byte
-		for _, f := range sock.untilFinished(t) {
-			again = append(again, f.raw)
+		for _, f := range untilFinished(t, sock) {
+			again = append(again, f.Raw)
 		}
 		sameFrames(t, "after seek", again, live[3:])
 		// Nearly frozen: the first message, then the gaps last for ages.
 		slow := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d/?speed=0.000001", c.sessionID), c.analyst.Token)
-		if f := slow.next(t); !bytes.Equal(f.raw, live[0]) {
-			t.Fatalf("first message %s", f.raw)
+		if f := slow.Next(t); !bytes.Equal(f.Raw, live[0]) {
+			t.Fatalf("first message %s", f.Raw)
 		}
-		slow.send(t, map[string]any{"type": "pause"})
-		slow.send(t, map[string]any{"type": "speed", "speed": 0})
-		select {
-		case f := <-slow.frames:
-			t.Fatalf("a paused replay sent %s", f.raw)
-		case <-time.After(200 * time.Millisecond):
-		}
-		slow.send(t, map[string]any{"type": "resume"})
+		slow.Send(t, map[string]any{"type": "pause"})
+		slow.Send(t, map[string]any{"type": "speed", "speed": 0})
+		slow.Quiet(t, 200*time.Millisecond) // paused: nothing
+		slow.Send(t, map[string]any{"type": "resume"})
 		var rest [][]byte
-		for _, f := range slow.untilFinished(t) {
-			rest = append(rest, f.raw)
+		for _, f := range untilFinished(t, slow) {
+			rest = append(rest, f.Raw)
 		}
 		sameFrames(t, "after resume", rest, live[1:])
 	})
 
 	xapiOf := func(t *testing.T) ([]byte, []map[string]any) {
-		r := must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/xapi", c.sessionID), c.analyst.Token), 200)
+		r := apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/xapi", c.sessionID), c.analyst.Token), 200)
 		var out struct {
 			Statements []map[string]any `json:"statements"`
 		}
@@ -564,7 +560,7 @@ func TestClassroom(t *testing.T) {
 	})
 
 	// Editing the lecture afterwards changes neither the replay nor the past.
-	must(t, c.srv.Put(t, fmt.Sprintf("/api/subtasks/%d", st0.ID), c.instructor.Token, map[string]any{"title": "바뀐 제목", "guide_text": "바뀐 안내"}), 200)
+	apptest.Must(t, c.srv.Put(t, fmt.Sprintf("/api/subtasks/%d", st0.ID), c.instructor.Token, map[string]any{"title": "바뀐 제목", "guide_text": "바뀐 안내"}), 200)
 	t.Run("edit_changes_nothing", func(t *testing.T) {
 		checkStates(t)
 		sameFrames(t, "replay after the edit", replayed(t, c, "speed=0"), live)
@@ -574,7 +570,7 @@ func TestClassroom(t *testing.T) {
 	})
 
 	t.Run("access", func(t *testing.T) {
-		other := users(t, c.srv, domain.RoleInstructor, "남강사", 1)[0]
+		other := c.srv.FastUsers(t, domain.RoleInstructor, "남강사", 1)[0]
 		admin := c.srv.Admin(t)
 		paths := []string{
 			fmt.Sprintf("/api/analytics/sessions/%d/events", c.sessionID),
@@ -613,7 +609,7 @@ func TestClassroom(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tc.who, err)
 			}
-			if code := sock.closeCode(t); code != tc.code {
+			if code := sock.CloseCode(t); code != tc.code {
 				t.Errorf("%s: close %d, want %d", tc.who, code, tc.code)
 			}
 		}
@@ -626,8 +622,8 @@ func replayedAs(t *testing.T, c *class, token string) [][]byte {
 	t.Helper()
 	s := mustDial(t, c.srv, fmt.Sprintf("/ws/replay/session/%d?speed=0", c.sessionID), token)
 	var out [][]byte
-	for _, f := range s.untilFinished(t) {
-		out = append(out, f.raw)
+	for _, f := range untilFinished(t, s) {
+		out = append(out, f.Raw)
 	}
 	return out
 }

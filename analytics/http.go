@@ -20,9 +20,7 @@ import (
 )
 
 // TokenVerifier checks a bearer token (*auth.Tokens).
-type TokenVerifier interface {
-	Verify(token string) (domain.Actor, error)
-}
+type TokenVerifier = live.TokenVerifier
 
 // Config configures the analytics endpoints.
 type Config struct {
@@ -334,29 +332,13 @@ func (h *Handlers) sessionState(c *gin.Context) {
 	c.JSON(http.StatusOK, st)
 }
 
-// BaseURL is the public base of xAPI ids: publicURL when set, else the
-// request's scheme and host.
-func BaseURL(publicURL string, r *http.Request) string {
-	if b, ok := web.LinkBase(r); ok { // PUBLIC_URL, or the loopback rule (web.LinkBaseMiddleware)
-		return b
-	}
-	if publicURL != "" {
-		return strings.TrimRight(publicURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
-}
-
 func (h *Handlers) sessionXAPI(c *gin.Context) {
 	cl, ok := h.classroom(c)
 	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	x := NewXAPI(cl, BaseURL(h.cfg.PublicURL, c.Request))
+	x := NewXAPI(cl, web.BaseURL(h.cfg.PublicURL, c.Request))
 	var statements []Statement
 	err := h.cfg.Reader.ClassroomEvents(ctx, cl, 0, 0, 1000, func(e Event) (bool, error) {
 		if st, ok := x.Statement(e); ok {
@@ -372,19 +354,6 @@ func (h *Handlers) sessionXAPI(c *gin.Context) {
 		statements = []Statement{}
 	}
 	c.JSON(http.StatusOK, gin.H{"statements": statements})
-}
-
-// socketActor authenticates a socket: the Authorization header when
-// present, else ?token=.
-func (h *Handlers) socketActor(c *gin.Context) (domain.Actor, error) {
-	return h.cfg.Tokens.Verify(live.Token(c.Request))
-}
-
-func (h *Handlers) reject(c *gin.Context, code int, reason string) {
-	if err := h.cfg.Hub.Reject(c.Writer, c.Request, code, reason); err != nil {
-		h.log.Debug("reject replay socket", "error", err)
-	}
-	c.Abort()
 }
 
 // replaySocket serves WS /ws/replay/session/{id}/?speed=x: the classroom's
@@ -403,28 +372,19 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 		}
 		speed = v
 	}
-	opts, err := live.ParseOptions(c.Request)
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
-	actor, err := h.socketActor(c)
-	if err != nil {
-		reason := "invalid or missing token"
-		if errors.Is(err, domain.ErrTokenExpired) {
-			reason = "token expired"
-		}
-		h.reject(c, live.CloseUnauthorized, reason)
+	g := live.Gate{Hub: h.cfg.Hub, Tokens: h.cfg.Tokens, Log: h.log, Name: "replay socket"}
+	actor, opts, ok := g.Accept(c)
+	if !ok {
 		return
 	}
 	id, err := strconv.ParseInt(c.Param("session_id"), 10, 64)
 	if err != nil || id <= 0 {
-		h.reject(c, live.CloseNotFound, "session not found")
+		g.Reject(c, live.CloseNotFound, "session not found")
 		return
 	}
 	cl, err := h.cfg.Reader.LoadClassroom(c.Request.Context(), id)
 	if errors.Is(err, domain.ErrNotFound) {
-		h.reject(c, live.CloseNotFound, "session not found")
+		g.Reject(c, live.CloseNotFound, "session not found")
 		return
 	}
 	if err != nil {
@@ -433,7 +393,7 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 		return
 	}
 	if !mayRead(actor, cl.InstructorID) {
-		h.reject(c, live.CloseForbidden, "only the session's instructor, analysts and admins may replay it")
+		g.Reject(c, live.CloseForbidden, "only the session's instructor, analysts and admins may replay it")
 		return
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Request.Context()))
@@ -473,8 +433,5 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 			}
 		},
 	}
-	if err := h.cfg.Hub.Serve(c.Writer, c.Request, sub); err != nil {
-		h.log.Debug("replay socket", "session_id", id, "error", err)
-	}
-	c.Abort()
+	g.Serve(c, sub, "session_id", id)
 }

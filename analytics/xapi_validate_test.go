@@ -404,7 +404,7 @@ func (v *xapiValidator) result(path string, x any) {
 			v.fail(path+".score", "min must be below max")
 		}
 		if raw, ok := num("raw"); ok && ((hasMin && raw < lo) || (hasMax && raw > hi)) {
-			v.fail(path+".score.raw", "must be between min and max")
+			v.fail(path+".score.Raw", "must be between min and max")
 		}
 	}
 }

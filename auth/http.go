@@ -11,7 +11,7 @@ import (
 	"github.com/lockstep/lockstep/web"
 )
 
-// Routes mounts the Auth endpoints of the seed on r, with absolute paths:
+// Routes mounts the contract's Auth endpoints on r, with absolute paths:
 // POST /api/auth/register, POST /api/auth/login, POST /api/auth/refresh and
 // GET /api/auth/me (the last one behind Authenticate).
 func (s *Service) Routes(r gin.IRouter) {
@@ -43,7 +43,7 @@ type registerRequest struct {
 // spaces or hyphens ("01012345678", "+82 10-1234-5678").
 var phonePattern = regexp.MustCompile(`^\+?[0-9][0-9 -]{5,18}[0-9]$`)
 
-// registered is the seed's register answer.
+// registered is the contract's register answer.
 type registered struct {
 	ID           int64         `json:"id"`
 	Email        string        `json:"email"`
@@ -143,7 +143,7 @@ func (s *Service) refresh(c *gin.Context) {
 	c.JSON(200, refreshResponse{AccessToken: sess.AccessToken, RefreshToken: sess.RefreshToken})
 }
 
-// meResponse is the seed's GET /api/auth/me answer.
+// meResponse is the contract's GET /api/auth/me answer.
 type meResponse struct {
 	ID           int64         `json:"id"`
 	Email        string        `json:"email"`

@@ -28,7 +28,7 @@ func TestRegister_success(t *testing.T) {
 		t.Errorf("id %v", r.Body["id"])
 	}
 	if len(r.Body) != 6 {
-		t.Errorf("fields beyond the seed's: %s", r.Raw)
+		t.Errorf("fields beyond the contract's: %s", r.Raw)
 	}
 	if _, ok := r.Body["password"]; ok {
 		t.Error("password echoed")

@@ -4,7 +4,7 @@
 // (Authenticate, Require, ActorFrom) and the endpoints of the contract's Auth
 // section and of `/api/admin/users`.
 //
-// Choices the seed leaves open: register takes `digital_level` as BEGINNER,
+// Choices the contract leaves open: register takes `digital_level` as BEGINNER,
 // INTERMEDIATE or ADVANCED (BEGINNER when absent), an optional `age` from 1 to
 // 150, an optional `phone` of digits (a leading + and spaces or hyphens
 // allowed), a `name` of at most 100 characters and a password of 8 to 128

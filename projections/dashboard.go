@@ -259,71 +259,71 @@ func loadProgress(ctx context.Context, tx pgx.Tx, lectureID, userID, subtaskID i
 // OnSubtaskStarted: IN_PROGRESS (the step is current for the student from now
 // at the latest); progress_update.
 func (p *Dashboard) OnSubtaskStarted(ctx context.Context, tx pgx.Tx, r Record, e domain.SubtaskStarted) error {
-	first, err := studentActed(ctx, tx, e.LectureID, e.UserID, e.StartedAt)
-	if err != nil {
-		return err
-	}
-	old, err := loadProgress(ctx, tx, e.LectureID, e.UserID, e.SubtaskID)
-	if err != nil {
-		return err
-	}
-	var own any
-	if old.status != domain.ProgressStatusCompleted {
-		_, err = tx.Exec(ctx, `INSERT INTO dash_progress (lecture_id, user_id, subtask_id, status, started_at, current_at)
+	step := subtaskStep{e.LectureID, e.UserID, e.SubtaskID, e.SubtaskTitle, domain.ProgressStatusInProgress, e.StartedAt}
+	return p.stepProgress(ctx, tx, r, step, func(progressRow) error {
+		_, err := tx.Exec(ctx, `INSERT INTO dash_progress (lecture_id, user_id, subtask_id, status, started_at, current_at)
 			VALUES ($1, $2, $3, 'IN_PROGRESS', $4, $4)
 			ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'IN_PROGRESS', started_at = $4,
 				current_at = CASE WHEN dash_progress.stuck_end_at IS NULL THEN LEAST(COALESCE(dash_progress.current_at, $4), $4)
 					ELSE dash_progress.current_at END`,
 			e.LectureID, e.UserID, e.SubtaskID, e.StartedAt)
-		if err != nil {
-			return err
-		}
-		if err := p.progressChanged(ctx, tx, e.LectureID, e.UserID, e.StartedAt); err != nil {
-			return err
-		}
-		own = progressUpdate(e.UserID, e.SubtaskID, e.SubtaskTitle, old.status, domain.ProgressStatusInProgress, e.StartedAt)
-	}
-	if err := touchDay(ctx, tx, e.LectureID, e.StartedAt, first, 0); err != nil {
 		return err
-	}
-	return p.emit(ctx, tx, r, e.LectureID, e.UserID, first, e.StartedAt, own)
+	})
 }
 
 // OnSubtaskCompleted: COMPLETED (ending the student's stuck time on it);
 // progress_update.
 func (p *Dashboard) OnSubtaskCompleted(ctx context.Context, tx pgx.Tx, r Record, e domain.SubtaskCompleted) error {
-	first, err := studentActed(ctx, tx, e.LectureID, e.UserID, e.CompletedAt)
+	step := subtaskStep{e.LectureID, e.UserID, e.SubtaskID, e.SubtaskTitle, domain.ProgressStatusCompleted, e.CompletedAt}
+	return p.stepProgress(ctx, tx, r, step, func(old progressRow) error {
+		_, err := tx.Exec(ctx, `INSERT INTO dash_progress (lecture_id, user_id, subtask_id, status, completed_at, stuck_end_at)
+			VALUES ($1, $2, $3, 'COMPLETED', $4, $4)
+			ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'COMPLETED', completed_at = $4,
+				stuck_end_at = COALESCE(dash_progress.stuck_end_at, $4)`,
+			e.LectureID, e.UserID, e.SubtaskID, e.CompletedAt)
+		if err != nil || old.stuckEndAt != nil {
+			return err
+		}
+		return addStuck(ctx, tx, e.SubtaskID, old.currentAt, e.CompletedAt)
+	})
+}
+
+// subtaskStep is what SubtaskStarted and SubtaskCompleted have in common:
+// the student, the subtask, the status it moves to, and when.
+type subtaskStep struct {
+	lectureID, userID, subtaskID int64
+	title                        string
+	status                       domain.ProgressStatus
+	at                           time.Time
+}
+
+// stepProgress is the frame OnSubtaskStarted and OnSubtaskCompleted share:
+// the student acted; unless the subtask is already COMPLETED, write stores
+// the new status (given the row as it was), the student's counts follow and
+// a progress_update goes out; then the day's figures and the messages.
+func (p *Dashboard) stepProgress(ctx context.Context, tx pgx.Tx, r Record, s subtaskStep, write func(old progressRow) error) error {
+	first, err := studentActed(ctx, tx, s.lectureID, s.userID, s.at)
 	if err != nil {
 		return err
 	}
-	old, err := loadProgress(ctx, tx, e.LectureID, e.UserID, e.SubtaskID)
+	old, err := loadProgress(ctx, tx, s.lectureID, s.userID, s.subtaskID)
 	if err != nil {
 		return err
 	}
 	var own any
 	if old.status != domain.ProgressStatusCompleted {
-		_, err = tx.Exec(ctx, `INSERT INTO dash_progress (lecture_id, user_id, subtask_id, status, completed_at, stuck_end_at)
-			VALUES ($1, $2, $3, 'COMPLETED', $4, $4)
-			ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'COMPLETED', completed_at = $4,
-				stuck_end_at = COALESCE(dash_progress.stuck_end_at, $4)`,
-			e.LectureID, e.UserID, e.SubtaskID, e.CompletedAt)
-		if err != nil {
+		if err := write(old); err != nil {
 			return err
 		}
-		if old.stuckEndAt == nil {
-			if err := addStuck(ctx, tx, e.SubtaskID, old.currentAt, e.CompletedAt); err != nil {
-				return err
-			}
-		}
-		if err := p.progressChanged(ctx, tx, e.LectureID, e.UserID, e.CompletedAt); err != nil {
+		if err := p.progressChanged(ctx, tx, s.lectureID, s.userID, s.at); err != nil {
 			return err
 		}
-		own = progressUpdate(e.UserID, e.SubtaskID, e.SubtaskTitle, old.status, domain.ProgressStatusCompleted, e.CompletedAt)
+		own = progressUpdate(s.userID, s.subtaskID, s.title, old.status, s.status, s.at)
 	}
-	if err := touchDay(ctx, tx, e.LectureID, e.CompletedAt, first, 0); err != nil {
+	if err := touchDay(ctx, tx, s.lectureID, s.at, first, 0); err != nil {
 		return err
 	}
-	return p.emit(ctx, tx, r, e.LectureID, e.UserID, first, e.CompletedAt, own)
+	return p.emit(ctx, tx, r, s.lectureID, s.userID, first, s.at, own)
 }
 
 // progressChanged notes the student's first progress and recomputes their

@@ -284,6 +284,22 @@ func (p *Help) OnHelpFeedbackGiven(ctx context.Context, tx pgx.Tx, e domain.Help
 	return err
 }
 
+// HelpRequestData is the data of the sockets' new-request messages (the
+// session instructor's student_help_request and the lecture dashboard's
+// help_request): one shape for both.
+type HelpRequestData struct {
+	HelpRequestID        int64                  `json:"help_request_id"`
+	User                 HelpUserRef            `json:"user"`
+	Subtask              HelpSubtaskRef         `json:"subtask"`
+	RequestType          domain.HelpRequestType `json:"request_type"`
+	StuckDurationSeconds int                    `json:"stuck_duration_seconds"`
+	Timestamp            time.Time              `json:"timestamp"`
+}
+
+func newHelpRequestData(e domain.HelpRequested, name string) HelpRequestData {
+	return HelpRequestData{e.HelpRequestID, HelpUserRef{e.UserID, name}, HelpSubtaskRef{e.SubtaskID, e.SubtaskTitle}, e.RequestType, e.StuckDurationSeconds, e.RequestedAt.UTC()}
+}
+
 // StudentHelpRequestMessage builds the session instructor socket's
 // student_help_request from a HelpRequested record. Its signature is
 // InstructorMessageFunc's, so the sessions projector (which alone feeds that
@@ -299,14 +315,7 @@ func StudentHelpRequestMessage(ctx context.Context, tx pgx.Tx, r Record) (sessio
 	if err != nil {
 		return 0, nil, false, err
 	}
-	return e.SessionID, helpMessage{Type: "student_help_request", Data: struct {
-		HelpRequestID        int64                  `json:"help_request_id"`
-		User                 HelpUserRef            `json:"user"`
-		Subtask              HelpSubtaskRef         `json:"subtask"`
-		RequestType          domain.HelpRequestType `json:"request_type"`
-		StuckDurationSeconds int                    `json:"stuck_duration_seconds"`
-		Timestamp            time.Time              `json:"timestamp"`
-	}{e.HelpRequestID, HelpUserRef{e.UserID, name}, HelpSubtaskRef{e.SubtaskID, e.SubtaskTitle}, e.RequestType, e.StuckDurationSeconds, e.RequestedAt.UTC()}}, true, nil
+	return e.SessionID, helpMessage{Type: "student_help_request", Data: newHelpRequestData(e, name)}, true, nil
 }
 
 // LectureHelpRequestMessage builds the lecture dashboard socket's
@@ -322,14 +331,7 @@ func LectureHelpRequestMessage(ctx context.Context, tx pgx.Tx, r Record) (lectur
 	if err != nil {
 		return 0, nil, false, err
 	}
-	return e.LectureID, helpMessage{Type: "help_request", Data: struct {
-		HelpRequestID        int64                  `json:"help_request_id"`
-		User                 HelpUserRef            `json:"user"`
-		Subtask              HelpSubtaskRef         `json:"subtask"`
-		RequestType          domain.HelpRequestType `json:"request_type"`
-		StuckDurationSeconds int                    `json:"stuck_duration_seconds"`
-		Timestamp            time.Time              `json:"timestamp"`
-	}{e.HelpRequestID, HelpUserRef{e.UserID, name}, HelpSubtaskRef{e.SubtaskID, e.SubtaskTitle}, e.RequestType, e.StuckDurationSeconds, e.RequestedAt.UTC()}}, true, nil
+	return e.LectureID, helpMessage{Type: "help_request", Data: newHelpRequestData(e, name)}, true, nil
 }
 
 func insertNotification(ctx context.Context, tx pgx.Tx, r Record, userID int64, typ, msg string, relatedID int64, relatedName string, helpRequestID int64) error {

@@ -31,9 +31,7 @@ func lectureTablesSnapshot(t *testing.T, s *apptest.Server) map[string]string {
 
 func lectureCall(t *testing.T, r *apptest.Response, status int) map[string]any {
 	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
+	apptest.Must(t, r, status)
 	if status == http.StatusNoContent {
 		return nil
 	}

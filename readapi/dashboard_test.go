@@ -359,8 +359,8 @@ func TestDashboardAccess(t *testing.T) {
 	}
 	// The analyst may watch (no trailing slash either).
 	s := mustDial(t, srv, fmt.Sprintf("/ws/dashboard/lecture/%d", dLecture), u.analyst.Token)
-	if f := s.next(t); f.Type != "dashboard_state" {
-		t.Fatalf("analyst's first message %s", f.raw)
+	if f := s.Next(t); f.Type != "dashboard_state" {
+		t.Fatalf("analyst's first message %s", f.Raw)
 	}
 }
 
@@ -405,9 +405,9 @@ func TestDashboardSocket(t *testing.T) {
 	h.await()
 
 	sock := mustDial(t, srv, fmt.Sprintf("/ws/dashboard/lecture/%d/?token=%s", dLecture, u.instructor.Token), "")
-	snap := sock.next(t)
+	snap := sock.Next(t)
 	if snap.Type != "dashboard_state" || snap.Position < h.last {
-		t.Fatalf("snapshot %s (want position ≥ %d)", snap.raw, h.last)
+		t.Fatalf("snapshot %s (want position ≥ %d)", snap.Raw, h.last)
 	}
 	var state struct {
 		LectureID int64 `json:"lecture_id"`
@@ -416,7 +416,7 @@ func TestDashboardSocket(t *testing.T) {
 		} `json:"students"`
 		Pending []any `json:"pending_requests"`
 	}
-	snap.decode(t, &state)
+	snap.Decode(t, &state)
 	if state.LectureID != dLecture || len(state.Students) != 2 || state.Students[0].UserID != s1 || len(state.Pending) != 0 {
 		t.Fatalf("snapshot data %s", snap.Data)
 	}
@@ -447,9 +447,9 @@ func TestDashboardSocket(t *testing.T) {
 	expectFrames := func(s *socket, ws []want) {
 		t.Helper()
 		for _, w := range ws {
-			f := s.next(t)
+			f := s.Next(t)
 			if f.Type != w.typ || f.Position != w.pos {
-				t.Fatalf("got %s, want %s at %d", f.raw, w.typ, w.pos)
+				t.Fatalf("got %s, want %s at %d", f.Raw, w.typ, w.pos)
 			}
 			var got, exp any
 			_ = json.Unmarshal(f.Data, &got)

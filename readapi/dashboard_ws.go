@@ -12,7 +12,6 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/live"
-	"github.com/lockstep/lockstep/web"
 )
 
 // dashboardSnapshotStudents caps the students the socket's snapshot lists.
@@ -26,27 +25,22 @@ const dashboardSnapshotStudents = 1000
 // with "position"; ?after= resumes without a snapshot. A bad token closes
 // with 4401, another role or instructor with 4403, an unknown lecture 4404.
 func (q *DashboardQueries) lectureSocket(c *gin.Context) {
-	actor, err := q.Tokens.Verify(live.Token(c.Request))
-	if err != nil {
-		q.reject(c, live.CloseUnauthorized, live.UnauthorizedReason(err))
-		return
-	}
-	opts, err := live.ParseOptions(c.Request)
-	if err != nil {
-		web.Error(c, err)
+	g := live.Gate{Hub: q.Hub, Tokens: q.Tokens, Log: q.logger(), Name: "dashboard socket"}
+	actor, opts, ok := g.Accept(c)
+	if !ok {
 		return
 	}
 	id, err := strconv.ParseInt(c.Param("lecture_id"), 10, 64)
 	if err != nil || id <= 0 {
-		q.reject(c, live.CloseNotFound, "lecture not found")
+		g.Reject(c, live.CloseNotFound, "lecture not found")
 		return
 	}
 	if _, err := dashboardLecture(c.Request.Context(), q.Pool, actor, id); err != nil {
 		switch {
 		case errors.Is(err, domain.ErrNotFound):
-			q.reject(c, live.CloseNotFound, "lecture not found")
+			g.Reject(c, live.CloseNotFound, "lecture not found")
 		case errors.Is(err, domain.ErrForbidden):
-			q.reject(c, live.CloseForbidden, "only the lecture's instructor, analysts and admins may connect")
+			g.Reject(c, live.CloseForbidden, "only the lecture's instructor, analysts and admins may connect")
 		default:
 			q.logger().Error("dashboard socket: load lecture", "lecture_id", id, "error", err)
 			c.AbortWithStatus(http.StatusInternalServerError)
@@ -79,15 +73,5 @@ func (q *DashboardQueries) lectureSocket(c *gin.Context) {
 			return json.Marshal(gin.H{"type": "dashboard_state", "data": gin.H{"lecture_id": id, "students": students, "pending_requests": pending}})
 		},
 	}
-	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
-		q.logger().Debug("dashboard socket", "lecture_id", id, "error", err)
-	}
-	c.Abort()
-}
-
-func (q *DashboardQueries) reject(c *gin.Context, code int, reason string) {
-	if err := q.Hub.Reject(c.Writer, c.Request, code, reason); err != nil {
-		q.logger().Debug("reject dashboard socket", "error", err)
-	}
-	c.Abort()
+	g.Serve(c, sub, "lecture_id", id)
 }

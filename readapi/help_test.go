@@ -24,32 +24,15 @@ type hpClass struct {
 	subtaskID  int64
 }
 
-func hpMust(t testing.TB, r *apptest.Response, status int) *apptest.Response {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
-	return r
-}
-
-func hpID(t testing.TB, r *apptest.Response, key string) int64 {
-	t.Helper()
-	v, ok := r.JSON(t)[key].(float64)
-	if !ok {
-		t.Fatalf("no %s in %s", key, r.Body)
-	}
-	return int64(v)
-}
-
 func newHPClass(t testing.TB, srv *apptest.Server, studentName string) *hpClass {
 	t.Helper()
 	c := &hpClass{srv: srv, instructor: srv.NewUser(t, "INSTRUCTOR", "박강사"), student: srv.NewUser(t, "STUDENT", studentName)}
-	c.lectureID = hpID(t, hpMust(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
-	task := hpID(t, hpMust(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", c.lectureID), c.instructor.Token, map[string]any{"title": "메시지", "order_index": 1}), 201), "id")
-	c.subtaskID = hpID(t, hpMust(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
+	c.lectureID = apptest.ID(t, apptest.Must(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
+	task := apptest.ID(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", c.lectureID), c.instructor.Token, map[string]any{"title": "메시지", "order_index": 1}), 201), "id")
+	c.subtaskID = apptest.ID(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
 		"title": "친구 선택하기", "order_index": 1, "target_action": "CLICK", "target_element_hint": "친구 탭",
 	}), 201), "id")
-	hpMust(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", c.lectureID), c.student.Token, nil), 201)
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", c.lectureID), c.student.Token, nil), 201)
 	return c
 }
 
@@ -57,14 +40,14 @@ func (c *hpClass) ask(t testing.TB) int64 {
 	t.Helper()
 	// Stuck two minutes: the analyzer sees LONG_IDLE and answers (without a
 	// signal it would escalate instead).
-	return hpID(t, hpMust(t, c.srv.Post(t, "/api/help/request", c.student.Token, map[string]any{"subtask_id": c.subtaskID, "stuck_duration_seconds": 120}), 201), "help_request_id")
+	return apptest.ID(t, apptest.Must(t, c.srv.Post(t, "/api/help/request", c.student.Token, map[string]any{"subtask_id": c.subtaskID, "stuck_duration_seconds": 120}), 201), "help_request_id")
 }
 
 func (c *hpClass) awaitResolved(t testing.TB, id int64) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if strings.Contains(string(hpMust(t, c.srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), c.student.Token), 200).Body), `"status":"RESOLVED"`) {
+		if strings.Contains(string(apptest.Must(t, c.srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), c.student.Token), 200).Body), `"status":"RESOLVED"`) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -79,7 +62,7 @@ func TestGetHelpRequestVisibility(t *testing.T) {
 	c := newHPClass(t, srv, "김학생")
 	id := c.ask(t)
 	analyst := srv.NewUser(t, "STUDENT", "분석가")
-	hpMust(t, srv.Patch(t, fmt.Sprintf("/api/admin/users/%d", analyst.ID), srv.Admin(t).Token, map[string]any{"role": "ANALYST"}), 200)
+	apptest.Must(t, srv.Patch(t, fmt.Sprintf("/api/admin/users/%d", analyst.ID), srv.Admin(t).Token, map[string]any{"role": "ANALYST"}), 200)
 	analyst = srv.Login(t, analyst.Email, "password-123")
 	otherStudent := srv.NewUser(t, "STUDENT", "이학생")
 	otherInstructor := srv.NewUser(t, "INSTRUCTOR", "최강사")
@@ -153,7 +136,7 @@ func TestNotificationsReadUnreadAndOwnership(t *testing.T) {
 	}
 
 	var all hpNotifications
-	hpMust(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &all)
+	apptest.Must(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &all)
 	if len(all.Notifications) != 3 || all.UnreadCount != 3 || all.Pagination.TotalCount != 3 || all.Pagination.Page != 1 || all.Pagination.PageSize != 20 {
 		t.Fatalf("%+v", all)
 	}
@@ -167,7 +150,7 @@ func TestNotificationsReadUnreadAndOwnership(t *testing.T) {
 	}
 
 	var page hpNotifications
-	hpMust(t, srv.Get(t, "/api/notifications?page=2&page_size=2", c.instructor.Token), 200).Decode(t, &page)
+	apptest.Must(t, srv.Get(t, "/api/notifications?page=2&page_size=2", c.instructor.Token), 200).Decode(t, &page)
 	if len(page.Notifications) != 1 || page.Notifications[0].ID != all.Notifications[2].ID || page.Pagination.TotalPages != 2 {
 		t.Fatalf("page 2: %+v", page)
 	}
@@ -187,12 +170,12 @@ func TestNotificationsReadUnreadAndOwnership(t *testing.T) {
 		t.Fatalf("unknown: %d", r.Status)
 	}
 	for range 2 { // idempotent
-		r := hpMust(t, srv.Post(t, readPath, c.instructor.Token, nil), 200).JSON(t)
+		r := apptest.Must(t, srv.Post(t, readPath, c.instructor.Token, nil), 200).JSON(t)
 		if r["is_read"] != true || hpNum(r["id"]) != target {
 			t.Fatalf("%v", r)
 		}
 	}
-	hpMust(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &all)
+	apptest.Must(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &all)
 	if all.UnreadCount != 2 {
 		t.Fatalf("unread %d", all.UnreadCount)
 	}
@@ -202,13 +185,13 @@ func TestNotificationsReadUnreadAndOwnership(t *testing.T) {
 		}
 	}
 	var unread hpNotifications
-	hpMust(t, srv.Get(t, "/api/notifications?is_read=false", c.instructor.Token), 200).Decode(t, &unread)
+	apptest.Must(t, srv.Get(t, "/api/notifications?is_read=false", c.instructor.Token), 200).Decode(t, &unread)
 	if len(unread.Notifications) != 2 || unread.Pagination.TotalCount != 2 {
 		t.Fatalf("unread filter %+v", unread)
 	}
 	// The student's own: one HELP_AVAILABLE per resolved request.
 	var mine hpNotifications
-	hpMust(t, srv.Get(t, "/api/notifications", c.student.Token), 200).Decode(t, &mine)
+	apptest.Must(t, srv.Get(t, "/api/notifications", c.student.Token), 200).Decode(t, &mine)
 	if len(mine.Notifications) != 3 || mine.Notifications[0].Type != "HELP_AVAILABLE" || mine.UnreadCount != 3 {
 		t.Fatalf("student %+v", mine)
 	}

@@ -11,34 +11,10 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/live"
-	"github.com/lockstep/lockstep/web"
 )
 
-// helpSocketActor authenticates a help socket (Authorization header, else
-// ?token=); on failure it closes the socket with 4401.
-func (q *HelpQueries) helpSocketActor(c *gin.Context) (domain.Actor, bool) {
-	actor, err := q.Tokens.Verify(live.Token(c.Request))
-	if err != nil {
-		q.helpReject(c, live.CloseUnauthorized, live.UnauthorizedReason(err))
-		return domain.Actor{}, false
-	}
-	return actor, true
-}
-
-func (q *HelpQueries) helpReject(c *gin.Context, code int, reason string) {
-	if err := q.Hub.Reject(c.Writer, c.Request, code, reason); err != nil {
-		q.logger().Debug("reject help socket", "error", err)
-	}
-	c.Abort()
-}
-
-func (q *HelpQueries) helpAfter(c *gin.Context) (live.Options, bool) {
-	opts, err := live.ParseOptions(c.Request)
-	if err != nil {
-		web.Error(c, err)
-		return opts, false
-	}
-	return opts, true
+func (q *HelpQueries) gate(name string) live.Gate {
+	return live.Gate{Hub: q.Hub, Tokens: q.Tokens, Log: q.logger(), Name: name}
 }
 
 type pendingHelpRequest struct {
@@ -65,16 +41,13 @@ type helpUserRef struct {
 // new_help_request and help_request_updated for every request of their
 // lectures. Other roles: 4403.
 func (q *HelpQueries) instructorHelpSocket(c *gin.Context) {
-	actor, ok := q.helpSocketActor(c)
+	g := q.gate("instructor help socket")
+	actor, opts, ok := g.Accept(c)
 	if !ok {
 		return
 	}
 	if actor.Role != domain.RoleInstructor && !actor.IsAdmin() {
-		q.helpReject(c, live.CloseForbidden, "only instructors receive help requests")
-		return
-	}
-	opts, ok := q.helpAfter(c)
-	if !ok {
+		g.Reject(c, live.CloseForbidden, "only instructors receive help requests")
 		return
 	}
 	sub := live.Subscription{
@@ -104,10 +77,7 @@ func (q *HelpQueries) instructorHelpSocket(c *gin.Context) {
 			return json.Marshal(gin.H{"type": "help_requests", "data": gin.H{"pending_requests": list}})
 		},
 	}
-	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
-		q.logger().Debug("instructor help socket", "error", err)
-	}
-	c.Abort()
+	g.Serve(c, sub)
 }
 
 type studentHelpStatus struct {
@@ -122,17 +92,14 @@ type studentHelpStatus struct {
 // {"open_requests": […]}} — their requests still waiting for help — then
 // HELP_AVAILABLE whenever help arrives.
 func (q *HelpQueries) studentHelpSocket(c *gin.Context) {
-	actor, ok := q.helpSocketActor(c)
+	g := q.gate("student help socket")
+	actor, opts, ok := g.Accept(c)
 	if !ok {
 		return
 	}
 	userID, err := strconv.ParseInt(c.Param("user_id"), 10, 64)
 	if err != nil || userID <= 0 || userID != actor.UserID {
-		q.helpReject(c, live.CloseForbidden, "only that student receives their help")
-		return
-	}
-	opts, ok := q.helpAfter(c)
-	if !ok {
+		g.Reject(c, live.CloseForbidden, "only that student receives their help")
 		return
 	}
 	sub := live.Subscription{
@@ -158,8 +125,5 @@ func (q *HelpQueries) studentHelpSocket(c *gin.Context) {
 			return json.Marshal(gin.H{"type": "help_status", "data": gin.H{"open_requests": list}})
 		},
 	}
-	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
-		q.logger().Debug("student help socket", "user_id", userID, "error", err)
-	}
-	c.Abort()
+	g.Serve(c, sub, "user_id", userID)
 }

@@ -23,7 +23,7 @@ func TestSessionCodeMatchedIgnoringCaseSpacesAndHyphens(t *testing.T) {
 	if !domain.ValidSessionCode(code) || strings.ContainsAny(code, "0O1I") {
 		t.Fatalf("generated code %q", code)
 	}
-	student := fastUsers(t, srv, domain.RoleStudent, "학생", 1)[0]
+	student := srv.FastUsers(t, domain.RoleStudent, "학생", 1)[0]
 	lower := strings.ToLower(code)
 	for _, typed := range []string{
 		code, lower,
@@ -31,7 +31,7 @@ func TestSessionCodeMatchedIgnoringCaseSpacesAndHyphens(t *testing.T) {
 		lower[:2] + " " + lower[2:],
 		code[:2] + "-" + lower[2:4] + " - " + code[4:],
 	} {
-		r := must(t, srv.Get(t, "/api/sessions/"+url.PathEscape(typed), student.Token), 200)
+		r := apptest.Must(t, srv.Get(t, "/api/sessions/"+url.PathEscape(typed), student.Token), 200)
 		var got struct {
 			SessionID   int64  `json:"session_id"`
 			SessionCode string `json:"session_code"`
@@ -52,9 +52,9 @@ func TestSessionCodeMatchedIgnoringCaseSpacesAndHyphens(t *testing.T) {
 		}
 	}
 	// The QR image of a hand-typed code is the code's own image.
-	want := must(t, srv.Get(t, "/qr/"+code+".png", ""), 200).Body
+	want := apptest.Must(t, srv.Get(t, "/qr/"+code+".png", ""), 200).Body
 	for _, typed := range []string{lower, lower[:3] + "-" + lower[3:], " " + code + " "} {
-		r := must(t, srv.Get(t, "/qr/"+url.PathEscape(typed)+".png", ""), 200)
+		r := apptest.Must(t, srv.Get(t, "/qr/"+url.PathEscape(typed)+".png", ""), 200)
 		if !bytes.Equal(r.Body, want) {
 			t.Fatalf("QR of %q differs from the QR of %s", typed, code)
 		}
@@ -70,7 +70,7 @@ func TestVoiceGuideTextFallsBackToGuideThenTitle(t *testing.T) {
 	var task struct {
 		ID int64 `json:"id"`
 	}
-	must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", cl.lectureID), cl.instructor.Token,
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", cl.lectureID), cl.instructor.Token,
 		map[string]any{"title": "음성 없는 과제", "order_index": 2}), 201).Decode(t, &task)
 	add := func(title, guide string, order int) int64 {
 		var out struct {
@@ -80,25 +80,25 @@ func TestVoiceGuideTextFallsBackToGuideThenTitle(t *testing.T) {
 		if guide != "" {
 			body["guide_text"] = guide
 		}
-		must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), cl.instructor.Token, body), 201).Decode(t, &out)
+		apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), cl.instructor.Token, body), 201).Decode(t, &out)
 		return out.ID
 	}
 	guideOnly := add("친구 선택하기", "화면 위쪽의 친구 탭을 눌러 보세요.", 1)
 	titleOnly := add("채팅방 열기", "", 2)
 
 	sess := cl.open(t)
-	student := fastUsers(t, srv, domain.RoleStudent, "학생", 1)[0]
-	must(t, srv.Get(t, "/api/sessions/"+sess.SessionCode, student.Token), 200)
+	student := srv.FastUsers(t, domain.RoleStudent, "학생", 1)[0]
+	apptest.Must(t, srv.Get(t, "/api/sessions/"+sess.SessionCode, student.Token), 200)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
-	must(t, srv.Post(t, base+"/join", student.Token, map[string]any{}), 201)
+	apptest.Must(t, srv.Post(t, base+"/join", student.Token, map[string]any{}), 201)
 	ws := mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), student.Token)
-	ws.expect(t, "session_state")
+	ws.Expect(t, "session_state")
 
 	var started struct {
 		CurrentSubtask subtask `json:"current_subtask"`
 	}
-	must(t, srv.Post(t, base+"/start", cl.instructor.Token, map[string]any{"first_subtask_id": guideOnly}), 200)
-	ws.expect(t, "session_started").decode(t, &started)
+	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, map[string]any{"first_subtask_id": guideOnly}), 200)
+	ws.Expect(t, "session_started").Decode(t, &started)
 	if started.CurrentSubtask.ID != guideOnly || started.CurrentSubtask.VoiceGuideText != "화면 위쪽의 친구 탭을 눌러 보세요." {
 		t.Fatalf("session_started speaks %q: %+v", started.CurrentSubtask.VoiceGuideText, started.CurrentSubtask)
 	}
@@ -107,15 +107,15 @@ func TestVoiceGuideTextFallsBackToGuideThenTitle(t *testing.T) {
 	}
 
 	var changed stepChanged
-	must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"next_subtask_id": titleOnly}), 200)
-	ws.expect(t, "step_changed").decode(t, &changed)
+	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"next_subtask_id": titleOnly}), 200)
+	ws.Expect(t, "step_changed").Decode(t, &changed)
 	if changed.CurrentSubtask.ID != titleOnly || changed.CurrentSubtask.VoiceGuideText != "채팅방 열기" {
 		t.Fatalf("step_changed speaks %q: %+v", changed.CurrentSubtask.VoiceGuideText, changed.CurrentSubtask)
 	}
 
 	// A phone that connects now gets the text in its session_state snapshot.
 	var snap current
-	mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), student.Token).expect(t, "session_state").decode(t, &snap)
+	mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), student.Token).Expect(t, "session_state").Decode(t, &snap)
 	if snap.CurrentSubtask == nil || snap.CurrentSubtask.VoiceGuideText != "채팅방 열기" {
 		t.Fatalf("session_state: %+v", snap.CurrentSubtask)
 	}
@@ -127,7 +127,7 @@ func TestVoiceGuideTextFallsBackToGuideThenTitle(t *testing.T) {
 		CurrentSubtask *subtask `json:"current_subtask"`
 	}
 	at := time.Now().UTC().Add(time.Second).Format(time.RFC3339Nano)
-	must(t, srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/state?at=%s", sess.SessionID, url.QueryEscape(at)), cl.instructor.Token), 200).Decode(t, &state)
+	apptest.Must(t, srv.Get(t, fmt.Sprintf("/api/analytics/sessions/%d/state?at=%s", sess.SessionID, url.QueryEscape(at)), cl.instructor.Token), 200).Decode(t, &state)
 	if state.CurrentSubtask == nil || state.CurrentSubtask.VoiceGuideText != "채팅방 열기" {
 		t.Fatalf("analytics state: %+v", state.CurrentSubtask)
 	}

@@ -1,19 +1,11 @@
 package readapi_test
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
-	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 )
@@ -33,34 +25,26 @@ type subtask struct {
 	VoiceGuideText string `json:"voice_guide_text"`
 }
 
-func must(t testing.TB, r *apptest.Response, status int) *apptest.Response {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
-	return r
-}
-
 func newClassroom(t testing.TB, srv *apptest.Server, plan ...int) *classroom {
 	t.Helper()
-	cl := &classroom{srv: srv, instructor: fastUsers(t, srv, domain.RoleInstructor, "박강사", 1)[0]}
+	cl := &classroom{srv: srv, instructor: srv.FastUsers(t, domain.RoleInstructor, "박강사", 1)[0]}
 	var lec struct {
 		ID int64 `json:"id"`
 	}
-	must(t, srv.Post(t, "/api/lectures", cl.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "카카오톡 사용법을 배웁니다"}), 201).Decode(t, &lec)
+	apptest.Must(t, srv.Post(t, "/api/lectures", cl.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "카카오톡 사용법을 배웁니다"}), 201).Decode(t, &lec)
 	cl.lectureID = lec.ID
 	for ti, n := range plan {
 		var task struct {
 			ID int64 `json:"id"`
 		}
-		must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec.ID), cl.instructor.Token,
+		apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec.ID), cl.instructor.Token,
 			map[string]any{"title": fmt.Sprintf("과제 %d", ti+1), "order_index": ti + 1}), 201).Decode(t, &task)
 		for si := range n {
 			st := subtask{Title: fmt.Sprintf("단계 %d-%d", ti+1, si+1), GuideText: fmt.Sprintf("안내 %d-%d", ti+1, si+1), VoiceGuideText: fmt.Sprintf("음성 %d-%d", ti+1, si+1)}
 			var out struct {
 				ID int64 `json:"id"`
 			}
-			must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), cl.instructor.Token, map[string]any{
+			apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), cl.instructor.Token, map[string]any{
 				"title": st.Title, "order_index": si + 1, "target_action": "CLICK", "guide_text": st.GuideText, "voice_guide_text": st.VoiceGuideText,
 			}), 201).Decode(t, &out)
 			st.ID = out.ID
@@ -85,174 +69,35 @@ type created struct {
 func (cl *classroom) open(t testing.TB) created {
 	t.Helper()
 	var c created
-	must(t, cl.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", cl.lectureID), cl.instructor.Token,
+	apptest.Must(t, cl.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", cl.lectureID), cl.instructor.Token,
 		map[string]any{"title": "2025-10-28 오전반", "scheduled_at": "2025-10-28T10:00:00Z"}), 201).Decode(t, &c)
 	return c
 }
 
-// frame is one received WebSocket message.
-type frame struct {
-	Type     string          `json:"type"`
-	Data     json.RawMessage `json:"data"`
-	Position uint64          `json:"position"`
-	raw      []byte
-}
-
-func (f frame) decode(t testing.TB, v any) {
-	t.Helper()
-	if err := json.Unmarshal(f.Data, v); err != nil {
-		t.Fatalf("decode %s: %v\n%s", f.Type, err, f.raw)
-	}
-}
-
-// socket is a test WebSocket client that reads in the background.
-type socket struct {
-	conn   *websocket.Conn
-	frames chan frame
-	done   chan struct{}
-	mu     sync.Mutex
-	err    error
-}
+// The test socket client is apptest's.
+type (
+	socket = apptest.Socket
+	frame  = apptest.Frame
+)
 
 func dial(t testing.TB, srv *apptest.Server, path, token string) (*socket, *http.Response, error) {
 	t.Helper()
-	url := srv.WSURL(path)
-	if token != "" {
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		url += sep + "token=" + token
-	}
-	s, resp, err := dialWith(url, nil, func(data []byte) { apptest.CheckMessage(t, path, data) })
-	if err != nil {
-		return nil, resp, err
-	}
-	t.Cleanup(func() { s.close() })
-	return s, resp, nil
+	return srv.Dial(t, path, token)
 }
 
-// dialWith opens a socket; check (when set) sees every frame received (the
-// apidocs' asyncapi.yaml check).
-func dialWith(url string, h http.Header, check func([]byte)) (*socket, *http.Response, error) {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.Dial(url, h)
-	if err != nil {
-		return nil, resp, err
-	}
-	s := &socket{conn: conn, frames: make(chan frame, 1024), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				s.mu.Lock()
-				s.err = err
-				s.mu.Unlock()
-				return
-			}
-			if check != nil {
-				check(data)
-			}
-			var f frame
-			if err := json.Unmarshal(data, &f); err != nil {
-				s.mu.Lock()
-				s.err = fmt.Errorf("not JSON: %s", data)
-				s.mu.Unlock()
-				return
-			}
-			f.raw = data
-			s.frames <- f
-		}
-	}()
-	return s, resp, nil
+func dialWith(url string, h http.Header) (*socket, *http.Response, error) {
+	return apptest.DialURL(url, h)
 }
 
 func mustDial(t testing.TB, srv *apptest.Server, path, token string) *socket {
 	t.Helper()
-	s, _, err := dial(t, srv, path, token)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	return s
-}
-
-func (s *socket) close() {
-	_ = s.conn.Close()
-	<-s.done
-}
-
-// next waits for the next message.
-func (s *socket) next(t testing.TB) frame {
-	t.Helper()
-	select {
-	case f := <-s.frames:
-		return f
-	case <-s.done:
-		select {
-		case f := <-s.frames:
-			return f
-		default:
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		t.Fatalf("socket closed while waiting for a message: %v", s.err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("no message within 15s")
-	}
-	return frame{}
-}
-
-// expect waits for the next message and checks its type.
-func (s *socket) expect(t testing.TB, typ string) frame {
-	t.Helper()
-	f := s.next(t)
-	if f.Type != typ {
-		t.Fatalf("got %s, want %s: %s", f.Type, typ, f.raw)
-	}
-	return f
-}
-
-// closeCode waits for the server to close the socket and returns the close code.
-func (s *socket) closeCode(t testing.TB) int {
-	t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("socket not closed within 10s")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ce *websocket.CloseError
-	if errors.As(s.err, &ce) {
-		return ce.Code
-	}
-	t.Fatalf("socket ended without a close frame: %v", s.err)
-	return 0
-}
-
-// quiet checks that nothing more arrives for a short while (a duplicate would).
-func (s *socket) quiet(t testing.TB, d time.Duration) {
-	t.Helper()
-	select {
-	case f := <-s.frames:
-		t.Fatalf("unexpected extra message: %s", f.raw)
-	case <-time.After(d):
-	}
+	return srv.MustDial(t, path, token)
 }
 
 // eventually polls cond until it holds or 15 s pass.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	apptest.Eventually(t, what, 15*time.Second, cond)
 }
 
 type current struct {
@@ -267,7 +112,7 @@ type current struct {
 func getCurrent(t testing.TB, srv *apptest.Server, sessionID int64, token string) current {
 	t.Helper()
 	var c current
-	must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/current", sessionID), token), 200).Decode(t, &c)
+	apptest.Must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/current", sessionID), token), 200).Decode(t, &c)
 	return c
 }
 
@@ -288,7 +133,7 @@ type participants struct {
 func getParticipants(t testing.TB, srv *apptest.Server, sessionID int64, token string) participants {
 	t.Helper()
 	var p participants
-	must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/participants", sessionID), token), 200).Decode(t, &p)
+	apptest.Must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/participants", sessionID), token), 200).Decode(t, &p)
 	return p
 }
 
@@ -299,29 +144,4 @@ func statusOf(p participants, userID int64) string {
 		}
 	}
 	return ""
-}
-
-// fastUsers makes n users of role without the (slow, under -race) password
-// hashing of registration: rows inserted directly, tokens signed with the
-// test servers' key.
-func fastUsers(t testing.TB, srv *apptest.Server, role domain.Role, prefix string, n int) []apptest.User {
-	t.Helper()
-	tokens, err := auth.NewTokens(auth.Config{Secret: []byte(apptest.Secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]apptest.User, n)
-	for i := range n {
-		u := apptest.User{Name: fmt.Sprintf("%s%02d", prefix, i), Role: string(role)}
-		u.Email = fmt.Sprintf("%s-%d-%d@lockstep.test", strings.ToLower(string(role)), i, time.Now().UnixNano())
-		if err := srv.DB.Pool.QueryRow(context.Background(), `INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', $2, $3) RETURNING id`,
-			u.Email, u.Name, string(role)).Scan(&u.ID); err != nil {
-			t.Fatal(err)
-		}
-		if u.Token, err = tokens.Issue(domain.Actor{UserID: u.ID, Role: role}); err != nil {
-			t.Fatal(err)
-		}
-		out[i] = u
-	}
-	return out
 }

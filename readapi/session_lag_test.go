@@ -18,9 +18,9 @@ func TestStudentSocketAcceptedBeforeTheReadModelShowsTheJoin(t *testing.T) {
 	srv := apptest.Start(t)
 	cl := newClassroom(t, srv, 2)
 	sess := cl.open(t)
-	users := fastUsers(t, srv, domain.RoleStudent, "김학생", 2)
+	users := srv.FastUsers(t, domain.RoleStudent, "김학생", 2)
 	joined, stranger := users[0], users[1]
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), joined.Token, map[string]any{"session_code": sess.SessionCode}), 201)
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), joined.Token, map[string]any{"session_code": sess.SessionCode}), 201)
 
 	// Make the read model lag: it no longer shows the participant.
 	tag, err := srv.DB.Pool.Exec(context.Background(), `DELETE FROM session_participants WHERE session_id = $1 AND user_id = $2`, sess.SessionID, joined.ID)
@@ -30,11 +30,11 @@ func TestStudentSocketAcceptedBeforeTheReadModelShowsTheJoin(t *testing.T) {
 
 	path := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	s := mustDial(t, srv, path, joined.Token)
-	s.expect(t, "session_state")
-	s.close()
+	s.Expect(t, "session_state")
+	s.Close()
 
 	refused := mustDial(t, srv, path, stranger.Token)
-	if code := refused.closeCode(t); code != 4403 {
+	if code := refused.CloseCode(t); code != 4403 {
 		t.Fatalf("a student who never joined got close %d, want 4403", code)
 	}
 }

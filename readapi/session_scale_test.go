@@ -33,33 +33,33 @@ func TestTwoInstances(t *testing.T) {
 			b := apptest.Start(t, apptest.WithDB(a.DB), apptest.WithConfig(func(c *app.Config) { cfg(c); c.Projectors = false }))
 			cl := newClassroom(t, a, 3)
 			sess := cl.open(t)
-			students := fastUsers(t, a, domain.RoleStudent, "학생", 2)
+			students := a.FastUsers(t, domain.RoleStudent, "학생", 2)
 			base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
 
 			// The instructor watches on A; a student joins through B.
 			teacher := mustDial(t, a, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
-			teacher.expect(t, "participants")
-			must(t, b.Post(t, base+"/join", students[0].Token, map[string]any{"session_code": sess.SessionCode}), 201)
-			if f := teacher.expect(t, "student_joined"); f.Position == 0 {
-				t.Fatalf("student_joined: %s", f.raw)
+			teacher.Expect(t, "participants")
+			apptest.Must(t, b.Post(t, base+"/join", students[0].Token, map[string]any{"session_code": sess.SessionCode}), 201)
+			if f := teacher.Expect(t, "student_joined"); f.Position == 0 {
+				t.Fatalf("student_joined: %s", f.Raw)
 			}
 
 			// The student listens on B; the instructor commands on A.
-			must(t, a.Post(t, base+"/join", students[1].Token, map[string]any{"session_code": sess.SessionCode}), 201)
-			teacher.expect(t, "student_joined")
+			apptest.Must(t, a.Post(t, base+"/join", students[1].Token, map[string]any{"session_code": sess.SessionCode}), 201)
+			teacher.Expect(t, "student_joined")
 			onB := mustDial(t, b, fmt.Sprintf("/ws/session/%d/student/", sess.SessionID), students[1].Token)
-			onB.expect(t, "session_state")
-			must(t, a.Post(t, base+"/start", cl.instructor.Token, nil), 200)
-			onB.expect(t, "session_started")
-			must(t, a.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+			onB.Expect(t, "session_state")
+			apptest.Must(t, a.Post(t, base+"/start", cl.instructor.Token, nil), 200)
+			onB.Expect(t, "session_started")
+			apptest.Must(t, a.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
 			var sc stepChanged
-			onB.expect(t, "step_changed").decode(t, &sc)
+			onB.Expect(t, "step_changed").Decode(t, &sc)
 			if sc.CurrentSubtask.ID != cl.subtasks[1].ID {
 				t.Fatalf("step_changed on B: %+v", sc)
 			}
 			// And the other way round.
-			must(t, b.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
-			onB.expect(t, "step_changed")
+			apptest.Must(t, b.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+			onB.Expect(t, "step_changed")
 			if c := getCurrent(t, a, sess.SessionID, students[1].Token); c.CurrentSubtask.ID != cl.subtasks[2].ID {
 				t.Fatalf("current on A: %+v", c)
 			}

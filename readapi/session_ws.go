@@ -13,48 +13,28 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/live"
-	"github.com/lockstep/lockstep/web"
 )
 
-// socketActor authenticates a socket request: the Authorization header when
-// present, else ?token=. On failure it closes the socket with 4401 and
-// returns ok == false.
-func (q *SessionQueries) socketActor(c *gin.Context) (domain.Actor, bool) {
-	actor, err := q.Tokens.Verify(live.Token(c.Request))
-	if err != nil {
-		q.reject(c, live.CloseUnauthorized, live.UnauthorizedReason(err))
-		return domain.Actor{}, false
-	}
-	return actor, true
+func (q *SessionQueries) gate(name string) live.Gate {
+	return live.Gate{Hub: q.Hub, Tokens: q.Tokens, Log: q.logger(), Name: name}
 }
 
-func (q *SessionQueries) reject(c *gin.Context, code int, reason string) {
-	if err := q.Hub.Reject(c.Writer, c.Request, code, reason); err != nil {
-		q.logger().Debug("reject socket", "error", err)
-	}
-	c.Abort()
-}
-
-// socketSession authenticates and authorizes a session socket; it returns the
-// session, the actor and what they may do, or closes the socket.
-func (q *SessionQueries) socketSession(c *gin.Context) (int64, domain.Actor, sessionAccess, live.Options, bool) {
-	actor, ok := q.socketActor(c)
+// socketSession admits a session socket (live.Gate.Accept) and loads the
+// session and what the actor may do there; an unknown session closes with
+// 4404.
+func (q *SessionQueries) socketSession(c *gin.Context, g live.Gate) (int64, domain.Actor, sessionAccess, live.Options, bool) {
+	actor, opts, ok := g.Accept(c)
 	if !ok {
-		return 0, actor, sessionAccess{}, live.Options{}, false
-	}
-	opts, err := live.ParseOptions(c.Request)
-	if err != nil {
-		web.Error(c, err)
 		return 0, actor, sessionAccess{}, opts, false
 	}
 	id := sessionIDParam(c)
 	if id == 0 {
-		q.reject(c, live.CloseNotFound, "session not found")
+		g.Reject(c, live.CloseNotFound, "session not found")
 		return 0, actor, sessionAccess{}, opts, false
 	}
 	a, err := loadSessionAccess(c.Request.Context(), q.Pool, id, actor.UserID)
 	if errors.Is(err, domain.ErrNotFound) {
-		q.reject(c, live.CloseNotFound, "session not found")
+		g.Reject(c, live.CloseNotFound, "session not found")
 		return 0, actor, a, opts, false
 	}
 	if err != nil {
@@ -70,7 +50,8 @@ func (q *SessionQueries) socketSession(c *gin.Context) (int64, domain.Actor, ses
 // on connect, then the students channel. A participant's socket counts for
 // their presence.
 func (q *SessionQueries) studentSocket(c *gin.Context) {
-	id, actor, a, opts, ok := q.socketSession(c)
+	g := q.gate("student socket")
+	id, actor, a, opts, ok := q.socketSession(c, g)
 	if !ok {
 		return
 	}
@@ -84,7 +65,7 @@ func (q *SessionQueries) studentSocket(c *gin.Context) {
 		a.participant = joined
 	}
 	if !a.participant && !a.owner(actor) {
-		q.reject(c, live.CloseForbidden, "only the session's participants may connect")
+		g.Reject(c, live.CloseForbidden, "only the session's participants may connect")
 		return
 	}
 	sub := live.Subscription{
@@ -106,21 +87,19 @@ func (q *SessionQueries) studentSocket(c *gin.Context) {
 		sub.OnOpen = func(*live.Conn) { p.open() }
 		sub.OnClose = func(*live.Conn) { p.close() }
 	}
-	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
-		q.logger().Debug("student socket", "session_id", id, "error", err)
-	}
-	c.Abort()
+	g.Serve(c, sub, "session_id", id)
 }
 
 // instructorSocket serves WS /ws/session/{id}/instructor/: the session's
 // instructor (or an admin) gets participants on connect, then the instructor channel.
 func (q *SessionQueries) instructorSocket(c *gin.Context) {
-	id, actor, a, opts, ok := q.socketSession(c)
+	g := q.gate("instructor socket")
+	id, actor, a, opts, ok := q.socketSession(c, g)
 	if !ok {
 		return
 	}
 	if !a.owner(actor) {
-		q.reject(c, live.CloseForbidden, "only the session's instructor may connect")
+		g.Reject(c, live.CloseForbidden, "only the session's instructor may connect")
 		return
 	}
 	sub := live.Subscription{
@@ -137,10 +116,7 @@ func (q *SessionQueries) instructorSocket(c *gin.Context) {
 			return json.Marshal(gin.H{"type": "participants", "data": v})
 		},
 	}
-	if err := q.Hub.Serve(c.Writer, c.Request, sub); err != nil {
-		q.logger().Debug("instructor socket", "session_id", id, "error", err)
-	}
-	c.Abort()
+	g.Serve(c, sub, "session_id", id)
 }
 
 // socketPresence reports one student socket to StudentPresence. The hub may

@@ -42,13 +42,13 @@ func TestWholeClass(t *testing.T) {
 
 	teacher := mustDial(t, srv, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
 	var snap participants
-	teacher.expect(t, "participants").decode(t, &snap)
+	teacher.Expect(t, "participants").Decode(t, &snap)
 	if snap.SessionID != sess.SessionID || snap.TotalCount != 0 || len(snap.Participants) != 0 {
 		t.Fatalf("instructor snapshot: %+v", snap)
 	}
 
 	const n = 30
-	students := fastUsers(t, srv, domain.RoleStudent, "학생", n)
+	students := srv.FastUsers(t, domain.RoleStudent, "학생", n)
 	sockets := make([]*socket, n)
 	// Everyone looks the session up by its code and joins at once.
 	var wg sync.WaitGroup
@@ -83,16 +83,16 @@ func TestWholeClass(t *testing.T) {
 	var lastPos uint64
 	joined := map[int64]bool{}
 	for i := range n {
-		f := teacher.expect(t, "student_joined")
+		f := teacher.Expect(t, "student_joined")
 		var d struct {
 			UserID int64  `json:"user_id"`
 			Name   string `json:"name"`
 			Email  string `json:"email"`
 			Total  int    `json:"total_participants"`
 		}
-		f.decode(t, &d)
+		f.Decode(t, &d)
 		if f.Position <= lastPos || d.Total != i+1 || d.Name == "" || d.Email == "" || joined[d.UserID] {
-			t.Fatalf("student_joined #%d (after position %d): %s", i, lastPos, f.raw)
+			t.Fatalf("student_joined #%d (after position %d): %s", i, lastPos, f.Raw)
 		}
 		joined[d.UserID], lastPos = true, f.Position
 	}
@@ -100,11 +100,11 @@ func TestWholeClass(t *testing.T) {
 		sockets[i] = mustDial(t, srv, fmt.Sprintf("/ws/session/%d/student", sess.SessionID), students[i].Token)
 	}
 	for i := range n {
-		f := sockets[i].expect(t, "session_state")
+		f := sockets[i].Expect(t, "session_state")
 		var c current
-		f.decode(t, &c)
+		f.Decode(t, &c)
 		if c.Status != "WAITING" || c.CurrentSubtask != nil || f.Position == 0 {
-			t.Fatalf("student %d snapshot: %s", i, f.raw)
+			t.Fatalf("student %d snapshot: %s", i, f.Raw)
 		}
 	}
 	p := getParticipants(t, srv, sess.SessionID, cl.instructor.Token)
@@ -119,13 +119,13 @@ func TestWholeClass(t *testing.T) {
 		t.Helper()
 		out := make([]frame, n)
 		for i := range n {
-			f := sockets[i].expect(t, typ)
+			f := sockets[i].Expect(t, typ)
 			if f.Position <= lastSeen[i] {
 				t.Fatalf("student %d: %s at position %d after %d", i, typ, f.Position, lastSeen[i])
 			}
 			lastSeen[i] = f.Position
-			if i > 0 && !bytes.Equal(f.raw, out[0].raw) {
-				t.Fatalf("students got different %s: %s vs %s", typ, f.raw, out[0].raw)
+			if i > 0 && !bytes.Equal(f.Raw, out[0].Raw) {
+				t.Fatalf("students got different %s: %s vs %s", typ, f.Raw, out[0].Raw)
 			}
 			out[i] = f
 		}
@@ -139,7 +139,7 @@ func TestWholeClass(t *testing.T) {
 		CurrentSubtask subtask `json:"current_subtask"`
 		Active         int     `json:"active_participants"`
 	}
-	must(t, srv.Post(t, base+"/start", cl.instructor.Token, map[string]any{"message": "수업을 시작하겠습니다"}), 200).Decode(t, &started)
+	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, map[string]any{"message": "수업을 시작하겠습니다"}), 200).Decode(t, &started)
 	if started.Status != "IN_PROGRESS" || started.CurrentSubtask.ID != cl.subtasks[0].ID || started.Active != n {
 		t.Fatalf("start: %+v", started)
 	}
@@ -150,9 +150,9 @@ func TestWholeClass(t *testing.T) {
 		CurrentSubtask    subtask `json:"current_subtask"`
 		InstructorMessage string  `json:"instructor_message"`
 	}
-	f.decode(t, &ss)
+	f.Decode(t, &ss)
 	if ss.SessionID != sess.SessionID || ss.CurrentSubtask != cl.subtasks[0] || ss.InstructorMessage != "수업을 시작하겠습니다" || ss.StartedAt != started.StartedAt {
-		t.Fatalf("session_started: %s (start answered %+v)", f.raw, started)
+		t.Fatalf("session_started: %s (start answered %+v)", f.Raw, started)
 	}
 	cur := getCurrent(t, srv, sess.SessionID, students[3].Token)
 	if cur.Status != "IN_PROGRESS" || *cur.CurrentSubtask != cl.subtasks[0] || cur.Active != n || cur.Message != "수업을 시작하겠습니다" || *cur.StartedAt != started.StartedAt {
@@ -169,12 +169,12 @@ func TestWholeClass(t *testing.T) {
 			Previous subtask `json:"previous_subtask"`
 			Current  subtask `json:"current_subtask"`
 		}
-		must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": msg}), 200).Decode(t, &next)
+		apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": msg}), 200).Decode(t, &next)
 		if next.Previous.ID != cl.subtasks[step-1].ID || next.Previous.Title != cl.subtasks[step-1].Title || next.Current.ID != cl.subtasks[step].ID {
 			t.Fatalf("next-step %d: %+v", step, next)
 		}
 		var sc stepChanged
-		received("step_changed")[0].decode(t, &sc)
+		received("step_changed")[0].Decode(t, &sc)
 		if sc.PreviousSubtaskID != cl.subtasks[step-1].ID || sc.CurrentSubtask != cl.subtasks[step] || sc.InstructorMessage != msg {
 			t.Fatalf("step_changed %d: %+v", step, sc)
 		}
@@ -184,7 +184,7 @@ func TestWholeClass(t *testing.T) {
 		}
 		// Before moving on, students 0..9 had completed the previous step.
 		for i := range 10 {
-			must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[step-1].ID, "status": "COMPLETED"}), 200)
+			apptest.Must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[step-1].ID, "status": "COMPLETED"}), 200)
 		}
 	}
 	// Nothing follows the last subtask.
@@ -193,7 +193,7 @@ func TestWholeClass(t *testing.T) {
 	}
 	// The instructor saw the 30 progress reports, each naming its student.
 	for range 30 {
-		f := teacher.expect(t, "student_progress")
+		f := teacher.Expect(t, "student_progress")
 		var d struct {
 			UserID      int64   `json:"user_id"`
 			Name        string  `json:"name"`
@@ -201,20 +201,20 @@ func TestWholeClass(t *testing.T) {
 			Status      string  `json:"status"`
 			CompletedAt *string `json:"completed_at"`
 		}
-		f.decode(t, &d)
+		f.Decode(t, &d)
 		if d.Status != "COMPLETED" || d.Name == "" || d.CompletedAt == nil || f.Position <= lastPos {
-			t.Fatalf("student_progress: %s", f.raw)
+			t.Fatalf("student_progress: %s", f.Raw)
 		}
 		lastPos = f.Position
 	}
 
-	must(t, srv.Post(t, base+"/pause", cl.instructor.Token, map[string]any{"message": "잠시 쉬는 시간입니다"}), 200)
+	apptest.Must(t, srv.Post(t, base+"/pause", cl.instructor.Token, map[string]any{"message": "잠시 쉬는 시간입니다"}), 200)
 	var pd struct {
 		SessionID int64  `json:"session_id"`
 		Message   string `json:"instructor_message"`
 		Timestamp string `json:"timestamp"`
 	}
-	received("session_paused")[0].decode(t, &pd)
+	received("session_paused")[0].Decode(t, &pd)
 	if pd.SessionID != sess.SessionID || pd.Message != "잠시 쉬는 시간입니다" || pd.Timestamp == "" {
 		t.Fatalf("session_paused: %+v", pd)
 	}
@@ -225,7 +225,7 @@ func TestWholeClass(t *testing.T) {
 		Action  string  `json:"action"`
 		Current subtask `json:"current_subtask"`
 	}
-	must(t, srv.Post(t, base+"/resume", cl.instructor.Token, map[string]any{"message": "다시 시작하겠습니다"}), 200).Decode(t, &resumed)
+	apptest.Must(t, srv.Post(t, base+"/resume", cl.instructor.Token, map[string]any{"message": "다시 시작하겠습니다"}), 200).Decode(t, &resumed)
 	if resumed.Action != "RESUME" || resumed.Current.ID != cl.subtasks[3].ID {
 		t.Fatalf("resume: %+v", resumed)
 	}
@@ -236,7 +236,7 @@ func TestWholeClass(t *testing.T) {
 
 	// Students 0..4 also complete the last step: they completed every step shown.
 	for i := range 5 {
-		must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[3].ID, "status": "COMPLETED"}), 200)
+		apptest.Must(t, srv.Post(t, "/api/progress/update", students[i].Token, map[string]any{"subtask_id": cl.subtasks[3].ID, "status": "COMPLETED"}), 200)
 	}
 	var ended struct {
 		Status    string `json:"status"`
@@ -245,7 +245,7 @@ func TestWholeClass(t *testing.T) {
 		Total     int    `json:"total_participants"`
 		Message   string `json:"message"`
 	}
-	must(t, srv.Post(t, base+"/end", cl.instructor.Token, map[string]any{"message": "수고하셨습니다!"}), 200).Decode(t, &ended)
+	apptest.Must(t, srv.Post(t, base+"/end", cl.instructor.Token, map[string]any{"message": "수고하셨습니다!"}), 200).Decode(t, &ended)
 	if ended.Status != "REVIEW_MODE" || ended.Completed != 5 || ended.Total != n {
 		t.Fatalf("end: %+v", ended)
 	}
@@ -253,7 +253,7 @@ func TestWholeClass(t *testing.T) {
 		EndedAt    string `json:"ended_at"`
 		ReviewMode bool   `json:"review_mode_enabled"`
 	}
-	received("session_ended")[0].decode(t, &se)
+	received("session_ended")[0].Decode(t, &se)
 	if !se.ReviewMode || se.EndedAt != ended.EndedAt {
 		t.Fatalf("session_ended: %+v, end answered %+v", se, ended)
 	}
@@ -261,7 +261,7 @@ func TestWholeClass(t *testing.T) {
 		t.Fatalf("current after end: %+v", cur)
 	}
 	for i := range n {
-		sockets[i].quiet(t, 50*time.Millisecond)
+		sockets[i].Quiet(t, 50*time.Millisecond)
 	}
 	// my-active: the session ended, so nothing is active.
 	r := srv.Get(t, "/api/sessions/my-active", students[0].Token)
@@ -279,33 +279,33 @@ func TestResumeWithAfter(t *testing.T) {
 	cl := newClassroom(t, srv, 4)
 	sess := cl.open(t)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
-	student := fastUsers(t, srv, domain.RoleStudent, "김학생", 1)[0]
-	must(t, srv.Post(t, base+"/join", student.Token, map[string]any{"session_code": sess.SessionCode}), 201)
+	student := srv.FastUsers(t, domain.RoleStudent, "김학생", 1)[0]
+	apptest.Must(t, srv.Post(t, base+"/join", student.Token, map[string]any{"session_code": sess.SessionCode}), 201)
 	path := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	s := mustDial(t, srv, path, student.Token)
-	s.expect(t, "session_state")
-	must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
-	last := s.expect(t, "session_started").Position
-	s.close()
+	s.Expect(t, "session_state")
+	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
+	last := s.Expect(t, "session_started").Position
+	s.Close()
 
-	must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "둘"}), 200)
-	must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "셋"}), 200)
+	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "둘"}), 200)
+	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, map[string]any{"message": "셋"}), 200)
 
 	s = mustDial(t, srv, fmt.Sprintf("%s?after=%d", path, last), student.Token)
 	var a, b stepChanged
-	fa := s.expect(t, "step_changed")
-	fa.decode(t, &a)
-	fb := s.expect(t, "step_changed")
-	fb.decode(t, &b)
+	fa := s.Expect(t, "step_changed")
+	fa.Decode(t, &a)
+	fb := s.Expect(t, "step_changed")
+	fb.Decode(t, &b)
 	if a.CurrentSubtask.ID != cl.subtasks[1].ID || b.CurrentSubtask.ID != cl.subtasks[2].ID || a.InstructorMessage != "둘" || !(last < fa.Position && fa.Position < fb.Position) {
-		t.Fatalf("missed steps: %s then %s", fa.raw, fb.raw)
+		t.Fatalf("missed steps: %s then %s", fa.Raw, fb.Raw)
 	}
-	must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
+	apptest.Must(t, srv.Post(t, base+"/next-step", cl.instructor.Token, nil), 200)
 	var c stepChanged
-	fc := s.expect(t, "step_changed")
-	fc.decode(t, &c)
+	fc := s.Expect(t, "step_changed")
+	fc.Decode(t, &c)
 	if c.CurrentSubtask.ID != cl.subtasks[3].ID || fc.Position <= fb.Position {
-		t.Fatalf("live step after resuming: %s", fc.raw)
+		t.Fatalf("live step after resuming: %s", fc.Raw)
 	}
 }
 
@@ -317,10 +317,10 @@ func TestSocketRefusals(t *testing.T) {
 	srv := apptest.Start(t)
 	cl := newClassroom(t, srv, 1)
 	sess := cl.open(t)
-	member := fastUsers(t, srv, domain.RoleStudent, "참가자", 1)[0]
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), member.Token, map[string]any{"session_code": sess.SessionCode}), 201)
-	stranger := fastUsers(t, srv, domain.RoleStudent, "외부인", 1)[0]
-	other := fastUsers(t, srv, domain.RoleInstructor, "다른강사", 1)[0]
+	member := srv.FastUsers(t, domain.RoleStudent, "참가자", 1)[0]
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", sess.SessionID), member.Token, map[string]any{"session_code": sess.SessionCode}), 201)
+	stranger := srv.FastUsers(t, domain.RoleStudent, "외부인", 1)[0]
+	other := srv.FastUsers(t, domain.RoleInstructor, "다른강사", 1)[0]
 	studentPath := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	teacherPath := fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID)
 	cases := []struct {
@@ -340,7 +340,7 @@ func TestSocketRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatalf("dial: %v (%v)", err, resp)
 			}
-			if code := s.closeCode(t); code != tc.code {
+			if code := s.CloseCode(t); code != tc.code {
 				t.Fatalf("close code %d, want %d", code, tc.code)
 			}
 		})
@@ -352,14 +352,14 @@ func TestSocketRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.expect(t, "session_state")
-		s.close()
+		s.Expect(t, "session_state")
+		s.Close()
 	}
-	mustDial(t, srv, teacherPath, admin.Token).expect(t, "participants")
+	mustDial(t, srv, teacherPath, admin.Token).Expect(t, "participants")
 }
 
 func dialHeader(srv *apptest.Server, path, token string) (*socket, *http.Response, error) {
-	return dialWith(srv.WSURL(path), http.Header{"Authorization": {"Bearer " + token}}, nil)
+	return dialWith(srv.WSURL(path), http.Header{"Authorization": {"Bearer " + token}})
 }
 
 // TestDisconnectAndReconnect: a participant with no socket for the
@@ -373,34 +373,34 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	cl := newClassroom(t, srv, 2)
 	sess := cl.open(t)
 	base := fmt.Sprintf("/api/sessions/%d", sess.SessionID)
-	stays := fastUsers(t, srv, domain.RoleStudent, "남는학생", 1)[0]
-	leaves := fastUsers(t, srv, domain.RoleStudent, "나가는학생", 1)[0]
+	stays := srv.FastUsers(t, domain.RoleStudent, "남는학생", 1)[0]
+	leaves := srv.FastUsers(t, domain.RoleStudent, "나가는학생", 1)[0]
 	for _, u := range []apptest.User{stays, leaves} {
-		must(t, srv.Post(t, base+"/join", u.Token, map[string]any{"session_code": sess.SessionCode}), 201)
+		apptest.Must(t, srv.Post(t, base+"/join", u.Token, map[string]any{"session_code": sess.SessionCode}), 201)
 	}
 	teacher := mustDial(t, srv, fmt.Sprintf("/ws/session/%d/instructor/", sess.SessionID), cl.instructor.Token)
-	teacher.expect(t, "participants")
+	teacher.Expect(t, "participants")
 	path := fmt.Sprintf("/ws/session/%d/student/", sess.SessionID)
 	staySock := mustDial(t, srv, path, stays.Token)
-	staySock.expect(t, "session_state")
+	staySock.Expect(t, "session_state")
 	leaveSock := mustDial(t, srv, path, leaves.Token)
-	leaveSock.expect(t, "session_state")
+	leaveSock.Expect(t, "session_state")
 
 	// Before the start nobody is disconnected, socket or not.
-	must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
-	leaveSock.expect(t, "session_started")
-	leaveSock.close()
+	apptest.Must(t, srv.Post(t, base+"/start", cl.instructor.Token, nil), 200)
+	leaveSock.Expect(t, "session_started")
+	leaveSock.Close()
 
-	f := teacher.expect(t, "student_disconnected")
+	f := teacher.Expect(t, "student_disconnected")
 	var d struct {
 		UserID       int64  `json:"user_id"`
 		Name         string `json:"name"`
 		LastActiveAt string `json:"last_active_at"`
 		Active       int    `json:"active_participants"`
 	}
-	f.decode(t, &d)
+	f.Decode(t, &d)
 	if d.UserID != leaves.ID || d.Name != leaves.Name || d.Active != 1 || d.LastActiveAt == "" {
-		t.Fatalf("student_disconnected: %s", f.raw)
+		t.Fatalf("student_disconnected: %s", f.Raw)
 	}
 	p := getParticipants(t, srv, sess.SessionID, cl.instructor.Token)
 	if statusOf(p, leaves.ID) != "DISCONNECTED" || statusOf(p, stays.ID) != "ACTIVE" {
@@ -408,12 +408,12 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	}
 
 	back := mustDial(t, srv, path, leaves.Token)
-	back.expect(t, "session_state")
+	back.Expect(t, "session_state")
 	eventually(t, "the participant to be ACTIVE again", func() bool {
 		return statusOf(getParticipants(t, srv, sess.SessionID, cl.instructor.Token), leaves.ID) == "ACTIVE"
 	})
 	// The one who stayed never disconnected.
-	teacher.quiet(t, 1500*time.Millisecond)
+	teacher.Quiet(t, 1500*time.Millisecond)
 }
 
 // TestQRImage: the QR image is a real PNG, different per code, and 404 for an unknown code.

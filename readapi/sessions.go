@@ -22,9 +22,7 @@ import (
 )
 
 // TokenVerifier checks an access token (*auth.Tokens).
-type TokenVerifier interface {
-	Verify(token string) (domain.Actor, error)
-}
+type TokenVerifier = live.TokenVerifier
 
 // StudentPresence is told when a student socket opens and closes
 // (*presence.Tracker), so that absent participants become DISCONNECTED.

@@ -16,14 +16,6 @@ import (
 	"github.com/lockstep/lockstep/stuck"
 )
 
-func must(t testing.TB, r *apptest.Response, status int) *apptest.Response {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
-	}
-	return r
-}
-
 func id(t testing.TB, r *apptest.Response, key string) int64 {
 	t.Helper()
 	v, ok := r.JSON(t)[key].(float64)
@@ -45,20 +37,20 @@ type liveClass struct {
 func newLiveClass(t testing.TB, srv *apptest.Server) *liveClass {
 	t.Helper()
 	c := &liveClass{srv: srv, instructor: srv.NewUser(t, "INSTRUCTOR", "박강사")}
-	lecture := id(t, must(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
-	task := id(t, must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), c.instructor.Token, map[string]any{"title": "메시지", "order_index": 1}), 201), "id")
-	c.subtaskID = id(t, must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
+	lecture := id(t, apptest.Must(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
+	task := id(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), c.instructor.Token, map[string]any{"title": "메시지", "order_index": 1}), 201), "id")
+	c.subtaskID = id(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
 		"title": "친구 선택하기", "order_index": 1, "target_action": "CLICK", "target_element_hint": "친구 탭 (com.kakao.talk:id/friend_tab)",
 	}), 201), "id")
-	opened := must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), c.instructor.Token, map[string]any{"title": "오전반"}), 201)
+	opened := apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), c.instructor.Token, map[string]any{"title": "오전반"}), 201)
 	c.sessionID = id(t, opened, "session_id")
 	code := opened.JSON(t)["session_code"] // a session id alone admits no one (CONTRACT "Admission")
 	for _, name := range []string{"김학생", "이학생"} {
 		s := srv.NewUser(t, "STUDENT", name)
-		must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", c.sessionID), s.Token, map[string]any{"session_code": code}), 201)
+		apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/join", c.sessionID), s.Token, map[string]any{"session_code": code}), 201)
 		c.students = append(c.students, s)
 	}
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/start", c.sessionID), c.instructor.Token, map[string]any{}), 200)
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/start", c.sessionID), c.instructor.Token, map[string]any{}), 200)
 	return c
 }
 
@@ -162,13 +154,13 @@ func TestDetectorSkipsCompletedStepsAndSessionsNotInProgress(t *testing.T) {
 	now := time.Now().UTC()
 	d := stuck.New(stuck.Config{Pool: srv.DB.Pool, Help: help.RequestHelp, Activity: pgactivity.Source{Pool: srv.DB.Pool}, Now: func() time.Time { return now.Add(5 * time.Minute) }})
 	// Kim completed the step: idle or not, Kim is not stuck.
-	must(t, srv.Post(t, "/api/progress/update", kim.Token, map[string]any{"subtask_id": c.subtaskID, "status": "COMPLETED"}), 200)
+	apptest.Must(t, srv.Post(t, "/api/progress/update", kim.Token, map[string]any{"subtask_id": c.subtaskID, "status": "COMPLETED"}), 200)
 	c.logs(t, lee.ID, now, "BACK", "BACK", "BACK")
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/pause", c.sessionID), c.instructor.Token, map[string]any{}), 200)
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/pause", c.sessionID), c.instructor.Token, map[string]any{}), 200)
 	if raised, err := d.Tick(context.Background()); err != nil || len(raised) != 0 {
 		t.Fatalf("paused session: raised %v (%v)", raised, err)
 	}
-	must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/resume", c.sessionID), c.instructor.Token, map[string]any{}), 200)
+	apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/sessions/%d/resume", c.sessionID), c.instructor.Token, map[string]any{}), 200)
 	raised, err := d.Tick(context.Background())
 	if err != nil || len(raised) != 1 {
 		t.Fatalf("raised %v (%v), want Lee's only", raised, err)
@@ -177,7 +169,7 @@ func TestDetectorSkipsCompletedStepsAndSessionsNotInProgress(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 	// A student's own request during the session is attributed to it.
-	r := must(t, srv.Post(t, "/api/help/request", kim.Token, map[string]any{"subtask_id": c.subtaskID}), 201)
+	r := apptest.Must(t, srv.Post(t, "/api/help/request", kim.Token, map[string]any{"subtask_id": c.subtaskID}), 201)
 	if v := await(t, srv, id(t, r, "help_request_id"), kim.Token); v.SessionID != c.sessionID || v.RequestType != "MANUAL" {
 		t.Fatalf("manual request in the session: %+v", v)
 	}
@@ -198,7 +190,7 @@ func TestRunningDetectorRaisesAutoHelp(t *testing.T) {
 				Message string `json:"message"`
 			} `json:"notifications"`
 		}
-		must(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &out)
+		apptest.Must(t, srv.Get(t, "/api/notifications", c.instructor.Token), 200).Decode(t, &out)
 		if len(out.Notifications) > 0 {
 			n := out.Notifications[0]
 			if len(out.Notifications) != 1 || n.Type != "HELP_REQUEST" || !strings.Contains(n.Message, "김학생님이 '친구 선택하기' 단계에서 어려움을") {
@@ -219,7 +211,7 @@ func TestRunningDetectorRaisesAutoHelp(t *testing.T) {
 				Type string `json:"type"`
 			} `json:"notifications"`
 		}
-		must(t, srv.Get(t, "/api/notifications", kim.Token), 200).Decode(t, &out)
+		apptest.Must(t, srv.Get(t, "/api/notifications", kim.Token), 200).Decode(t, &out)
 		if len(out.Notifications) == 1 && out.Notifications[0].Type == "HELP_AVAILABLE" {
 			return
 		}

@@ -222,7 +222,10 @@ func expect(t *testing.T, ws *apptest.Socket, typ string) map[string]any {
 	deadline := time.Now().Add(20 * time.Second)
 	var seen []string
 	for time.Now().Before(deadline) {
-		m := ws.Next(t)
+		var m map[string]any
+		if err := json.Unmarshal(ws.Next(t).Raw, &m); err != nil {
+			t.Fatal(err)
+		}
 		msgs := []map[string]any{m}
 		if m["type"] == "batch" {
 			msgs = nil

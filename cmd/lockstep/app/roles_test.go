@@ -8,23 +8,6 @@ import (
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 )
 
-func want(t *testing.T, r *apptest.Response, status int, code string) *apptest.Response {
-	t.Helper()
-	if r.Status != status || r.ErrorCode() != code {
-		t.Fatalf("got %d %q, want %d %q: %s", r.Status, r.ErrorCode(), status, code, r.Body)
-	}
-	return r
-}
-
-func idOf(t *testing.T, r *apptest.Response, key string) int64 {
-	t.Helper()
-	v, ok := r.JSON(t)[key].(float64)
-	if !ok || v <= 0 {
-		t.Fatalf("no %s in %s", key, r.Body)
-	}
-	return int64(v)
-}
-
 // An instructor demoted to STUDENT by an admin, logged in again with a
 // STUDENT token, manages nothing — not even the lectures and sessions they
 // own — and loses the owner's reads; the only ADMIN cannot demote itself.
@@ -36,29 +19,29 @@ func TestDemotedInstructorManagesNothing(t *testing.T) {
 
 	// While an INSTRUCTOR: a lecture with a plan, an inactive lecture and
 	// three sessions (waiting, in progress, paused).
-	lecture := idOf(t, want(t, s.Post(t, "/api/lectures", tok, map[string]any{"title": "카카오톡 기초"}), 201, ""), "id")
-	task := idOf(t, want(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), tok, map[string]any{"title": "과제", "order_index": 1}), 201, ""), "id")
+	lecture := apptest.ID(t, apptest.MustError(t, s.Post(t, "/api/lectures", tok, map[string]any{"title": "카카오톡 기초"}), 201, ""), "id")
+	task := apptest.ID(t, apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), tok, map[string]any{"title": "과제", "order_index": 1}), 201, ""), "id")
 	sub := map[string]any{"title": "앱 열기", "order_index": 1, "target_action": "CLICK", "guide_text": "눌러주세요"}
-	subtask := idOf(t, want(t, s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), tok, sub), 201, ""), "id")
-	hidden := idOf(t, want(t, s.Post(t, "/api/lectures", tok, map[string]any{"title": "숨긴 강의"}), 201, ""), "id")
-	want(t, s.Delete(t, fmt.Sprintf("/api/lectures/%d", hidden), tok), 204, "")
+	subtask := apptest.ID(t, apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), tok, sub), 201, ""), "id")
+	hidden := apptest.ID(t, apptest.MustError(t, s.Post(t, "/api/lectures", tok, map[string]any{"title": "숨긴 강의"}), 201, ""), "id")
+	apptest.MustError(t, s.Delete(t, fmt.Sprintf("/api/lectures/%d", hidden), tok), 204, "")
 	open := func() int64 {
-		return idOf(t, want(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), tok, nil), 201, ""), "session_id")
+		return apptest.ID(t, apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), tok, nil), 201, ""), "session_id")
 	}
 	waiting, running, paused := open(), open(), open()
 	for _, id := range []int64{running, paused} {
-		want(t, s.Post(t, fmt.Sprintf("/api/sessions/%d/start", id), tok, map[string]any{}), 200, "")
+		apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/sessions/%d/start", id), tok, map[string]any{}), 200, "")
 	}
-	want(t, s.Post(t, fmt.Sprintf("/api/sessions/%d/pause", paused), tok, map[string]any{}), 200, "")
-	want(t, s.Get(t, fmt.Sprintf("/api/sessions/%d/participants", running), tok), 200, "")
-	want(t, s.Get(t, fmt.Sprintf("/api/lectures/%d", hidden), tok), 200, "")
+	apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/sessions/%d/pause", paused), tok, map[string]any{}), 200, "")
+	apptest.MustError(t, s.Get(t, fmt.Sprintf("/api/sessions/%d/participants", running), tok), 200, "")
+	apptest.MustError(t, s.Get(t, fmt.Sprintf("/api/lectures/%d", hidden), tok), 200, "")
 	learner := s.NewUser(t, "STUDENT", "김학생")
-	want(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", lecture), learner.Token, map[string]any{}), 201, "")
+	apptest.MustError(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", lecture), learner.Token, map[string]any{}), 201, "")
 	progress := fmt.Sprintf("/api/progress/users/%d/lectures/%d", learner.ID, lecture)
-	want(t, s.Get(t, progress, tok), 200, "")
+	apptest.MustError(t, s.Get(t, progress, tok), 200, "")
 
 	// The admin demotes them; they log in again and get a STUDENT token.
-	r := want(t, s.Patch(t, fmt.Sprintf("/api/admin/users/%d", instr.ID), admin.Token, map[string]any{"role": "STUDENT"}), 200, "")
+	r := apptest.MustError(t, s.Patch(t, fmt.Sprintf("/api/admin/users/%d", instr.ID), admin.Token, map[string]any{"role": "STUDENT"}), 200, "")
 	if r.JSON(t)["role"] != "STUDENT" {
 		t.Fatalf("patched %s", r.Body)
 	}
@@ -90,32 +73,32 @@ func TestDemotedInstructorManagesNothing(t *testing.T) {
 		{"students_progress", http.MethodGet, progress, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			want(t, s.Do(t, apptest.Request{Method: c.method, Path: c.path, Token: tok, Body: c.body}), 403, "FORBIDDEN")
+			apptest.MustError(t, s.Do(t, apptest.Request{Method: c.method, Path: c.path, Token: tok, Body: c.body}), 403, "FORBIDDEN")
 		})
 	}
 	// Their inactive lecture is hidden from them like anyone else's.
-	want(t, s.Get(t, fmt.Sprintf("/api/lectures/%d", hidden), tok), 404, "NOT_FOUND")
+	apptest.MustError(t, s.Get(t, fmt.Sprintf("/api/lectures/%d", hidden), tok), 404, "NOT_FOUND")
 
 	// Nothing changed.
-	l := want(t, s.Get(t, fmt.Sprintf("/api/lectures/%d", lecture), admin.Token), 200, "").JSON(t)
+	l := apptest.MustError(t, s.Get(t, fmt.Sprintf("/api/lectures/%d", lecture), admin.Token), 200, "").JSON(t)
 	if l["title"] != "카카오톡 기초" || l["is_active"] != true {
 		t.Fatalf("lecture changed: %v", l)
 	}
 	for id, status := range map[int64]string{waiting: "WAITING", running: "IN_PROGRESS", paused: "PAUSED"} {
-		cur := want(t, s.Get(t, fmt.Sprintf("/api/sessions/%d/current", id), admin.Token), 200, "").JSON(t)
+		cur := apptest.MustError(t, s.Get(t, fmt.Sprintf("/api/sessions/%d/current", id), admin.Token), 200, "").JSON(t)
 		if cur["status"] != status {
 			t.Fatalf("session %d: %v, want status %s", id, cur, status)
 		}
 	}
 
 	// The only ADMIN cannot demote itself; its role stays.
-	me := want(t, s.Get(t, "/api/auth/me", admin.Token), 200, "").JSON(t)
+	me := apptest.MustError(t, s.Get(t, "/api/auth/me", admin.Token), 200, "").JSON(t)
 	self := fmt.Sprintf("/api/admin/users/%d", int64(me["id"].(float64)))
 	for _, role := range []string{"STUDENT", "INSTRUCTOR", "ANALYST"} {
-		want(t, s.Patch(t, self, admin.Token, map[string]any{"role": role}), 409, "CONFLICT")
+		apptest.MustError(t, s.Patch(t, self, admin.Token, map[string]any{"role": role}), 409, "CONFLICT")
 	}
 	if got := s.Admin(t); got.Role != "ADMIN" {
 		t.Fatalf("admin's role after refused self-demotions: %s", got.Role)
 	}
-	want(t, s.Get(t, "/api/admin/users", admin.Token), 200, "")
+	apptest.MustError(t, s.Get(t, "/api/admin/users", admin.Token), 200, "")
 }

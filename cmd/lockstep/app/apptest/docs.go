@@ -12,13 +12,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
-	"github.com/gorilla/websocket"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/lockstep/lockstep/apidocs"
@@ -295,68 +293,4 @@ func (ch *socketChannel) check(frame []byte, outer bool) error {
 		}
 	}
 	return nil
-}
-
-// Socket is a WebSocket client whose every received message is checked
-// against asyncapi.yaml.
-type Socket struct {
-	Conn *websocket.Conn
-	path string
-}
-
-// Dial opens the socket at path (with ?token= when token is set). The
-// socket is closed when the test ends.
-func (s *Server) Dial(t testing.TB, path, token string) (*Socket, *http.Response, error) {
-	t.Helper()
-	docs(t)
-	if token != "" {
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		path += sep + "token=" + token
-	}
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.Dial(s.WSURL(path), nil)
-	if err != nil {
-		return nil, resp, err
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &Socket{Conn: conn, path: path}, resp, nil
-}
-
-// Next reads the next message (within 15 s), checks it against asyncapi.yaml
-// and decodes it.
-func (ws *Socket) Next(t testing.TB) map[string]any {
-	t.Helper()
-	_ = ws.Conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-	_, data, err := ws.Conn.ReadMessage()
-	if err != nil {
-		shown, _, _ := strings.Cut(ws.path, "token=")
-		t.Fatalf("read %s: %v", shown, err)
-	}
-	CheckMessage(t, ws.path, data)
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatalf("a socket sent a frame that is not a JSON object: %s", data)
-	}
-	return m
-}
-
-// CloseCode reads until the server closes the socket and returns the close
-// code (-1 when the connection ended otherwise).
-func (ws *Socket) CloseCode(t testing.TB) int {
-	t.Helper()
-	_ = ws.Conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-	for {
-		_, data, err := ws.Conn.ReadMessage()
-		if err != nil {
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				return ce.Code
-			}
-			return -1
-		}
-		CheckMessage(t, ws.path, data)
-	}
 }
