@@ -101,6 +101,15 @@ func authzTable() map[string]authzRow {
 		"GET /readyz":            {want: public},
 		// Moves off the API port on the hardening branch (issue 14 item 4).
 		"GET /metrics": {want: public},
+		// The API description (issue 15): public, like the console.
+		"GET /openapi.json":  {want: public},
+		"GET /openapi.yaml":  {want: public},
+		"GET /asyncapi.json": {want: public},
+		"GET /asyncapi.yaml": {want: public},
+		"GET /docs":          {want: public},
+		"GET /docs/vendor/*file": {want: public, always: true, fresh: func(*testing.T, *authzFixture, int) map[string]string {
+			return map[string]string{"file": "redoc.standalone.js"}
+		}},
 
 		// Accounts.
 		"POST /api/auth/login": {want: public, body: func(t *testing.T, f *authzFixture, who int) any {
@@ -147,7 +156,7 @@ func authzTable() map[string]authzRow {
 
 		// Help.
 		"POST /api/help/request": {want: "401 403 201 201 403 403 403 201", body: func(t *testing.T, f *authzFixture, who int) any {
-			return map[string]any{"subtask_id": f.subtask, "session_id": f.session}
+			return map[string]any{"subtask_id": f.subtask}
 		}},
 		"GET /api/help/request/:help_request_id": {want: "401 403 2xx 403 2xx 403 2xx 2xx"},
 		"POST /api/help/request/:help_request_id/respond": {want: ownerAdmin, body: func(t *testing.T, f *authzFixture, who int) any {
@@ -224,12 +233,14 @@ func authzTable() map[string]authzRow {
 		}},
 		"GET /api/sessions/:session_id/current":      {want: "401 403 2xx 2xx 2xx 403 2xx 2xx"},
 		"GET /api/sessions/:session_id/participants": {want: ownerAdmin},
-		// On a fresh session each time. The admission branch (issue 14
-		// item 1) turns the stranger's cell (not enrolled, no code) into a
-		// refusal.
-		// Joining enrolls in the lecture: the stranger joins a session of a
-		// lecture of its own, so that it stays a stranger to the fixture's.
-		"POST /api/sessions/:session_id/join": {want: "401 201 201 201 403 403 403 201", body: emptyBody, fresh: func(t *testing.T, fx *authzFixture, who int) map[string]string {
+		// On a fresh session each time. A session id alone admits no one
+		// (CONTRACT "Admission"): the stranger, not enrolled and without
+		// the code, is refused; self and other are enrolled. The stranger
+		// tries a session of a lecture of its own (always: the shared
+		// session was looked up by code by every caller in the row above,
+		// which admits for an hour), so that a join, were it admitted,
+		// would not make it a member of the fixture's lecture.
+		"POST /api/sessions/:session_id/join": {want: "401 403 201 201 403 403 403 201", body: emptyBody, always: true, fresh: func(t *testing.T, fx *authzFixture, who int) map[string]string {
 			lecture, state := fx.lecture, sessionRunning
 			if who == stranger {
 				lecture, state = fx.newLecture(t), sessionWaiting // a lecture without subtasks cannot start
@@ -378,7 +389,7 @@ func (fx *authzFixture) newSessionOf(t *testing.T, lecture int64, state int) int
 // helpRequest is a new help request of self's, escalated to the owner.
 func (fx *authzFixture) helpRequest(t *testing.T) int64 {
 	id := apptest.ID(t, apptest.MustError(t, fx.srv.Post(t, "/api/help/request", fx.users[self].Token,
-		map[string]any{"subtask_id": fx.subtask, "session_id": fx.session}), 201, ""), "help_request_id")
+		map[string]any{"subtask_id": fx.subtask}), 201, ""), "help_request_id")
 	apptest.Eventually(t, "the help request escalated", 20*time.Second, func() bool {
 		st, _ := apptest.MustError(t, fx.srv.Get(t, fmt.Sprintf("/api/help/request/%d", id), fx.users[owner].Token), 200, "").JSON(t)["status"].(string)
 		return st == "ESCALATED"
