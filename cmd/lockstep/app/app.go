@@ -406,6 +406,11 @@ func (a *App) housekeeping(ctx context.Context) error {
 		} else if n > 0 {
 			a.log.Info("pruned idempotency keys", "count", n)
 		}
+		if n, err := activitylog.PruneKeys(ctx, a.pool, now); err != nil {
+			a.log.Warn("housekeeping", "error", err)
+		} else if n > 0 {
+			a.log.Info("pruned log idempotency keys", "count", n)
+		}
 		if n, err := a.auth.PruneRefreshTokens(ctx, now); err != nil {
 			a.log.Warn("housekeeping", "error", err)
 		} else if n > 0 {
