@@ -52,8 +52,8 @@ type HandlerConfig struct {
 	// Keys remembers Idempotency-Keys (*PGKeys); without it the header is
 	// ignored.
 	Keys   KeyStore
-	Logger   *slog.Logger     // default slog.Default()
-	Now      func() time.Time // default time.Now
+	Logger *slog.Logger     // default slog.Default()
+	Now    func() time.Time // default time.Now
 }
 
 // Handler serves POST /api/logs/activity and POST /api/logs/batch.
