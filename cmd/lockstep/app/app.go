@@ -73,6 +73,9 @@ type App struct {
 
 	ln  net.Listener
 	srv *http.Server
+	// mln and msrv serve /metrics on cfg.MetricsAddr (nil without one).
+	mln  net.Listener
+	msrv *http.Server
 }
 
 // New connects to everything, migrates the database and assembles the API.
@@ -198,7 +201,7 @@ func (a *App) routes() *gin.Engine {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.ready)
-	r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
+	// /metrics is served on its own listener (METRICS_ADDR), never here.
 
 	a.auth.Routes(r)
 	a.auth.AdminRoutes(r)
@@ -299,12 +302,29 @@ func (a *App) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
 	}
+	if a.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for /metrics on %s: %w (another instance on this machine? give each its own METRICS_ADDR, or METRICS_ADDR=off)", a.cfg.MetricsAddr, err)
+		}
+		a.mln = mln
+	}
 	a.ln = ln
 	return nil
 }
 
 // Addr is the bound address (after Listen).
 func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// MetricsAddr is the bound address of the /metrics listener (after
+// Listen), or "" when there is none.
+func (a *App) MetricsAddr() string {
+	if a.mln == nil {
+		return ""
+	}
+	return a.mln.Addr().String()
+}
 
 // Run serves until ctx is done, then shuts down gracefully: it stops
 // accepting, drains in-flight requests, and stops projectors and workers at a
@@ -355,8 +375,15 @@ func (a *App) Run(ctx context.Context) error {
 	if !a.cfg.API {
 		a.srv.Handler = a.opsOnly()
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.srv.Serve(a.ln) }()
+	if a.mln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		a.msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- a.msrv.Serve(a.mln) }()
+		a.log.Info("metrics listening", "addr", a.MetricsAddr())
+	}
 	a.log.Info("lockstep serving", "addr", a.Addr(), "event_store", a.cfg.EventStore, "bus", a.cfg.Bus,
 		"api", a.cfg.API, "projectors", a.cfg.Projectors, "workers", a.cfg.Workers)
 
@@ -371,6 +398,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down: draining requests", "timeout", timeout.String())
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	if a.msrv != nil {
+		_ = a.msrv.Close()
+	}
 	if err := a.srv.Shutdown(sctx); err != nil {
 		a.log.Error("http shutdown: requests still running when the shutdown timeout passed", "error", err)
 		_ = a.srv.Close()
@@ -450,12 +480,12 @@ func (a *App) supervise(ctx context.Context, name string, run func(context.Conte
 	}
 }
 
-// opsOnly serves only health, readiness and metrics (for projector/worker-only instances).
+// opsOnly serves only health and readiness (for projector/worker-only
+// instances; /metrics has its own listener).
 func (a *App) opsOnly() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", a.engine)
 	mux.Handle("/readyz", a.engine)
-	mux.Handle("/metrics", a.engine)
 	return mux
 }
 
