@@ -196,6 +196,9 @@ func (a *App) routes() *gin.Engine {
 		}
 		bodyLimit(c)
 	}, a.storeGate, web.LinkBaseMiddleware(a.cfg.PublicURL, a.cfg.fallbackURL()))
+	if !a.cfg.RateLimitsOff {
+		r.Use(a.rateLimits().Middleware())
+	}
 	r.NoRoute(web.NoRoute)
 	r.NoMethod(web.NoMethod)
 
@@ -207,6 +210,45 @@ func (a *App) routes() *gin.Engine {
 	a.auth.AdminRoutes(r)
 	(&admin.Projections{Group: a.group, Store: a.store, Logger: a.log}).Routes(r, a.authed)
 	return r
+}
+
+// rateLimits are the per-user limits on what a client can flood: logs,
+// help requests (and feedback), session commands and progress. Counted per
+// instance; RATE_LIMITS=off turns them off.
+func (a *App) rateLimits() *web.RateLimits {
+	tokens := a.auth.Tokens()
+	return &web.RateLimits{
+		Class: rateClass,
+		User: func(c *gin.Context) (int64, bool) {
+			tok, ok := auth.RequestToken(c.Request)
+			if !ok {
+				return 0, false
+			}
+			actor, err := tokens.Verify(tok)
+			return actor.UserID, err == nil
+		},
+		PerMinute: map[string]int{
+			"logs":     cmp.Or(a.cfg.RateLogsPerMin, DefaultRateLogs),
+			"help":     cmp.Or(a.cfg.RateHelpPerMin, DefaultRateHelp),
+			"commands": cmp.Or(a.cfg.RateCommandsPerMin, DefaultRateCommands),
+		},
+	}
+}
+
+// rateClass is the limit class of a request (by its route), "" for none.
+func rateClass(c *gin.Context) string {
+	if c.Request.Method != http.MethodPost {
+		return ""
+	}
+	switch p := c.FullPath(); {
+	case p == activitylog.ActivityPath || p == activitylog.BatchPath:
+		return "logs"
+	case p == "/api/help/request" || p == "/api/help/feedback":
+		return "help"
+	case strings.HasPrefix(p, "/api/sessions/") || p == "/api/lectures/:lecture_id/sessions" || p == "/api/progress/update":
+		return "commands"
+	}
+	return ""
 }
 
 // addProjector runs a projector in this deployment.
