@@ -44,7 +44,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "admin-email", Usage: "with --admin-password: make sure this ADMIN account exists at start", Sources: cli.EnvVars("ADMIN_EMAIL")},
 		&cli.StringFlag{Name: "admin-password", Usage: "password of --admin-email (8 to 128 characters; used only when the account is created)", Sources: cli.EnvVars("ADMIN_PASSWORD")},
 		&cli.StringFlag{Name: "env", Value: "development", Usage: "development or production (production requires --jwt-secret and --public-url)", Sources: cli.EnvVars("LOCKSTEP_ENV")},
-		&cli.BoolFlag{Name: "api", Value: true, Usage: "serve the HTTP API and WebSockets (--api=false: only /healthz, /readyz, /metrics)", Sources: cli.EnvVars("ROLE_API")},
+		&cli.BoolFlag{Name: "api", Value: true, Usage: "serve the HTTP API and WebSockets (--api=false: only /healthz and /readyz; /metrics is on --metrics-addr)", Sources: cli.EnvVars("ROLE_API")},
 		&cli.BoolFlag{Name: "projectors", Value: true, Usage: "run the projectors", Sources: cli.EnvVars("ROLE_PROJECTORS")},
 		&cli.BoolFlag{Name: "workers", Value: true, Usage: "run the log writer, help analyzer, stuck detector and housekeeping", Sources: cli.EnvVars("ROLE_WORKERS")},
 		&cli.StringFlag{Name: "analyzer", Value: "rule", Usage: "help analyzer: rule or llm", Sources: cli.EnvVars("ANALYZER")},
