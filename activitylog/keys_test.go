@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 )
 
@@ -166,5 +167,27 @@ func TestRetryAfterLostAnswerStoresOnce(t *testing.T) {
 	}
 	if n := countRows(t, s.DB.Pool, "user_id = $1 AND event_type = 'OTHER'", student.ID); n != 0 {
 		t.Errorf("the refused log is stored as %d rows", n)
+	}
+}
+
+// TestPruneKeys: housekeeping drops keys past KeyRetention and keeps the rest.
+func TestPruneKeys(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t)
+	ctx := t.Context()
+	for _, q := range []string{
+		`INSERT INTO activity_log_keys (user_id, key, fingerprint, log_ids, received_at, created_at) VALUES (1, 'old', 'f', '{1}', now(), now() - interval '25 hours')`,
+		`INSERT INTO activity_log_keys (user_id, key, fingerprint, log_ids, received_at, created_at) VALUES (1, 'recent', 'f', '{2}', now(), now() - interval '23 hours')`,
+	} {
+		if _, err := s.DB.Pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := activitylog.PruneKeys(ctx, s.DB.Pool, time.Now()); err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want 1", n, err)
+	}
+	var left string
+	if err := s.DB.Pool.QueryRow(ctx, `SELECT string_agg(key, ',') FROM activity_log_keys`).Scan(&left); err != nil || left != "recent" {
+		t.Fatalf("keys left: %q %v", left, err)
 	}
 }
