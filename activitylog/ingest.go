@@ -49,8 +49,11 @@ type HandlerConfig struct {
 	Bus      Publisher
 	IDs      IDSource
 	Sessions Sessions
-	Logger   *slog.Logger     // default slog.Default()
-	Now      func() time.Time // default time.Now
+	// Keys remembers Idempotency-Keys (*PGKeys); without it the header is
+	// ignored.
+	Keys   KeyStore
+	Logger *slog.Logger     // default slog.Default()
+	Now    func() time.Time // default time.Now
 }
 
 // Handler serves POST /api/logs/activity and POST /api/logs/batch.
@@ -78,8 +81,8 @@ func NewHandler(cfg HandlerConfig) *Handler {
 // run before it for BatchPath.
 func (h *Handler) Routes(r gin.IRouter, authed gin.HandlerFunc) {
 	writers := auth.Require(domain.RoleStudent, domain.RoleInstructor) // and ADMIN
-	r.POST(ActivityPath, authed, writers, h.activity)
-	r.POST(BatchPath, authed, writers, web.BodyLimit(BatchBodyLimit), h.batch)
+	r.POST(ActivityPath, authed, writers, keyed, h.activity)
+	r.POST(BatchPath, authed, writers, web.BodyLimit(BatchBodyLimit), keyed, h.batch)
 }
 
 // logInput is one log as a client sends it. Pointers tell absent from zero.
@@ -322,7 +325,11 @@ func (h *Handler) store(c *gin.Context, actor domain.Actor, logs []Log, ins []*l
 		web.Error(c, err)
 		return false
 	}
-	ids, err := h.cfg.IDs.Take(ctx, len(logs))
+	ids, err := h.ids(c, actor, logs, ins)
+	if errors.Is(err, ErrKeyReused) {
+		web.Error(c, domain.Errorf(domain.CodeConflict, "%s", ErrKeyReused.Error()))
+		return false
+	}
 	if err != nil {
 		h.fail(c, "allocate log ids", err)
 		return false
@@ -340,6 +347,35 @@ func (h *Handler) store(c *gin.Context, actor domain.Actor, logs []Log, ins []*l
 		return false
 	}
 	return true
+}
+
+// ids gives the logs their ids: fresh ones, or, for a request with an
+// Idempotency-Key, the ids the key's first request reserved. A retry thus
+// publishes the same log ids again (the writer stores each id once), with
+// the first request's received time (and occurred time where the client
+// sent none), and answers what the first answered.
+func (h *Handler) ids(c *gin.Context, actor domain.Actor, logs []Log, ins []*logInput) ([]int64, error) {
+	ctx := c.Request.Context()
+	v, ok := c.Get(ctxKey)
+	if !ok || h.cfg.Keys == nil {
+		return h.cfg.IDs.Take(ctx, len(logs))
+	}
+	kf := v.([2]string)
+	now := logs[0].ReceivedAt
+	ids, first, replay, err := h.cfg.Keys.Reserve(ctx, actor.UserID, kf[0], kf[1], len(logs), now, h.cfg.IDs.Take)
+	if err != nil {
+		return nil, err
+	}
+	if replay {
+		c.Header("Idempotent-Replayed", "true")
+		for i := range logs {
+			logs[i].ReceivedAt = first
+			if ins[i].Timestamp == nil {
+				logs[i].OccurredAt = first
+			}
+		}
+	}
+	return ids, nil
 }
 
 // resolve checks and attaches each log's session and subtask:

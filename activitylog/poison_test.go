@@ -178,7 +178,7 @@ func TestPoisonOnTheBusIsSetAside(t *testing.T) {
 	if r := s.Get(t, activitylog.DeadLettersPath, lee.Token); r.Status != http.StatusForbidden {
 		t.Errorf("a student reads dead letters: %d", r.Status)
 	}
-	metrics, err := http.Get(s.URL + "/metrics")
+	metrics, err := http.Get(s.MetricsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "admin-email", Usage: "with --admin-password: make sure this ADMIN account exists at start", Sources: cli.EnvVars("ADMIN_EMAIL")},
 		&cli.StringFlag{Name: "admin-password", Usage: "password of --admin-email (8 to 128 characters; used only when the account is created)", Sources: cli.EnvVars("ADMIN_PASSWORD")},
 		&cli.StringFlag{Name: "env", Value: "development", Usage: "development or production (production requires --jwt-secret and --public-url)", Sources: cli.EnvVars("LOCKSTEP_ENV")},
-		&cli.BoolFlag{Name: "api", Value: true, Usage: "serve the HTTP API and WebSockets (--api=false: only /healthz, /readyz, /metrics)", Sources: cli.EnvVars("ROLE_API")},
+		&cli.BoolFlag{Name: "api", Value: true, Usage: "serve the HTTP API and WebSockets (--api=false: only /healthz and /readyz; /metrics is on --metrics-addr)", Sources: cli.EnvVars("ROLE_API")},
 		&cli.BoolFlag{Name: "projectors", Value: true, Usage: "run the projectors", Sources: cli.EnvVars("ROLE_PROJECTORS")},
 		&cli.BoolFlag{Name: "workers", Value: true, Usage: "run the log writer, help analyzer, stuck detector and housekeeping", Sources: cli.EnvVars("ROLE_WORKERS")},
 		&cli.StringFlag{Name: "analyzer", Value: "rule", Usage: "help analyzer: rule or llm", Sources: cli.EnvVars("ANALYZER")},
@@ -62,6 +62,12 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "login-window", Value: 15 * time.Minute, Usage: "window of the login rate limit", Sources: cli.EnvVars("LOGIN_WINDOW")},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: app.DefaultShutdownTimeout, Usage: "after SIGTERM, the most the drain and stop may take; past it the process exits anyway", Sources: cli.EnvVars("SHUTDOWN_TIMEOUT")},
 		&cli.DurationFlag{Name: "http-read-timeout", Value: app.DefaultHTTPReadTimeout, Usage: "the most reading one request (headers and body) may take; a slower client is cut off", Sources: cli.EnvVars("HTTP_READ_TIMEOUT")},
+		&cli.StringFlag{Name: "analytics", Value: "on", Usage: "on or off: the analytics endpoints (export, state?at=, xAPI, replay socket); off anyway with --event-store=eventstoredb, which production refuses unless this is off", Sources: cli.EnvVars("ANALYTICS")},
+		&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9090", Usage: "listen address of GET /metrics, apart from the API port (empty or off: none); a second instance on one machine needs its own", Sources: cli.EnvVars("METRICS_ADDR")},
+		&cli.StringFlag{Name: "rate-limits", Value: "on", Usage: "on or off: per-user request limits (429 RATE_LIMITED), counted per instance", Sources: cli.EnvVars("RATE_LIMITS")},
+		&cli.IntFlag{Name: "rate-limit-logs", Value: app.DefaultRateLogs, Usage: "log requests (single or batch) per user per minute on this instance", Sources: cli.EnvVars("RATE_LIMIT_LOGS")},
+		&cli.IntFlag{Name: "rate-limit-help", Value: app.DefaultRateHelp, Usage: "help requests (and their feedback) per user per minute on this instance", Sources: cli.EnvVars("RATE_LIMIT_HELP")},
+		&cli.IntFlag{Name: "rate-limit-commands", Value: app.DefaultRateCommands, Usage: "session commands (join, start, next, pause, …, progress) per user per minute on this instance", Sources: cli.EnvVars("RATE_LIMIT_COMMANDS")},
 		&cli.DurationFlag{Name: "http-idle-timeout", Value: app.DefaultHTTPIdleTimeout, Usage: "an idle keep-alive connection is closed after this long", Sources: cli.EnvVars("HTTP_IDLE_TIMEOUT")},
 	)
 }
@@ -113,7 +119,30 @@ func configFrom(cmd *cli.Command) app.Config {
 		ShutdownTimeout:       cmd.Duration("shutdown-timeout"),
 		HTTPReadTimeout:       cmd.Duration("http-read-timeout"),
 		HTTPIdleTimeout:       cmd.Duration("http-idle-timeout"),
+		AnalyticsOff:          offSwitch(cmd.String("analytics")),
+		MetricsAddr:           metricsAddr(cmd.String("metrics-addr")),
+		RateLimitsOff:         offSwitch(cmd.String("rate-limits")),
+		RateLogsPerMin:        cmd.Int("rate-limit-logs"),
+		RateHelpPerMin:        cmd.Int("rate-limit-help"),
+		RateCommandsPerMin:    cmd.Int("rate-limit-commands"),
 	}
+}
+
+// offSwitch reads an on/off variable: off, false, 0 and no turn it off.
+func offSwitch(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "off", "false", "0", "no":
+		return true
+	}
+	return false
+}
+
+// metricsAddr maps METRICS_ADDR=off to no listener.
+func metricsAddr(v string) string {
+	if offSwitch(v) {
+		return ""
+	}
+	return strings.TrimSpace(v)
 }
 
 // toolConfig is the configuration of a one-shot command (replay, rebuild):

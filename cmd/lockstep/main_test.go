@@ -66,12 +66,15 @@ func baseEnv() []string {
 		switch name {
 		case "DATABASE_URL", "HTTP_ADDR", "PUBLIC_URL", "EVENT_STORE", "EVENTSTORE_URL", "BUS", "KAFKA_BROKERS",
 			"REDIS_URL", "JWT_SECRET", "ADMIN_EMAIL", "ADMIN_PASSWORD", "LOCKSTEP_ENV", "LOG_LEVEL",
-			"ROLE_API", "ROLE_PROJECTORS", "ROLE_WORKERS", "SHUTDOWN_TIMEOUT", "HTTP_READ_TIMEOUT", "HTTP_IDLE_TIMEOUT":
+			"ROLE_API", "ROLE_PROJECTORS", "ROLE_WORKERS", "SHUTDOWN_TIMEOUT", "HTTP_READ_TIMEOUT", "HTTP_IDLE_TIMEOUT",
+			"METRICS_ADDR", "ANALYTICS", "RATE_LIMITS", "RATE_LIMIT_LOGS", "RATE_LIMIT_HELP", "RATE_LIMIT_COMMANDS":
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, "LOCKSTEP_BE_MAIN=1")
+	// No metrics listener unless a test asks for one (METRICS_ADDR later
+	// in the list wins): parallel children must not clash on 127.0.0.1:9090.
+	return append(env, "LOCKSTEP_BE_MAIN=1", "METRICS_ADDR=off")
 }
 
 func startLockstep(t *testing.T, env []string, args ...string) *child {

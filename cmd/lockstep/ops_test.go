@@ -71,7 +71,9 @@ func TestServeOperations(t *testing.T) {
 	db := pgtest.NewEmpty(t)
 	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
 	base := "http://127.0.0.1:" + port
-	c := startLockstep(t, []string{"DATABASE_URL=" + db.URL, "HTTP_ADDR=:" + port, "BUS=postgres",
+	metricsAddr := freeAddr(t)
+	metrics := "http://" + metricsAddr + "/metrics"
+	c := startLockstep(t, []string{"DATABASE_URL=" + db.URL, "HTTP_ADDR=:" + port, "BUS=postgres", "METRICS_ADDR=" + metricsAddr,
 		"LOG_LEVEL=info", "HTTP_READ_TIMEOUT=2s", "ADMIN_EMAIL=admin@example.com", "ADMIN_PASSWORD=admin-password"}, "serve")
 	waitFor(t, c, base+"/readyz", 200)
 
@@ -119,10 +121,19 @@ func TestServeOperations(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics on their own listener only", func(t *testing.T) {
+		if r := do(t, "GET", base+"/metrics", "", nil); r.status != 404 {
+			t.Errorf("GET /metrics on the API port = %d, want 404", r.status)
+		}
+		if r := do(t, "GET", metrics, "", nil); r.status != 200 || !strings.Contains(r.body, "go_goroutines") {
+			t.Errorf("GET /metrics on METRICS_ADDR = %d", r.status)
+		}
+	})
+
 	t.Run("metric labels are a fixed set", func(t *testing.T) {
 		do(t, "BREWCOFFEE", base+"/healthz", "", nil)
 		do(t, "PROPFINDX", base+"/nope/"+strings.Repeat("x", 20), "", nil)
-		m := do(t, "GET", base+"/metrics", "", nil).body
+		m := do(t, "GET", metrics, "", nil).body
 		for _, bad := range []string{"BREWCOFFEE", "PROPFINDX", "/nope/"} {
 			if strings.Contains(m, bad) {
 				t.Errorf("/metrics carries a client-chosen label %q", bad)
@@ -134,7 +145,7 @@ func TestServeOperations(t *testing.T) {
 	})
 
 	t.Run("bus lag per consumer group", func(t *testing.T) {
-		m := do(t, "GET", base+"/metrics", "", nil).body
+		m := do(t, "GET", metrics, "", nil).body
 		var found []string
 		for _, l := range strings.Split(m, "\n") {
 			if strings.HasPrefix(l, "lockstep_bus_consumer_lag_messages{") {

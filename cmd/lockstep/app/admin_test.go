@@ -212,9 +212,9 @@ func TestPoisonedEventIsQuarantinedAndEverythingElseServed(t *testing.T) {
 		t.Fatalf("sessions quarantined %+v", p)
 	}
 	waitUntil(t, "quarantine gauge", func() bool {
-		m := s.Get(t, "/metrics", "")
-		return strings.Contains(string(m.Body), `lockstep_projection_quarantined_events{projector="lectures"} 1`) &&
-			strings.Contains(string(m.Body), `lockstep_projection_status{projector="lectures",status="running"} 1`)
+		m := getMetrics(t, s)
+		return strings.Contains(m, `lockstep_projection_quarantined_events{projector="lectures"} 1`) &&
+			strings.Contains(m, `lockstep_projection_status{projector="lectures",status="running"} 1`)
 	})
 
 	// Sub-route, and the admin actions' refusals.

@@ -73,6 +73,9 @@ type App struct {
 
 	ln  net.Listener
 	srv *http.Server
+	// mln and msrv serve /metrics on cfg.MetricsAddr (nil without one).
+	mln  net.Listener
+	msrv *http.Server
 }
 
 // New connects to everything, migrates the database and assembles the API.
@@ -193,17 +196,59 @@ func (a *App) routes() *gin.Engine {
 		}
 		bodyLimit(c)
 	}, a.storeGate, web.LinkBaseMiddleware(a.cfg.PublicURL, a.cfg.fallbackURL()))
+	if !a.cfg.RateLimitsOff {
+		r.Use(a.rateLimits().Middleware())
+	}
 	r.NoRoute(web.NoRoute)
 	r.NoMethod(web.NoMethod)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.ready)
-	r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
+	// /metrics is served on its own listener (METRICS_ADDR), never here.
 
 	a.auth.Routes(r)
 	a.auth.AdminRoutes(r)
 	(&admin.Projections{Group: a.group, Store: a.store, Logger: a.log}).Routes(r, a.authed)
 	return r
+}
+
+// rateLimits are the per-user limits on what a client can flood: logs,
+// help requests (and feedback), session commands and progress. Counted per
+// instance; RATE_LIMITS=off turns them off.
+func (a *App) rateLimits() *web.RateLimits {
+	tokens := a.auth.Tokens()
+	return &web.RateLimits{
+		Class: rateClass,
+		User: func(c *gin.Context) (int64, bool) {
+			tok, ok := auth.RequestToken(c.Request)
+			if !ok {
+				return 0, false
+			}
+			actor, err := tokens.Verify(tok)
+			return actor.UserID, err == nil
+		},
+		PerMinute: map[string]int{
+			"logs":     cmp.Or(a.cfg.RateLogsPerMin, DefaultRateLogs),
+			"help":     cmp.Or(a.cfg.RateHelpPerMin, DefaultRateHelp),
+			"commands": cmp.Or(a.cfg.RateCommandsPerMin, DefaultRateCommands),
+		},
+	}
+}
+
+// rateClass is the limit class of a request (by its route), "" for none.
+func rateClass(c *gin.Context) string {
+	if c.Request.Method != http.MethodPost {
+		return ""
+	}
+	switch p := c.FullPath(); {
+	case p == activitylog.ActivityPath || p == activitylog.BatchPath:
+		return "logs"
+	case p == "/api/help/request" || p == "/api/help/feedback":
+		return "help"
+	case strings.HasPrefix(p, "/api/sessions/") || p == "/api/lectures/:lecture_id/sessions" || p == "/api/progress/update":
+		return "commands"
+	}
+	return ""
 }
 
 // addProjector runs a projector in this deployment.
@@ -299,12 +344,29 @@ func (a *App) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
 	}
+	if a.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for /metrics on %s: %w (another instance on this machine? give each its own METRICS_ADDR, or METRICS_ADDR=off)", a.cfg.MetricsAddr, err)
+		}
+		a.mln = mln
+	}
 	a.ln = ln
 	return nil
 }
 
 // Addr is the bound address (after Listen).
 func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// MetricsAddr is the bound address of the /metrics listener (after
+// Listen), or "" when there is none.
+func (a *App) MetricsAddr() string {
+	if a.mln == nil {
+		return ""
+	}
+	return a.mln.Addr().String()
+}
 
 // Run serves until ctx is done, then shuts down gracefully: it stops
 // accepting, drains in-flight requests, and stops projectors and workers at a
@@ -355,8 +417,15 @@ func (a *App) Run(ctx context.Context) error {
 	if !a.cfg.API {
 		a.srv.Handler = a.opsOnly()
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.srv.Serve(a.ln) }()
+	if a.mln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		a.msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- a.msrv.Serve(a.mln) }()
+		a.log.Info("metrics listening", "addr", a.MetricsAddr())
+	}
 	a.log.Info("lockstep serving", "addr", a.Addr(), "event_store", a.cfg.EventStore, "bus", a.cfg.Bus,
 		"api", a.cfg.API, "projectors", a.cfg.Projectors, "workers", a.cfg.Workers)
 
@@ -371,6 +440,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down: draining requests", "timeout", timeout.String())
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	if a.msrv != nil {
+		_ = a.msrv.Close()
+	}
 	if err := a.srv.Shutdown(sctx); err != nil {
 		a.log.Error("http shutdown: requests still running when the shutdown timeout passed", "error", err)
 		_ = a.srv.Close()
@@ -405,6 +477,11 @@ func (a *App) housekeeping(ctx context.Context) error {
 			a.log.Warn("housekeeping", "error", err)
 		} else if n > 0 {
 			a.log.Info("pruned idempotency keys", "count", n)
+		}
+		if n, err := activitylog.PruneKeys(ctx, a.pool, now); err != nil {
+			a.log.Warn("housekeeping", "error", err)
+		} else if n > 0 {
+			a.log.Info("pruned log idempotency keys", "count", n)
 		}
 		if n, err := a.auth.PruneRefreshTokens(ctx, now); err != nil {
 			a.log.Warn("housekeeping", "error", err)
@@ -445,12 +522,12 @@ func (a *App) supervise(ctx context.Context, name string, run func(context.Conte
 	}
 }
 
-// opsOnly serves only health, readiness and metrics (for projector/worker-only instances).
+// opsOnly serves only health and readiness (for projector/worker-only
+// instances; /metrics has its own listener).
 func (a *App) opsOnly() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", a.engine)
 	mux.Handle("/readyz", a.engine)
-	mux.Handle("/metrics", a.engine)
 	return mux
 }
 

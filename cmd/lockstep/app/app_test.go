@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	if r := s.Get(t, "/api/auth/me", u.Token); r.Status != http.StatusOK {
 		t.Fatalf("me = %d %s", r.Status, r.Body)
 	}
-	m := string(s.Get(t, "/metrics", "").Body)
+	m := string(getMetrics(t, s))
 	for _, want := range []string{
 		`lockstep_http_request_duration_seconds_count{method="GET",route="/api/auth/me",status="200"}`,
 		"go_goroutines",
@@ -44,6 +45,39 @@ func TestOperationsEndpoints(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// getMetrics reads /metrics from the server's metrics listener.
+func getMetrics(t *testing.T, s *apptest.Server) string {
+	t.Helper()
+	if s.MetricsURL == "" {
+		t.Fatal("the test server has no metrics listener")
+	}
+	r, err := http.Get(s.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics on the metrics listener = %d", r.StatusCode)
+	}
+	return string(b)
+}
+
+// TestMetricsOnlyOnTheirListener: /metrics is not public on the API port.
+func TestMetricsOnlyOnTheirListener(t *testing.T) {
+	s := apptest.Start(t)
+	if r := s.Get(t, "/metrics", ""); r.Status != http.StatusNotFound || r.ErrorCode() != "NOT_FOUND" {
+		t.Errorf("GET /metrics on the API port = %d %s, want 404 NOT_FOUND", r.Status, r.Body)
+	}
+	if m := getMetrics(t, s); !strings.Contains(m, "go_goroutines") {
+		t.Errorf("the metrics listener serves no metrics")
+	}
+	off := apptest.Start(t, apptest.WithConfig(func(c *app.Config) { c.MetricsAddr = "" }))
+	if off.MetricsURL != "" || off.App.MetricsAddr() != "" {
+		t.Errorf("METRICS_ADDR off still listens on %q", off.App.MetricsAddr())
 	}
 }
 

@@ -66,6 +66,24 @@ type Config struct {
 	HTTPReadTimeout time.Duration
 	HTTPIdleTimeout time.Duration
 
+	// AnalyticsOff (ANALYTICS=off) leaves the analytics endpoints, the
+	// replay socket and xAPI unmounted. With EVENT_STORE=eventstoredb they
+	// are off anyway (they read the PostgreSQL events table); production
+	// then requires ANALYTICS=off, so that nobody expects them.
+	AnalyticsOff bool
+
+	// MetricsAddr is the listen address of /metrics (METRICS_ADDR), apart
+	// from the API port; empty: no metrics listener.
+	MetricsAddr string
+
+	// RateLimitsOff (RATE_LIMITS=off) turns the per-user limits off; the
+	// limits are requests per minute per user on this instance (0: the
+	// defaults DefaultRateLogs, DefaultRateHelp, DefaultRateCommands).
+	RateLimitsOff      bool
+	RateLogsPerMin     int
+	RateHelpPerMin     int
+	RateCommandsPerMin int
+
 	// PresenceTimeout: a student with no open socket this long during a live
 	// session becomes DISCONNECTED (0: SessionPresenceTimeout).
 	PresenceTimeout time.Duration
@@ -76,6 +94,14 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultHTTPReadTimeout = 30 * time.Second
 	DefaultHTTPIdleTimeout = 120 * time.Second
+
+	// Per-user rate limits, requests per minute per instance.
+	DefaultRateLogs     = 600
+	DefaultRateHelp     = 60
+	DefaultRateCommands = 300
+
+	// MinProductionSecret is the shortest JWT_SECRET production accepts.
+	MinProductionSecret = 32
 )
 
 // Validate reports every problem at once.
@@ -102,14 +128,20 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("BUS must be postgres, kafka or memory, not %q", c.Bus))
 	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		errs = append(errs, errors.New("JWT_SECRET must have at least 32 characters"))
+	if c.JWTSecret != "" && len(c.JWTSecret) < MinProductionSecret {
+		errs = append(errs, fmt.Errorf("JWT_SECRET must have at least %d bytes (it has %d): set a longer random key, e.g. `openssl rand -base64 48`", MinProductionSecret, len(c.JWTSecret)))
 	}
 	switch c.Env {
 	case "development":
 	case "production":
 		if c.JWTSecret == "" {
-			errs = append(errs, errors.New("JWT_SECRET is required in production (LOCKSTEP_ENV=production)"))
+			errs = append(errs, fmt.Errorf("JWT_SECRET is required in production (LOCKSTEP_ENV=production): set it to a random key of at least %d bytes, e.g. `openssl rand -base64 48`", MinProductionSecret))
+		}
+		if c.Bus == "memory" && !c.Tool {
+			errs = append(errs, errors.New("BUS=memory is refused in production (LOCKSTEP_ENV=production): a 201 for a log would not be durable and instances would not see each other's events; set BUS=postgres (the default) or BUS=kafka"))
+		}
+		if c.EventStore == "eventstoredb" && !c.AnalyticsOff && !c.Tool {
+			errs = append(errs, errors.New("EVENT_STORE=eventstoredb cannot serve analytics in production (LOCKSTEP_ENV=production): the event export, state?at=, xAPI, the replay socket and `lockstep replay` read the PostgreSQL events table and would be off; set ANALYTICS=off to run without them, or use EVENT_STORE=postgres"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("LOCKSTEP_ENV must be development or production, not %q", c.Env))
@@ -137,6 +169,16 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{"SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "HTTP_READ_TIMEOUT": c.HTTPReadTimeout, "HTTP_IDLE_TIMEOUT": c.HTTPIdleTimeout} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR must be HOST:PORT (e.g. 127.0.0.1:9090), or off, not %q", c.MetricsAddr))
+		}
+	}
+	for name, n := range map[string]int{"RATE_LIMIT_LOGS": c.RateLogsPerMin, "RATE_LIMIT_HELP": c.RateHelpPerMin, "RATE_LIMIT_COMMANDS": c.RateCommandsPerMin} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative (0: the default)", name))
 		}
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {

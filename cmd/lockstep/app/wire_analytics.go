@@ -12,6 +12,10 @@ import (
 // event store's events table. With EVENT_STORE=eventstoredb that table is
 // empty: the endpoints are not mounted (404).
 func (a *App) wireAnalytics(ctx context.Context) error {
+	if a.cfg.AnalyticsOff {
+		a.log.Info("analytics endpoints off (ANALYTICS=off)")
+		return nil
+	}
 	if a.cfg.EventStore == "eventstoredb" {
 		a.log.Warn("analytics endpoints disabled: they read the PostgreSQL event store")
 		return nil

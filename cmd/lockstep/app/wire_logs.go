@@ -12,6 +12,9 @@ import (
 // /api/logs/batch, publishing to the bus before answering 201) and, in the
 // workers role, the log writer (consumer group activitylog.WriterGroup).
 //
+// Both routes take an Idempotency-Key (activitylog.KeyHeader): a retry
+// after a lost answer stores nothing twice (keys pruned by housekeeping).
+//
 // The batch route applies its own 5 MiB body limit: routes() must skip the
 // global 1 MiB limit for activitylog.BatchPath.
 //
@@ -23,6 +26,7 @@ func (a *App) wireLogs(ctx context.Context) error {
 		Bus:      a.bus,
 		IDs:      activitylog.NewIDs(a.pool),
 		Sessions: activitylog.NewReadModelSessions(a.pool, 2*time.Second),
+		Keys:     activitylog.NewPGKeys(a.pool),
 		Logger:   a.log,
 	})
 	h.Routes(a.engine, a.authed)

@@ -30,9 +30,12 @@ const (
 // Server is a running backend.
 type Server struct {
 	URL string
-	App *app.App
-	DB  *pgtest.DB
-	t   testing.TB
+	// MetricsURL is the base URL of the /metrics listener (METRICS_ADDR on
+	// port 0), e.g. MetricsURL+"/metrics"; empty when a test turned it off.
+	MetricsURL string
+	App        *app.App
+	DB         *pgtest.DB
+	t          testing.TB
 }
 
 // Option changes a test server's configuration.
@@ -61,6 +64,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	cfg := app.Config{
 		HTTPAddr:              "127.0.0.1:0",
+		MetricsAddr:           "127.0.0.1:0",
+		RateLimitsOff:         true, // tests of the limits turn them on
 		DatabaseURL:           o.db.URL,
 		EventStore:            "postgres",
 		Bus:                   "memory",
@@ -114,7 +119,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		a.Close()
 	})
-	return &Server{URL: "http://" + a.Addr(), App: a, DB: o.db, t: t}
+	srv := &Server{URL: "http://" + a.Addr(), App: a, DB: o.db, t: t}
+	if m := a.MetricsAddr(); m != "" {
+		srv.MetricsURL = "http://" + m
+	}
+	return srv
 }
 
 // Response is an HTTP answer with its body read.
