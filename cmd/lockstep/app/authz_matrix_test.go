@@ -99,8 +99,8 @@ func authzTable() map[string]authzRow {
 		"GET /qr/:file":          {want: public},
 		"GET /healthz":           {want: public},
 		"GET /readyz":            {want: public},
-		// Moves off the API port on the hardening branch (issue 14 item 4).
-		"GET /metrics": {want: public},
+		// /metrics is not on the API port: it has its own listener
+		// (METRICS_ADDR, loopback by default; TestMetricsOnlyOnTheirListener).
 		// The API description (issue 15): public, like the console.
 		"GET /openapi.json":  {want: public},
 		"GET /openapi.yaml":  {want: public},

@@ -31,8 +31,6 @@ var undocumentedRoutes = map[string]string{
 	"GET /static/*filepath":     "console static files",
 	"HEAD /static/*filepath":    "console static files",
 	"GET " + apidocs.VendorPath: "the /docs page's scripts and styles",
-	// Prometheus text, not JSON API; it moves to its own listener.
-	"GET /metrics": "Prometheus metrics",
 }
 
 var ginParam = regexp.MustCompile(`[:*]([A-Za-z_]+)`)
