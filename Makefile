@@ -4,7 +4,7 @@ GO ?= go
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lockstep?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: run test build bench vet fmt check vendor-web vendor-docs screenshots
+.PHONY: run test build bench vet fmt check vendor-web vendor-docs screenshots fuzz
 
 # The private PostgreSQL cluster under ./.data is a fallback for the default
 # URLs only: a DATABASE_URL you give (environment or command line) that does
@@ -38,6 +38,20 @@ test:
 
 build:
 	$(GO) build -o bin/lockstep ./cmd/lockstep
+
+## fuzz: run every fuzz target (func Fuzz… in any package) for FUZZTIME each, one after
+## another (`make test` runs only their committed corpora in testdata/fuzz); a crash
+## stops it and leaves the failing input under that package's testdata/fuzz
+FUZZTIME ?= 30s
+FUZZPARALLEL ?= 1
+fuzz:
+	@url=$$(PG_FALLBACK=$(TEST_PG_FALLBACK) scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
+	  for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	    for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	      echo "== $$t ($$(dirname $$f)) for $(FUZZTIME)"; \
+	      TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./$$(dirname $$f)/ || exit 1; \
+	    done; \
+	  done
 
 ## bench: the benchmarks whose figures the issues ask for
 bench:

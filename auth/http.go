@@ -21,12 +21,28 @@ func (s *Service) Routes(r gin.IRouter) {
 	r.GET("/api/auth/me", s.tokens.Authenticate(), s.me)
 }
 
-// AdminRoutes mounts GET /api/admin/users and PATCH /api/admin/users/:user_id on
-// r, both for ADMIN only (the middleware is included).
+// AdminRoutes mounts GET /api/admin/users, PATCH /api/admin/users/:user_id and
+// DELETE /api/admin/users/:user_id on r, all for ADMIN only (the middleware is
+// included).
 func (s *Service) AdminRoutes(r gin.IRouter) {
 	g := r.Group("/api/admin/users", s.tokens.Authenticate(), Require(domain.RoleAdmin))
 	g.GET("", s.listUsers)
 	g.PATCH("/:user_id", s.patchUser)
+	g.DELETE("/:user_id", s.deleteUser)
+}
+
+// deleteUser removes an account: 204, 404 NOT_FOUND, or 409 CONFLICT for the
+// last ADMIN.
+func (s *Service) deleteUser(c *gin.Context) {
+	id, ok := web.IDParam(c, "user_id")
+	if !ok {
+		return
+	}
+	if err := s.RemoveUser(c.Request.Context(), id); err != nil {
+		web.Error(c, err)
+		return
+	}
+	c.Status(204)
 }
 
 type registerRequest struct {

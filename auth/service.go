@@ -435,8 +435,10 @@ const roleChangeLock = "lockstep.users.role"
 // change and is refused.
 //
 // Access tokens carry the role: those already issued keep the old one until
-// they expire (at most the access TTL); the next login or refresh carries the
-// new one.
+// they expire (at most the access TTL) for ordinary requests; the next login
+// or refresh carries the new one. A change is announced on AccountChannel in
+// the same transaction: the user's open sockets close with 4403 on every
+// instance, and a new socket refuses a token carrying the old role.
 func (s *Service) SetRole(ctx context.Context, id int64, role domain.Role) (User, error) {
 	if !role.Valid() {
 		return User{}, domain.Invalid("invalid role", map[string]string{"role": "must be one of STUDENT, INSTRUCTOR, ANALYST, ADMIN"})
@@ -473,7 +475,10 @@ func (s *Service) SetRole(ctx context.Context, id int64, role domain.Role) (User
 		if err != nil {
 			return fmt.Errorf("set role of user %d: %w", id, err)
 		}
-		return nil
+		if from == role {
+			return nil
+		}
+		return notifyAccount(ctx, tx, AccountChange{UserID: id, Role: role})
 	})
 	if errors.Is(err, errLastAdmin) {
 		s.log.WarnContext(ctx, "refused to demote the last admin", "user_id", id, "role", string(role))

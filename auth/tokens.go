@@ -90,6 +90,7 @@ type Tokens struct {
 	refreshTTL time.Duration
 	now        func() time.Time
 	parser     *jwt.Parser
+	revoked    revocations
 }
 
 // NewTokens builds Tokens from cfg (zero fields take their defaults).
@@ -178,7 +179,7 @@ func (t *Tokens) Verify(token string) (domain.Actor, error) {
 		return domain.Actor{}, errBadToken
 	}
 	id, err := strconv.ParseInt(c.Subject, 10, 64)
-	if err != nil || id <= 0 {
+	if err != nil || id <= 0 || t.revoked.revoked(id, t.now()) {
 		return domain.Actor{}, errBadToken
 	}
 	return domain.Actor{UserID: id, Role: c.Role}, nil

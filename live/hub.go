@@ -18,6 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lockstep/lockstep/domain"
 )
 
 // Close codes Lockstep uses besides the standard ones.
@@ -54,6 +56,9 @@ type HubConfig struct {
 	OnConnections func(kind string, delta int)
 	// OnDropped is told of every client closed as too slow, by kind.
 	OnDropped func(kind string)
+	// Account, when set, names the account behind each socket about to open
+	// (see CheckAccount); a non-zero code refuses it with that close code.
+	Account func(r *http.Request) (actor domain.Actor, code int, reason string)
 }
 
 // Hub holds this process's WebSocket clients by channel.
@@ -212,13 +217,17 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, sub Subscription) er
 		return ErrClosed
 	}
 	defer h.conns.Done()
+	actor, code, reason := h.account(r)
+	if code != 0 {
+		return h.reject(w, r, code, reason)
+	}
 	wc := &wire{}
 	conn, err := h.upgrader.Upgrade(hijacker{w, wc}, r, nil)
 	if err != nil {
 		return err
 	}
 	c := &client{
-		hub: h, sub: sub, conn: conn, nc: wc.Conn, wire: wc, req: r, batch: sub.Batch, replaying: true,
+		hub: h, sub: sub, conn: conn, nc: wc.Conn, wire: wc, req: r, batch: sub.Batch, replaying: true, actor: actor,
 		wake: make(chan struct{}, 1), space: make(chan struct{}, 1),
 		readerDone: make(chan struct{}), writerDone: make(chan struct{}),
 	}
@@ -237,6 +246,10 @@ func (h *Hub) Reject(w http.ResponseWriter, r *http.Request, code int, reason st
 		return ErrClosed
 	}
 	defer h.conns.Done()
+	return h.reject(w, r, code, reason)
+}
+
+func (h *Hub) reject(w http.ResponseWriter, r *http.Request, code int, reason string) error {
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return err
@@ -412,6 +425,7 @@ type client struct {
 	wire  *wire
 	req   *http.Request
 	batch time.Duration
+	actor domain.Actor // the account behind the socket (HubConfig.Account)
 
 	wake       chan struct{} // the writer has something to do
 	space      chan struct{} // the writer took bytes off the queue

@@ -160,10 +160,19 @@ func (a *App) connect(ctx context.Context) (err error) {
 		Logger:        log,
 		OnConnections: func(kind string, delta int) { a.metrics.WSConnections.WithLabelValues(kind).Add(float64(delta)) },
 		OnDropped:     func(kind string) { a.metrics.WSDropped.WithLabelValues(kind).Inc() },
+		Account:       live.CheckAccount(a.pool, tokens.Verify),
 	})
 	a.announcer = live.NewAnnouncer(a.pool, a.bus, a.hub, log)
 	if cfg.API {
 		a.workers = append(a.workers, func(ctx context.Context) error { return live.Relay(ctx, a.bus, a.hub, log) })
+		// Sockets follow the account on every instance (role change, removal).
+		a.workers = append(a.workers, func(ctx context.Context) error {
+			return live.ListenAccounts(ctx, a.pool, a.hub, func(ch auth.AccountChange) {
+				if ch.Removed {
+					tokens.RevokeUser(ch.UserID)
+				}
+			}, log)
+		})
 	}
 	a.engine = a.routes()
 	if cfg.Workers {
