@@ -18,6 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // Close codes Lockstep uses besides the standard ones.
@@ -626,7 +628,7 @@ func (c *client) catchUp(ctx context.Context) error {
 		c.mu.Lock()
 		after := c.last
 		c.mu.Unlock()
-		missed, err := Missed(ctx, c.hub.cfg.Pool, c.sub.Channel, after, 500)
+		missed, err := outbox.Missed(ctx, c.hub.cfg.Pool, c.sub.Channel, after, 500)
 		if err != nil {
 			return err
 		}

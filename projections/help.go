@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockstep/lockstep/domain"
-	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // HelpProjector is the name (checkpoint key) of the help projector.
@@ -367,5 +367,5 @@ func recordHelp(ctx context.Context, tx pgx.Tx, channel string, position uint64,
 	if err != nil {
 		return fmt.Errorf("encode message for %s: %w", channel, err)
 	}
-	return live.Record(ctx, tx, HelpProjector, live.Message{Channel: channel, Position: position, Payload: data})
+	return outbox.Record(ctx, tx, HelpProjector, outbox.Message{Channel: channel, Position: position, Payload: data})
 }

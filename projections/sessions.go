@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockstep/lockstep/domain"
-	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // SessionsProjector is the name (checkpoint key) of the live-session projector.
@@ -470,5 +470,5 @@ func record(ctx context.Context, tx pgx.Tx, channel string, position uint64, pay
 	if err != nil {
 		return fmt.Errorf("encode message for %s: %w", channel, err)
 	}
-	return live.Record(ctx, tx, SessionsProjector, live.Message{Channel: channel, Position: position, Payload: data})
+	return outbox.Record(ctx, tx, SessionsProjector, outbox.Message{Channel: channel, Position: position, Payload: data})
 }
