@@ -288,7 +288,7 @@ func (p *Help) OnHelpFeedbackGiven(ctx context.Context, tx pgx.Tx, e domain.Help
 // student_help_request from a HelpRequested record. Its signature is
 // InstructorMessageFunc's, so the sessions projector (which alone feeds that
 // channel) can take it with
-// RegisterSessionInstructorMessage("HelpRequested", StudentHelpRequestMessage).
+// Sessions.WithInstructorMessage("HelpRequested", StudentHelpRequestMessage).
 // ok is false for a request made outside a live session.
 func StudentHelpRequestMessage(ctx context.Context, tx pgx.Tx, r Record) (sessionID int64, payload any, ok bool, err error) {
 	e, isHelp := r.Payload.(domain.HelpRequested)
