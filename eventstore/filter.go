@@ -29,6 +29,10 @@ type Filter struct {
 	Until time.Time
 	// Limit: at most this many events (<= 0: all of them).
 	Limit int
+	// Fields makes a lean read: each event's Data holds only these top-level
+	// fields of its data (a missing one is null), and Metadata is left zero.
+	// Nil: whole events.
+	Fields []string
 }
 
 // Querier is an optional capability of a Store: filtered reads of the global
@@ -45,7 +49,8 @@ type Querier interface {
 // ErrNoQuerier: the store cannot do filtered reads (see AsQuerier).
 var ErrNoQuerier = errors.New("eventstore: the store does not support filtered reads")
 
-// ErrInvalidFilter: a Filter names an event type that is not a plain name.
+// ErrInvalidFilter: a Filter names an event type or field that is not a plain
+// name, or asks for a session and for none.
 var ErrInvalidFilter = errors.New("eventstore: invalid filter")
 
 // AsQuerier returns store's Querier, looking through decorators that expose
@@ -70,13 +75,13 @@ func AsQuerier(store Store) (Querier, error) {
 
 var typeName = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 
-// Validate checks that every type the filter names is a plain name (letters,
-// digits, "_", ".", ":", "-"): stores may spell them into their query.
+// Validate checks that every type and field the filter names is a plain name
+// (letters, digits, "_", ".", ":", "-"): stores may spell them into their query.
 func (f Filter) Validate() error {
-	for _, ts := range [][]string{f.Types, f.ExcludeTypes} {
+	for _, ts := range [][]string{f.Types, f.ExcludeTypes, f.Fields} {
 		for _, t := range ts {
 			if !typeName.MatchString(t) {
-				return fmt.Errorf("%w: event type %q", ErrInvalidFilter, t)
+				return fmt.Errorf("%w: name %q", ErrInvalidFilter, t)
 			}
 		}
 	}

@@ -94,7 +94,15 @@ func (s *Store) filterSQL(ctx context.Context, f eventstore.Filter, order string
 	if !f.Until.IsZero() {
 		where = append(where, "occurred_at <= "+arg(f.Until))
 	}
-	sql := "SELECT " + eventColumns + " FROM events WHERE " + strings.Join(where, " AND ") + " " + order
+	columns := eventColumns
+	if f.Fields != nil {
+		pairs := make([]string, len(f.Fields))
+		for i, name := range f.Fields {
+			pairs[i] = literals([]string{name}) + ", data->" + literals([]string{name})
+		}
+		columns = "position, stream, version, event_id, type, schema_version, jsonb_build_object(" + strings.Join(pairs, ", ") + "), '{}'::jsonb, occurred_at"
+	}
+	sql := "SELECT " + columns + " FROM events WHERE " + strings.Join(where, " AND ") + " " + order
 	if limit > 0 {
 		sql += " LIMIT " + arg(limit)
 	}

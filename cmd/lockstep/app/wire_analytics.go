@@ -32,5 +32,5 @@ func (a *App) wireAnalytics(ctx context.Context) error {
 // AnalyticsReader reads past classrooms from the events table (for the
 // replay CLI too).
 func (a *App) AnalyticsReader() *analytics.Reader {
-	return analytics.NewReader(a.pool, a.store.HeadPosition)
+	return analytics.NewReader(a.pool, a.store)
 }
