@@ -64,43 +64,7 @@ func RunQuerier(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		"head":            {SessionID: session, After: start, UpTo: last},
 	}
 	for name, f := range cases {
-		t.Run(name, func(t *testing.T) {
-			got, err := q.Query(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []uuid.UUID
-			for _, e := range appended {
-				if e.Position > f.After && (f.UpTo == 0 || e.Position <= f.UpTo) && f.Matches(e) {
-					want = append(want, e.ID)
-				}
-			}
-			if len(want) == 0 {
-				t.Fatal("the case selects nothing: it proves nothing")
-			}
-			if !slices.Equal(ids(got), want) {
-				t.Errorf("Query(%+v) = %v, want %v (position order)", f, ids(got), want)
-			}
-			for i, e := range got {
-				if len(e.Data) == 0 || e.Version == 0 || (i > 0 && e.Position <= got[i-1].Position) {
-					t.Errorf("event %d: data %q version %d position %d: want whole events in position order", i, e.Data, e.Version, e.Position)
-				}
-			}
-			// Latest: the one that occurred last, the highest position among ties.
-			latest, ok, err := q.Latest(ctx, f)
-			if err != nil || !ok {
-				t.Fatalf("Latest: %v %v", ok, err)
-			}
-			best := got[0]
-			for _, e := range got[1:] {
-				if !e.OccurredAt.Before(best.OccurredAt) {
-					best = e
-				}
-			}
-			if latest.ID != best.ID {
-				t.Errorf("Latest = %s (occurred %s), want %s (occurred %s)", latest.ID, latest.OccurredAt, best.ID, best.OccurredAt)
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkQuery(ctx, t, q, f, appended) })
 	}
 	t.Run("limit", func(t *testing.T) {
 		f := mine
@@ -137,3 +101,43 @@ func RunQuerier(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 type wrapped struct{ eventstore.Store }
 
 func (w wrapped) Unwrap() eventstore.Store { return w.Store }
+
+// checkQuery compares Query and Latest for f with what Filter.Matches selects
+// among the appended events.
+func checkQuery(ctx context.Context, t *testing.T, q eventstore.Querier, f eventstore.Filter, appended []eventstore.Event) {
+	got, err := q.Query(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []uuid.UUID
+	for _, e := range appended {
+		if e.Position > f.After && (f.UpTo == 0 || e.Position <= f.UpTo) && f.Matches(e) {
+			want = append(want, e.ID)
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("the case selects nothing: it proves nothing")
+	}
+	if !slices.Equal(ids(got), want) {
+		t.Errorf("Query(%+v) = %v, want %v (position order)", f, ids(got), want)
+	}
+	for i, e := range got {
+		if len(e.Data) == 0 || e.Version == 0 || (i > 0 && e.Position <= got[i-1].Position) {
+			t.Errorf("event %d: data %q version %d position %d: want whole events in position order", i, e.Data, e.Version, e.Position)
+		}
+	}
+	// Latest: the one that occurred last, the highest position among ties.
+	latest, ok, err := q.Latest(ctx, f)
+	if err != nil || !ok {
+		t.Fatalf("Latest: %v %v", ok, err)
+	}
+	best := got[0]
+	for _, e := range got[1:] {
+		if !e.OccurredAt.Before(best.OccurredAt) {
+			best = e
+		}
+	}
+	if latest.ID != best.ID {
+		t.Errorf("Latest = %s (occurred %s), want %s (occurred %s)", latest.ID, latest.OccurredAt, best.ID, best.OccurredAt)
+	}
+}

@@ -12,8 +12,8 @@ import (
 // event store's events table. With EVENT_STORE=eventstoredb that table is
 // empty: the endpoints are not mounted (404).
 func (a *App) wireAnalytics(ctx context.Context) error {
-	if a.cfg.EventStore == "eventstoredb" {
-		a.log.Warn("analytics endpoints disabled: they read the PostgreSQL event store")
+	if err := analytics.Supported(a.store); err != nil {
+		a.log.Warn("analytics endpoints disabled", "reason", err)
 		return nil
 	}
 	analytics.New(analytics.Config{
