@@ -143,7 +143,7 @@ func seedHour(tb testing.TB, students, steps int) (pool *pgxpool.Pool, sessionID
 //	go test -run '^$' -bench BenchmarkStateAt -benchtime 200x ./analytics/
 func BenchmarkStateAt(b *testing.B) {
 	pool, sessionID, t0 := seedHour(b, 1000, 20)
-	r := analytics.NewReader(pool, postgres.New(pool, postgres.Config{}).HeadPosition)
+	r := analytics.NewReader(pool, postgres.New(pool, postgres.Config{}))
 	ctx := context.Background()
 	var n int64
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {

@@ -4,12 +4,14 @@
 // read models), a replay socket that re-emits what the live sockets showed
 // with the original gaps, and an xAPI 1.0.3 export.
 //
-// It reads the PostgreSQL event store's events table directly, through the
-// partial expression indexes of migrations/00050_analytics.sql on
-// metadata.session_id and metadata.lecture_id, bounded by the store's
-// HeadPosition so that a reader paging by position never skips an event
-// committing late. With EVENT_STORE=eventstoredb the events table is empty
-// and these endpoints are not mounted.
+// It reads through the event store's optional filtered reads
+// (eventstore.Querier; the classroom at an instant, the replay's times) and
+// pages the PostgreSQL event store's events table, through the partial
+// expression indexes of migrations/00050_analytics.sql on metadata.session_id
+// and metadata.lecture_id, bounded by the store's HeadPosition so that a
+// reader paging by position never skips an event committing late.
+// Supported says why a store cannot serve analytics (EventStoreDB: no
+// filtered reads); the endpoints are then not mounted.
 package analytics
 
 import (
@@ -26,24 +28,48 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore"
 )
 
 // Head returns the position of the newest event a reader may see now
 // (eventstore.Store.HeadPosition).
 type Head func(ctx context.Context) (uint64, error)
 
-// Reader reads classrooms and lectures from the events table.
+// Reader reads classrooms and lectures from the event store: filtered reads
+// through its eventstore.Querier, and pages of the PostgreSQL events table.
 type Reader struct {
-	pool *pgxpool.Pool
-	head Head
+	pool  *pgxpool.Pool
+	head  Head
+	store eventstore.Store
 }
 
-// NewReader returns a Reader; it panics without a pool or a head (a wiring bug).
-func NewReader(pool *pgxpool.Pool, head Head) *Reader {
-	if pool == nil || head == nil {
-		panic("analytics: NewReader needs a pool and a head")
+// NewReader returns a Reader of store's events; it panics without a pool or
+// a store (a wiring bug). A store that cannot do filtered reads gives a
+// Reader whose reads fail with Supported's error: check Supported first.
+func NewReader(pool *pgxpool.Pool, store eventstore.Store) *Reader {
+	if pool == nil || store == nil {
+		panic("analytics: NewReader needs a pool and a store")
 	}
-	return &Reader{pool: pool, head: head}
+	return &Reader{pool: pool, head: store.HeadPosition, store: store}
+}
+
+// Supported tells why analytics (and lockstep replay) cannot run on store, or
+// nil when they can: they need the store's filtered reads
+// (eventstore.Querier), which the PostgreSQL store has and EventStoreDB has
+// not.
+func Supported(store eventstore.Store) error {
+	if _, err := eventstore.AsQuerier(store); err != nil {
+		return fmt.Errorf("analytics needs an event store with filtered reads: %w", err)
+	}
+	return nil
+}
+
+func (r *Reader) querier() (eventstore.Querier, error) {
+	q, err := eventstore.AsQuerier(r.store)
+	if err != nil {
+		return nil, fmt.Errorf("analytics needs an event store with filtered reads: %w", err)
+	}
+	return q, nil
 }
 
 // Event is one stored event as the analytics endpoints show it. Metadata is

@@ -3,14 +3,13 @@ package analytics
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore"
 )
 
 // State is a classroom as it was at an instant, folded from its events.
@@ -48,188 +47,174 @@ type HelpState struct {
 	Status        string `json:"status"`
 }
 
-// stateSQL reads only what the fold needs from the classroom's control,
-// participant and help events (events_session_control_idx: the students'
-// progress, most of a class, is not read): no data document is decoded in
-// Go except the current subtask of a step.
-const stateSQL = `
-SELECT position, type, occurred_at,
-       coalesce((data->>'user_id')::bigint, 0),
-       coalesce((data->>'subtask_id')::bigint, 0),
-       coalesce((data->>'help_request_id')::bigint, 0),
-       CASE WHEN type IN ('SessionStarted', 'StepChanged') THEN data->'current_subtask' END
-FROM events
-WHERE metadata ? 'session_id' AND (metadata->>'session_id')::bigint = $1
-  AND type NOT IN ('SubtaskStarted', 'SubtaskCompleted', 'StudentEnrolled')
-  AND position <= $2
-ORDER BY position`
+// progressTypes are the students' progress events: most of a class, and not
+// what the classroom's control fold reads.
+var progressTypes = []string{domain.SubtaskStarted{}.EventType(), domain.SubtaskCompleted{}.EventType()}
 
-// lastSQL finds the classroom's last event at or before an instant (the one
-// that occurred last; the highest position among ties): one probe of
-// events_session_time_idx.
-const lastSQL = `
-SELECT position, occurred_at FROM events
-WHERE metadata ? 'session_id' AND (metadata->>'session_id')::bigint = $1
-  AND occurred_at <= $2 AND position <= $3
-ORDER BY occurred_at DESC, position DESC LIMIT 1`
+// controlExcluded keeps the students' progress and enrollments out of the
+// control fold (the events_session_control_idx predicate).
+var controlExcluded = append(slices.Clone(progressTypes), domain.StudentEnrolled{}.EventType())
 
-type leanEvent struct {
-	pos                 uint64
-	typ                 string
-	at                  time.Time
-	user, subtask, help int64
-	current             []byte
+// classroomFold folds a classroom's control events with the domain's own
+// deciders: its session stream, each participant stream and each help stream
+// is the aggregate the command side folds, evolved the same way.
+type classroomFold struct {
+	sessionStream string
+	session       domain.Session
+	participants  map[string]domain.Participant
+	joinOrder     []string
+	helps         map[string]domain.HelpRequest
+	helpOrder     []string
+}
+
+func newClassroomFold(sessionID int64) *classroomFold {
+	return &classroomFold{sessionStream: domain.SessionStream(sessionID),
+		participants: map[string]domain.Participant{}, helps: map[string]domain.HelpRequest{}}
+}
+
+// apply evolves the aggregate whose stream e belongs to; events of other
+// streams naming the session (none today) are ignored.
+func (f *classroomFold) apply(e eventstore.Event) error {
+	ev, err := domain.DecodeEvent(e.Type, e.Data)
+	if err != nil {
+		return fmt.Errorf("decode %s at %d: %w", e.Type, e.Position, err)
+	}
+	switch {
+	case e.Stream == f.sessionStream:
+		f.session = domain.SessionDecider.Evolve(f.session, ev)
+	case strings.HasPrefix(e.Stream, "participant-"):
+		p, seen := f.participants[e.Stream]
+		if !seen {
+			f.joinOrder = append(f.joinOrder, e.Stream)
+		}
+		f.participants[e.Stream] = domain.ParticipantDecider.Evolve(p, ev)
+	case strings.HasPrefix(e.Stream, "help-"):
+		h, seen := f.helps[e.Stream]
+		if !seen {
+			f.helpOrder = append(f.helpOrder, e.Stream)
+		}
+		f.helps[e.Stream] = domain.HelpDecider.Evolve(h, ev)
+	}
+	return nil
+}
+
+// state writes the fold into st (participants without names and completions).
+func (f *classroomFold) state(st *State) (joined []domain.Participant) {
+	if f.session.Exists() {
+		s := string(f.session.Status())
+		st.Status = &s
+	}
+	if c, ok := f.session.CurrentSubtask(); ok {
+		st.CurrentSubtask = &Subtask{ID: c.ID, Title: c.Title, GuideText: c.GuideText,
+			VoiceGuideText: domain.SpokenText(c.VoiceGuideText, c.GuideText, c.Title)}
+	}
+	for _, stream := range f.helpOrder {
+		if h := f.helps[stream]; h.Exists() && h.Status().Open() {
+			st.OpenHelpRequests = append(st.OpenHelpRequests, HelpState{
+				HelpRequestID: h.ID(), UserID: h.UserID(), SubtaskID: h.Subtask().ID, Status: string(h.Status())})
+		}
+	}
+	for _, stream := range f.joinOrder {
+		if p := f.participants[stream]; p.Joined() {
+			joined = append(joined, p)
+		}
+	}
+	return joined
 }
 
 // StateAt folds the classroom's events up to instant at. Position is the
 // position of the classroom's last event at or before at (the one that
 // occurred last, the highest position among ties), and the fold covers every
-// classroom event up to that position (a prefix of the log). Status is nil when the session had not been opened yet. A
-// participant's completed_subtask_ids are the subtasks of the lecture they
-// had completed by at (their progress stream, in or out of this class), in
-// the order they completed them.
+// classroom event up to that position (a prefix of the log). Status is nil
+// when the session had not been opened yet. A participant's
+// completed_subtask_ids are the subtasks of the lecture they had completed by
+// at (their progress stream, in or out of this class), in the order they
+// completed them.
 func (r *Reader) StateAt(ctx context.Context, cl *Classroom, at time.Time) (State, error) {
 	at = at.UTC()
 	st := State{SessionID: cl.SessionID, At: at, Participants: []ParticipantState{}, OpenHelpRequests: []HelpState{}}
+	q, err := r.querier()
+	if err != nil {
+		return st, err
+	}
 	head, err := r.head(ctx)
 	if err != nil {
 		return st, fmt.Errorf("head position: %w", err)
 	}
-	var lastPos int64
-	var lastAt time.Time
-	err = r.pool.QueryRow(ctx, lastSQL, cl.SessionID, at, int64(head)).Scan(&lastPos, &lastAt)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return st, fmt.Errorf("find the last event of session %d at %s: %w", cl.SessionID, at, err)
+	if err := r.lastPosition(ctx, q, cl, at, head, &st); err != nil || st.Position == 0 {
+		return st, err // an error, or the session did not exist yet
 	}
-	st.Position = uint64(lastPos)
-	// Progress attributed to the class without naming it counts too.
-	if p, pAt, err := r.lastUnnamedProgress(ctx, cl, at, head); err != nil {
-		return st, err
-	} else if p != 0 && (st.Position == 0 || pAt.After(lastAt) || (pAt.Equal(lastAt) && p > st.Position)) {
-		st.Position = p
-	}
-	if st.Position == 0 {
-		return st, nil // the session did not exist yet
-	}
-	rows, err := r.pool.Query(ctx, stateSQL, cl.SessionID, int64(st.Position))
+	control, err := q.Query(ctx, eventstore.Filter{SessionID: cl.SessionID, ExcludeTypes: controlExcluded, UpTo: st.Position})
 	if err != nil {
 		return st, fmt.Errorf("read session %d: %w", cl.SessionID, err)
 	}
-	var evs []leanEvent
-	for rows.Next() {
-		var e leanEvent
-		var pos int64
-		if err := rows.Scan(&pos, &e.typ, &e.at, &e.user, &e.subtask, &e.help, &e.current); err != nil {
-			rows.Close()
+	fold := newClassroomFold(cl.SessionID)
+	for _, e := range control {
+		if err := fold.apply(e); err != nil {
 			return st, err
 		}
-		e.pos = uint64(pos)
-		evs = append(evs, e)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return st, fmt.Errorf("read session %d: %w", cl.SessionID, err)
-	}
-
-	type part struct {
-		user         int64
-		disconnected bool
-	}
-	var (
-		status  domain.SessionStatus
-		current *Subtask
-		parts   []*part
-		byUser  = map[int64]*part{}
-		helps   = map[int64]*HelpState{}
-		order   []int64
-	)
-	for _, e := range evs {
-		switch e.typ {
-		case "SessionOpened":
-			status = domain.SessionStatusWaiting
-		case "SessionStarted", "StepChanged":
-			if e.typ == "SessionStarted" {
-				status = domain.SessionStatusInProgress
-			}
-			var s Subtask
-			if err := json.Unmarshal(e.current, &s); err != nil {
-				return st, fmt.Errorf("decode %s at %d: %w", e.typ, e.pos, err)
-			}
-			s.VoiceGuideText = domain.SpokenText(s.VoiceGuideText, s.GuideText, s.Title)
-			current = &s
-		case "SessionPaused":
-			status = domain.SessionStatusPaused
-		case "SessionResumed":
-			status = domain.SessionStatusInProgress
-		case "SessionEnded":
-			status = domain.SessionStatusReviewMode
-		case "ParticipantJoined":
-			if byUser[e.user] == nil {
-				p := &part{user: e.user}
-				byUser[e.user] = p
-				parts = append(parts, p)
-			}
-		case "ParticipantDisconnected":
-			if p := byUser[e.user]; p != nil {
-				p.disconnected = true
-			}
-		case "ParticipantReconnected":
-			if p := byUser[e.user]; p != nil {
-				p.disconnected = false
-			}
-		case "HelpRequested":
-			helps[e.help] = &HelpState{HelpRequestID: e.help, UserID: e.user, SubtaskID: e.subtask, Status: string(domain.HelpStatusAnalyzing)}
-			order = append(order, e.help)
-		case "HelpEscalated":
-			if h := helps[e.help]; h != nil {
-				h.Status = string(domain.HelpStatusEscalated)
-			}
-		case "HelpProvided":
-			if h := helps[e.help]; h != nil {
-				h.Status = string(domain.HelpStatusResolved)
-			}
-		}
-	}
-	if status != "" {
-		s := string(status)
-		st.Status = &s
-	}
-	st.CurrentSubtask = current
-	for _, id := range order {
-		if h := helps[id]; domain.HelpStatus(h.Status).Open() {
-			st.OpenHelpRequests = append(st.OpenHelpRequests, *h)
-		}
-	}
-	if len(parts) == 0 {
+	joined := fold.state(&st)
+	if len(joined) == 0 {
 		return st, nil
 	}
-	users := make([]int64, len(parts))
-	for i, p := range parts {
-		users[i] = p.user
+	return st, r.participants(ctx, q, cl, at, head, joined, &st)
+}
+
+// lastPosition sets st.Position to the position of the classroom's last event
+// at or before at: its own, or progress attributed to it without naming it.
+func (r *Reader) lastPosition(ctx context.Context, q eventstore.Querier, cl *Classroom, at time.Time, head uint64, st *State) error {
+	last, ok, err := q.Latest(ctx, eventstore.Filter{SessionID: cl.SessionID, Until: at, UpTo: head})
+	if err != nil {
+		return fmt.Errorf("find the last event of session %d at %s: %w", cl.SessionID, at, err)
+	}
+	if ok {
+		st.Position = last.Position
+	}
+	p, pAt, err := r.lastUnnamedProgress(ctx, q, cl, at, head)
+	if err != nil {
+		return err
+	}
+	if p != 0 && (!ok || pAt.After(last.OccurredAt) || (pAt.Equal(last.OccurredAt) && p > st.Position)) {
+		st.Position = p
+	}
+	return nil
+}
+
+// participants names the joined participants and lists what each had
+// completed by at.
+func (r *Reader) participants(ctx context.Context, q eventstore.Querier, cl *Classroom, at time.Time, head uint64, joined []domain.Participant, st *State) error {
+	users := make([]int64, len(joined))
+	for i, p := range joined {
+		users[i] = p.UserID()
 	}
 	names, err := r.names(ctx, users)
 	if err != nil {
-		return st, err
+		return err
 	}
-	done, err := r.completions(ctx, cl.LectureID, users, at, head)
+	done, err := completions(ctx, q, cl.LectureID, users, at, head)
 	if err != nil {
-		return st, err
+		return err
 	}
-	for _, p := range parts {
-		ids := done[p.user]
+	status := domain.SessionStatus("")
+	if st.Status != nil {
+		status = domain.SessionStatus(*st.Status)
+	}
+	for _, p := range joined {
+		ids := done[p.UserID()]
 		if ids == nil {
 			ids = []int64{}
 		}
 		st.Participants = append(st.Participants, ParticipantState{
-			UserID: p.user, Name: names[p.user], Status: string(domain.DisplayStatus(p.disconnected, status)), CompletedSubtaskIDs: ids,
+			UserID: p.UserID(), Name: names[p.UserID()], Status: string(domain.DisplayStatus(p.Disconnected(), status)), CompletedSubtaskIDs: ids,
 		})
 	}
-	return st, nil
+	return nil
 }
 
 // lastUnnamedProgress is the position and time of the last progress event
 // attributed to the classroom without naming it that occurred by at (0: none).
-func (r *Reader) lastUnnamedProgress(ctx context.Context, cl *Classroom, at time.Time, head uint64) (uint64, time.Time, error) {
+func (r *Reader) lastUnnamedProgress(ctx context.Context, q eventstore.Querier, cl *Classroom, at time.Time, head uint64) (uint64, time.Time, error) {
 	if cl.startPos == 0 || len(cl.joins) == 0 {
 		return 0, time.Time{}, nil
 	}
@@ -237,26 +222,32 @@ func (r *Reader) lastUnnamedProgress(ctx context.Context, cl *Classroom, at time
 	if cl.endPos != 0 {
 		hi = min(hi, cl.endPos)
 	}
-	rows, err := r.pool.Query(ctx, `SELECT position, occurred_at, coalesce((data->>'user_id')::bigint, 0) FROM events
-		WHERE (metadata->>'lecture_id')::bigint = $1
-		  AND type IN ('SubtaskStarted', 'SubtaskCompleted') AND NOT metadata ? 'session_id'
-		  AND position > $2 AND position <= $3 AND occurred_at <= $4 AND NOT data ? 'session_id'
-		ORDER BY occurred_at DESC, position DESC`, cl.LectureID, int64(cl.startPos), int64(hi), at)
+	if hi <= cl.startPos {
+		return 0, time.Time{}, nil
+	}
+	evs, err := q.Query(ctx, eventstore.Filter{LectureID: cl.LectureID, Types: progressTypes, NoSession: true, After: cl.startPos, UpTo: hi, Until: at,
+		Fields: []string{"user_id", "session_id"}})
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("read lecture %d progress: %w", cl.LectureID, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var pos, user int64
-		var t time.Time
-		if err := rows.Scan(&pos, &t, &user); err != nil {
-			return 0, time.Time{}, err
+	var best *eventstore.Event
+	for i := range evs {
+		e := &evs[i]
+		var d struct {
+			UserID    int64 `json:"user_id"`
+			SessionID int64 `json:"session_id"`
 		}
-		if cl.attributed(user, uint64(pos)) {
-			return uint64(pos), t, nil
+		if json.Unmarshal(e.Data, &d) != nil || d.SessionID != 0 || !cl.attributed(d.UserID, e.Position) {
+			continue
+		}
+		if best == nil || !e.OccurredAt.Before(best.OccurredAt) {
+			best = e
 		}
 	}
-	return 0, time.Time{}, rows.Err()
+	if best == nil {
+		return 0, time.Time{}, nil
+	}
+	return best.Position, best.OccurredAt, nil
 }
 
 func (r *Reader) names(ctx context.Context, users []int64) (map[int64]string, error) {
@@ -279,27 +270,28 @@ func (r *Reader) names(ctx context.Context, users []int64) (map[int64]string, er
 
 // completions reads, from each user's progress stream of the lecture, the
 // subtasks they had completed by at, in completion order.
-func (r *Reader) completions(ctx context.Context, lectureID int64, users []int64, at time.Time, head uint64) (map[int64][]int64, error) {
+func completions(ctx context.Context, q eventstore.Querier, lectureID int64, users []int64, at time.Time, head uint64) (map[int64][]int64, error) {
 	streams := make([]string, len(users))
 	for i, u := range users {
 		streams[i] = domain.ProgressStream(lectureID, u)
 	}
-	rows, err := r.pool.Query(ctx, `SELECT (data->>'user_id')::bigint, (data->>'subtask_id')::bigint FROM events
-		WHERE stream = ANY($1) AND type = 'SubtaskCompleted' AND occurred_at <= $2 AND position <= $3
-		ORDER BY position`, streams, at, int64(head))
+	evs, err := q.Query(ctx, eventstore.Filter{Streams: streams, Types: []string{domain.SubtaskCompleted{}.EventType()}, Until: at, UpTo: head,
+		Fields: []string{"user_id", "subtask_id"}})
 	if err != nil {
 		return nil, fmt.Errorf("read completions in lecture %d: %w", lectureID, err)
 	}
-	defer rows.Close()
 	out := map[int64][]int64{}
-	for rows.Next() {
-		var u, s int64
-		if err := rows.Scan(&u, &s); err != nil {
-			return nil, err
+	for _, e := range evs {
+		var d struct {
+			UserID    int64 `json:"user_id"`
+			SubtaskID int64 `json:"subtask_id"`
 		}
-		if !slices.Contains(out[u], s) {
-			out[u] = append(out[u], s)
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, fmt.Errorf("decode %s at %d: %w", e.Type, e.Position, err)
+		}
+		if !slices.Contains(out[d.UserID], d.SubtaskID) {
+			out[d.UserID] = append(out[d.UserID], d.SubtaskID)
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // Close codes Lockstep uses besides the standard ones.
@@ -640,7 +641,7 @@ func (c *client) catchUp(ctx context.Context) error {
 		c.mu.Lock()
 		after := c.last
 		c.mu.Unlock()
-		missed, err := Missed(ctx, c.hub.cfg.Pool, c.sub.Channel, after, 500)
+		missed, err := outbox.Missed(ctx, c.hub.cfg.Pool, c.sub.Channel, after, 500)
 		if err != nil {
 			return err
 		}

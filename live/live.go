@@ -1,8 +1,8 @@
 // Package live pushes what the read models now say to WebSocket clients.
 //
-// A projector records the messages an event causes (Record) in the same
-// transaction as its read models, in an outbox keyed by channel and global
-// position. Once the batch committed, the Announcer delivers them to this
+// A projector records the messages an event causes (outbox.Record) in the
+// same transaction as its read models, in an outbox keyed by channel and
+// global position. Once the batch committed, the Announcer delivers them to this
 // process's Hub and publishes them on the bus, so that every other instance's
 // Hub delivers them to its own sockets. A client that connects gets a
 // snapshot (or, with ?after=, every message it missed from the outbox), then
@@ -14,119 +14,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/outbox"
 )
 
-// Message is one message pushed on a channel. Payload is the whole JSON
-// object a client receives (e.g. {"type":"step_changed","data":{…}}); the hub
-// adds "position" on the wire. A channel gets at most one message per event.
-type Message struct {
-	Channel  string          `json:"channel"`
-	Position uint64          `json:"position"`
-	Payload  json.RawMessage `json:"payload"`
-}
+// Message is one message pushed on a channel (outbox.Message: projectors
+// record them with outbox.Record).
+type Message = outbox.Message
 
-// Frame is the message as sent: Payload with "position" added.
-func (m Message) Frame() []byte {
-	return WithPosition(m.Payload, m.Position)
-}
-
-// WithPosition adds "position": pos to a JSON object.
+// WithPosition adds "position": pos to a JSON object (outbox.WithPosition).
 func WithPosition(payload json.RawMessage, pos uint64) []byte {
-	p := []byte(payload)
-	// Trim trailing whitespace to find the closing brace.
-	end := len(p)
-	for end > 0 && (p[end-1] == ' ' || p[end-1] == '\n' || p[end-1] == '\r' || p[end-1] == '\t') {
-		end--
-	}
-	if end < 2 || p[end-1] != '}' {
-		return p
-	}
-	body := p[:end-1]
-	out := make([]byte, 0, end+32)
-	out = append(out, body...)
-	// An empty object has nothing but whitespace between its braces.
-	empty := true
-	for _, b := range body[1:] {
-		if b != ' ' && b != '\n' && b != '\r' && b != '\t' {
-			empty = false
-			break
-		}
-	}
-	if !empty {
-		out = append(out, ',')
-	}
-	out = append(out, `"position":`...)
-	out = strconv.AppendUint(out, pos, 10)
-	return append(out, '}')
-}
-
-// Record stores messages in the outbox inside a projector's transaction, in
-// one statement. Recording the same channel and position again (a rebuild)
-// replaces it; within one call the last one wins.
-func Record(ctx context.Context, tx pgx.Tx, producer string, msgs ...Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	type key struct {
-		channel  string
-		position uint64
-	}
-	index := make(map[key]int, len(msgs))
-	channels := make([]string, 0, len(msgs))
-	positions := make([]int64, 0, len(msgs))
-	payloads := make([]string, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Channel == "" || m.Position == 0 || !json.Valid(m.Payload) {
-			return fmt.Errorf("live: invalid message for channel %q at %d", m.Channel, m.Position)
-		}
-		k := key{m.Channel, m.Position}
-		if i, ok := index[k]; ok {
-			payloads[i] = string(m.Payload)
-			continue
-		}
-		index[k] = len(channels)
-		channels = append(channels, m.Channel)
-		positions = append(positions, int64(m.Position))
-		payloads = append(payloads, string(m.Payload))
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO live_messages (channel, position, producer, payload)
-		SELECT c, p, $4, d::json FROM unnest($1::text[], $2::bigint[], $3::text[]) AS m(c, p, d)
-		ON CONFLICT (channel, position) DO UPDATE SET payload = EXCLUDED.payload, producer = EXCLUDED.producer`,
-		channels, positions, payloads, producer)
-	if err != nil {
-		return fmt.Errorf("live: record %d messages from %s at %d: %w", len(channels), channels[0], positions[0], err)
-	}
-	return nil
-}
-
-// Missed returns the channel's messages after position, oldest first, at most limit.
-func Missed(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, channel string, after uint64, limit int) ([]Message, error) {
-	rows, err := q.Query(ctx, `SELECT position, payload::text FROM live_messages WHERE channel = $1 AND position > $2 ORDER BY position LIMIT $3`,
-		channel, int64(after), limit)
-	if err != nil {
-		return nil, fmt.Errorf("live: read %s after %d: %w", channel, after, err)
-	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		var pos int64
-		var payload string
-		if err := rows.Scan(&pos, &payload); err != nil {
-			return nil, err
-		}
-		out = append(out, Message{Channel: channel, Position: uint64(pos), Payload: json.RawMessage(payload)})
-	}
-	return out, rows.Err()
+	return outbox.WithPosition(payload, pos)
 }
 
 const metadataOrigin = "origin"
@@ -160,27 +63,8 @@ func (a *Announcer) Announce(ctx context.Context, producer string, from, to uint
 	if a == nil {
 		return
 	}
-	rows, err := a.pool.Query(ctx, `SELECT channel, position, payload::text FROM live_messages
-		WHERE producer = $1 AND position BETWEEN $2 AND $3 ORDER BY position, channel`, producer, int64(from), int64(to))
+	msgs, err := outbox.Recorded(ctx, a.pool, producer, from, to)
 	if err != nil {
-		a.log.Error("live: read recorded messages", "producer", producer, "error", err)
-		return
-	}
-	var msgs []Message
-	for rows.Next() {
-		var m Message
-		var pos int64
-		var payload string
-		if err := rows.Scan(&m.Channel, &pos, &payload); err != nil {
-			rows.Close()
-			a.log.Error("live: scan recorded message", "error", err)
-			return
-		}
-		m.Position, m.Payload = uint64(pos), json.RawMessage(payload)
-		msgs = append(msgs, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		a.log.Error("live: read recorded messages", "producer", producer, "error", err)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lockstep/lockstep/bus"
 	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/outbox"
 	"github.com/lockstep/lockstep/pgtest"
 )
 
@@ -85,7 +86,7 @@ func (e *env) setCheckpoint(pos uint64) {
 func (e *env) record(msgs ...live.Message) {
 	e.t.Helper()
 	err := pgx.BeginFunc(context.Background(), e.db.Pool, func(tx pgx.Tx) error {
-		return live.Record(context.Background(), tx, "test", msgs...)
+		return outbox.Record(context.Background(), tx, "test", msgs...)
 	})
 	if err != nil {
 		e.t.Fatal(err)

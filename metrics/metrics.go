@@ -100,6 +100,10 @@ type instrumentedStore struct {
 	m *Metrics
 }
 
+// Unwrap lets eventstore.AsQuerier find the wrapped store's optional
+// capabilities (the counting is for appends only).
+func (s instrumentedStore) Unwrap() eventstore.Store { return s.Store }
+
 func (s instrumentedStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	res, err := s.Store.Append(ctx, stream, expected, events...)
 	if err == nil {

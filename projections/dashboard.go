@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockstep/lockstep/domain"
-	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // DashboardProjector is the name (checkpoint key) of the dashboard projector.
@@ -647,5 +647,5 @@ func recordDashboard(ctx context.Context, tx pgx.Tx, channel string, position ui
 	if err != nil {
 		return fmt.Errorf("encode message for %s: %w", channel, err)
 	}
-	return live.Record(ctx, tx, DashboardProjector, live.Message{Channel: channel, Position: position, Payload: data})
+	return outbox.Record(ctx, tx, DashboardProjector, outbox.Message{Channel: channel, Position: position, Payload: data})
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockstep/lockstep/domain"
-	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // HelpProjector is the name (checkpoint key) of the help projector.
@@ -304,7 +304,7 @@ func newHelpRequestData(e domain.HelpRequested, name string) HelpRequestData {
 // student_help_request from a HelpRequested record. Its signature is
 // InstructorMessageFunc's, so the sessions projector (which alone feeds that
 // channel) can take it with
-// RegisterSessionInstructorMessage("HelpRequested", StudentHelpRequestMessage).
+// Sessions.WithInstructorMessage("HelpRequested", StudentHelpRequestMessage).
 // ok is false for a request made outside a live session.
 func StudentHelpRequestMessage(ctx context.Context, tx pgx.Tx, r Record) (sessionID int64, payload any, ok bool, err error) {
 	e, isHelp := r.Payload.(domain.HelpRequested)
@@ -369,5 +369,5 @@ func recordHelp(ctx context.Context, tx pgx.Tx, channel string, position uint64,
 	if err != nil {
 		return fmt.Errorf("encode message for %s: %w", channel, err)
 	}
-	return live.Record(ctx, tx, HelpProjector, live.Message{Channel: channel, Position: position, Payload: data})
+	return outbox.Record(ctx, tx, HelpProjector, outbox.Message{Channel: channel, Position: position, Payload: data})
 }

@@ -12,12 +12,12 @@ import (
 	"github.com/lockstep/lockstep/domain"
 )
 
-// LectureProjectorName is the lectures projector's name (its checkpoint key).
-const LectureProjectorName = "lectures"
+// LecturesProjector is the lectures projector's name (its checkpoint key).
+const LecturesProjector = "lectures"
 
-// LectureTables are the read models the lectures projector owns; Reset
+// LecturesTables are the read models the lectures projector owns; Reset
 // empties them all.
-var LectureTables = []string{"rm_lectures", "rm_lecture_tasks", "rm_lecture_subtasks", "rm_enrollments", "rm_subtask_progress"}
+var LecturesTables = []string{"rm_lectures", "rm_lecture_tasks", "rm_lecture_subtasks", "rm_enrollments", "rm_subtask_progress"}
 
 // DocumentInvalidator drops cached copies of lecture and task documents.
 // The lectures projector calls Hold while it applies an event (before its
@@ -30,27 +30,27 @@ type DocumentInvalidator interface {
 	Invalidate(ctx context.Context, lectureIDs, taskIDs []int64)
 }
 
-// LectureProjector projects the lecture-{id} and progress-{lectureId}-{userId}
+// Lectures projects the lecture-{id} and progress-{lectureId}-{userId}
 // streams into the read models behind the lecture, task and progress queries:
 // rm_lectures (with enrolled_count), rm_lecture_tasks, rm_lecture_subtasks
 // (removed ones kept and flagged), rm_enrollments and rm_subtask_progress.
-type LectureProjector struct {
+type Lectures struct {
 	// Cache, when set, is told which documents each batch changed.
 	Cache DocumentInvalidator
 }
 
 // Name implements Projector.
-func (*LectureProjector) Name() string { return LectureProjectorName }
+func (*Lectures) Name() string { return LecturesProjector }
 
 // Pipelined implements Pipelined: Handle never reads a command tag.
-func (*LectureProjector) Pipelined() bool { return true }
+func (*Lectures) Pipelined() bool { return true }
 
 // Tables implements TableOwner: the projector can be rebuilt online.
-func (*LectureProjector) Tables() []string { return LectureTables }
+func (*Lectures) Tables() []string { return LecturesTables }
 
 // AfterSwap implements AfterSwapper: rebuilt read models may differ from what
 // was cached, so every lecture and task document is dropped.
-func (p *LectureProjector) AfterSwap(ctx context.Context, db Querier) {
+func (p *Lectures) AfterSwap(ctx context.Context, db Querier) {
 	if p.Cache == nil {
 		return
 	}
@@ -66,13 +66,13 @@ func (p *LectureProjector) AfterSwap(ctx context.Context, db Querier) {
 }
 
 // Reset implements Projector: it empties every read model of the projector.
-func (*LectureProjector) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(LectureTables, ", "))
+func (*Lectures) Reset(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(LecturesTables, ", "))
 	return err
 }
 
 // Handle implements Projector.
-func (p *LectureProjector) Handle(ctx context.Context, tx pgx.Tx, r Record) error {
+func (p *Lectures) Handle(ctx context.Context, tx pgx.Tx, r Record) error {
 	p.hold(ctx, r.Payload)
 	switch e := r.Payload.(type) {
 	case domain.LectureCreated:
@@ -102,7 +102,7 @@ func (p *LectureProjector) Handle(ctx context.Context, tx pgx.Tx, r Record) erro
 }
 
 // OnLectureCreated inserts the lecture.
-func (*LectureProjector) OnLectureCreated(ctx context.Context, tx pgx.Tx, e domain.LectureCreated) error {
+func (*Lectures) OnLectureCreated(ctx context.Context, tx pgx.Tx, e domain.LectureCreated) error {
 	_, err := tx.Exec(ctx, `INSERT INTO rm_lectures (id, instructor_id, title, description, thumbnail_url, is_active, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, true, $6, $6)
 		ON CONFLICT (id) DO NOTHING`,
@@ -111,7 +111,7 @@ func (*LectureProjector) OnLectureCreated(ctx context.Context, tx pgx.Tx, e doma
 }
 
 // OnLectureUpdated applies the changed fields.
-func (*LectureProjector) OnLectureUpdated(ctx context.Context, tx pgx.Tx, e domain.LectureUpdated) error {
+func (*Lectures) OnLectureUpdated(ctx context.Context, tx pgx.Tx, e domain.LectureUpdated) error {
 	_, err := tx.Exec(ctx, `UPDATE rm_lectures SET
 		title = COALESCE($2, title), description = COALESCE($3, description),
 		thumbnail_url = COALESCE($4, thumbnail_url), is_active = COALESCE($5, is_active),
@@ -121,13 +121,13 @@ func (*LectureProjector) OnLectureUpdated(ctx context.Context, tx pgx.Tx, e doma
 }
 
 // OnLectureDeactivated marks the lecture inactive.
-func (*LectureProjector) OnLectureDeactivated(ctx context.Context, tx pgx.Tx, e domain.LectureDeactivated) error {
+func (*Lectures) OnLectureDeactivated(ctx context.Context, tx pgx.Tx, e domain.LectureDeactivated) error {
 	_, err := tx.Exec(ctx, `UPDATE rm_lectures SET is_active = false, updated_at = $2 WHERE id = $1`, e.LectureID, e.DeactivatedAt)
 	return err
 }
 
 // OnTaskAdded inserts the task.
-func (*LectureProjector) OnTaskAdded(ctx context.Context, tx pgx.Tx, e domain.TaskAdded) error {
+func (*Lectures) OnTaskAdded(ctx context.Context, tx pgx.Tx, e domain.TaskAdded) error {
 	_, err := tx.Exec(ctx, `INSERT INTO rm_lecture_tasks (id, lecture_id, title, description, order_index, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING`,
 		e.TaskID, e.LectureID, e.Title, e.Description, e.OrderIndex, e.AddedAt)
@@ -138,7 +138,7 @@ func (*LectureProjector) OnTaskAdded(ctx context.Context, tx pgx.Tx, e domain.Ta
 }
 
 // OnTaskUpdated replaces the task's fields.
-func (*LectureProjector) OnTaskUpdated(ctx context.Context, tx pgx.Tx, e domain.TaskUpdated) error {
+func (*Lectures) OnTaskUpdated(ctx context.Context, tx pgx.Tx, e domain.TaskUpdated) error {
 	_, err := tx.Exec(ctx, `UPDATE rm_lecture_tasks SET title = $2, description = $3, order_index = $4, updated_at = $5 WHERE id = $1`,
 		e.TaskID, e.Title, e.Description, e.OrderIndex, e.UpdatedAt)
 	if err != nil {
@@ -148,7 +148,7 @@ func (*LectureProjector) OnTaskUpdated(ctx context.Context, tx pgx.Tx, e domain.
 }
 
 // OnSubtaskAdded inserts the subtask.
-func (*LectureProjector) OnSubtaskAdded(ctx context.Context, tx pgx.Tx, e domain.SubtaskAdded) error {
+func (*Lectures) OnSubtaskAdded(ctx context.Context, tx pgx.Tx, e domain.SubtaskAdded) error {
 	_, err := tx.Exec(ctx, `INSERT INTO rm_lecture_subtasks (id, task_id, lecture_id, title, description, order_index,
 			target_action, target_element_hint, guide_text, voice_guide_text, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING`,
@@ -161,7 +161,7 @@ func (*LectureProjector) OnSubtaskAdded(ctx context.Context, tx pgx.Tx, e domain
 }
 
 // OnSubtaskUpdated replaces the subtask's fields.
-func (*LectureProjector) OnSubtaskUpdated(ctx context.Context, tx pgx.Tx, e domain.SubtaskUpdated) error {
+func (*Lectures) OnSubtaskUpdated(ctx context.Context, tx pgx.Tx, e domain.SubtaskUpdated) error {
 	_, err := tx.Exec(ctx, `UPDATE rm_lecture_subtasks SET task_id = $2, title = $3, description = $4, order_index = $5,
 		target_action = $6, target_element_hint = $7, guide_text = $8, voice_guide_text = $9, updated_at = $10 WHERE id = $1`,
 		e.SubtaskID, e.TaskID, e.Title, e.Description, e.OrderIndex,
@@ -173,7 +173,7 @@ func (*LectureProjector) OnSubtaskUpdated(ctx context.Context, tx pgx.Tx, e doma
 }
 
 // OnSubtaskRemoved flags the subtask removed (it leaves the plan, not the history).
-func (*LectureProjector) OnSubtaskRemoved(ctx context.Context, tx pgx.Tx, e domain.SubtaskRemoved) error {
+func (*Lectures) OnSubtaskRemoved(ctx context.Context, tx pgx.Tx, e domain.SubtaskRemoved) error {
 	_, err := tx.Exec(ctx, `UPDATE rm_lecture_subtasks SET removed = true, updated_at = $2 WHERE id = $1`, e.SubtaskID, e.RemovedAt)
 	if err != nil {
 		return err
@@ -182,7 +182,7 @@ func (*LectureProjector) OnSubtaskRemoved(ctx context.Context, tx pgx.Tx, e doma
 }
 
 // OnStudentEnrolled records the enrollment and counts it on the lecture.
-func (*LectureProjector) OnStudentEnrolled(ctx context.Context, tx pgx.Tx, e domain.StudentEnrolled) error {
+func (*Lectures) OnStudentEnrolled(ctx context.Context, tx pgx.Tx, e domain.StudentEnrolled) error {
 	var session *int64
 	if e.SessionID != 0 {
 		session = &e.SessionID
@@ -197,7 +197,7 @@ func (*LectureProjector) OnStudentEnrolled(ctx context.Context, tx pgx.Tx, e dom
 }
 
 // OnSubtaskStarted records the student's start of a subtask.
-func (*LectureProjector) OnSubtaskStarted(ctx context.Context, tx pgx.Tx, e domain.SubtaskStarted) error {
+func (*Lectures) OnSubtaskStarted(ctx context.Context, tx pgx.Tx, e domain.SubtaskStarted) error {
 	// One statement per event: the progress row and the enrollment's last activity.
 	_, err := tx.Exec(ctx, `WITH up AS (
 			INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, started_at, session_id)
@@ -211,7 +211,7 @@ func (*LectureProjector) OnSubtaskStarted(ctx context.Context, tx pgx.Tx, e doma
 }
 
 // OnSubtaskCompleted records the student's completion of a subtask.
-func (*LectureProjector) OnSubtaskCompleted(ctx context.Context, tx pgx.Tx, e domain.SubtaskCompleted) error {
+func (*Lectures) OnSubtaskCompleted(ctx context.Context, tx pgx.Tx, e domain.SubtaskCompleted) error {
 	// One statement per event: the progress row and the enrollment's last activity.
 	_, err := tx.Exec(ctx, `WITH up AS (
 			INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, completed_at, session_id)
@@ -227,7 +227,7 @@ func (*LectureProjector) OnSubtaskCompleted(ctx context.Context, tx pgx.Tx, e do
 // HandleBatch implements BatchHandler: progress rows are written event by
 // event, but each student's enrollment activity once per batch (the latest
 // time), which halves the statements of a class's history.
-func (p *LectureProjector) HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error {
+func (p *Lectures) HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error {
 	type student struct{ lecture, user int64 }
 	var order []student
 	latest := map[student]time.Time{}
@@ -326,7 +326,7 @@ func documentsOf(ev domain.Event) (lectures, tasks []int64) {
 }
 
 // hold tells the cache, before the batch commits, which documents it changes.
-func (p *LectureProjector) hold(ctx context.Context, ev domain.Event) {
+func (p *Lectures) hold(ctx context.Context, ev domain.Event) {
 	if p.Cache == nil || Rebuilding(ctx) {
 		return
 	}
@@ -337,7 +337,7 @@ func (p *LectureProjector) hold(ctx context.Context, ev domain.Event) {
 
 // AfterCommit implements AfterCommitter: it tells the cache which lecture and
 // task documents the batch changed.
-func (p *LectureProjector) AfterCommit(ctx context.Context, batch []Record) {
+func (p *Lectures) AfterCommit(ctx context.Context, batch []Record) {
 	if p.Cache == nil {
 		return
 	}

@@ -17,7 +17,7 @@ import (
 func lectureTablesSnapshot(t *testing.T, s *apptest.Server) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, table := range projections.LectureTables {
+	for _, table := range projections.LecturesTables {
 		var rows string
 		err := s.DB.Pool.QueryRow(context.Background(),
 			`SELECT COALESCE(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text)::text, '[]') FROM `+table+` t`).Scan(&rows)
@@ -38,10 +38,10 @@ func lectureCall(t *testing.T, r *apptest.Response, status int) map[string]any {
 	return r.JSON(t)
 }
 
-// TestLectureProjector_rebuild runs every kind of lecture, enrollment and
+// TestLectures_rebuild runs every kind of lecture, enrollment and
 // progress command, then rebuilds the projection from event zero and
 // requires read models equal to the live ones.
-func TestLectureProjector_rebuild(t *testing.T) {
+func TestLectures_rebuild(t *testing.T) {
 	s := apptest.Start(t)
 	owner := s.NewUser(t, "INSTRUCTOR", "박강사")
 	students := []apptest.User{s.NewUser(t, "STUDENT", "김학생"), s.NewUser(t, "STUDENT", "이학생")}
@@ -93,7 +93,7 @@ func TestLectureProjector_rebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	runner := projections.NewRunner(projections.Config{
-		Store: postgres.New(s.DB.Pool, postgres.Config{}), Pool: s.DB.Pool, Projector: &projections.LectureProjector{},
+		Store: postgres.New(s.DB.Pool, postgres.Config{}), Pool: s.DB.Pool, Projector: &projections.Lectures{},
 	})
 	if err := runner.Rebuild(ctx); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestLectureProjector_rebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	rebuilt := lectureTablesSnapshot(t, s)
-	for _, table := range projections.LectureTables {
+	for _, table := range projections.LecturesTables {
 		if live[table] != rebuilt[table] {
 			t.Errorf("%s differs after the rebuild:\nlive:    %s\nrebuilt: %s", table, live[table], rebuilt[table])
 		}

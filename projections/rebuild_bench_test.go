@@ -101,7 +101,7 @@ func BenchmarkRebuildOnline(b *testing.B) {
 	seeded := seedClassHistory(b, db, n)
 	es := postgres.New(db.Pool, postgres.Config{})
 	defer es.Close()
-	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: &projections.LectureProjector{}})
+	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: &projections.Lectures{}})
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {

@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockstep/lockstep/domain"
-	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // SessionsProjector is the name (checkpoint key) of the live-session projector.
@@ -40,21 +39,6 @@ type Announcer interface {
 // the event concerns no session. It runs inside the projector's transaction.
 type InstructorMessageFunc func(ctx context.Context, tx pgx.Tx, r Record) (sessionID int64, payload any, ok bool, err error)
 
-var (
-	instructorHooksMu sync.RWMutex
-	instructorHooks   = map[string]InstructorMessageFunc{}
-)
-
-// RegisterSessionInstructorMessage is the process-wide form of
-// Sessions.WithInstructorMessage (which wins when both name an event type).
-// Registering an event type again replaces its function, so calling it from
-// wiring that runs once per app instance is safe.
-func RegisterSessionInstructorMessage(eventType string, f InstructorMessageFunc) {
-	instructorHooksMu.Lock()
-	defer instructorHooksMu.Unlock()
-	instructorHooks[eventType] = f
-}
-
 // WithInstructorMessage is the hook through which other features push on a
 // session's instructor socket — whose channel only this projector feeds —
 // e.g. the help feature's student_help_request for HelpRequested. Call it
@@ -68,12 +52,7 @@ func (p *Sessions) WithInstructorMessage(eventType string, f InstructorMessageFu
 }
 
 func (p *Sessions) instructorHook(eventType string) (InstructorMessageFunc, bool) {
-	if f, ok := p.hooks[eventType]; ok {
-		return f, true
-	}
-	instructorHooksMu.RLock()
-	defer instructorHooksMu.RUnlock()
-	f, ok := instructorHooks[eventType]
+	f, ok := p.hooks[eventType]
 	return f, ok
 }
 
@@ -470,5 +449,5 @@ func record(ctx context.Context, tx pgx.Tx, channel string, position uint64, pay
 	if err != nil {
 		return fmt.Errorf("encode message for %s: %w", channel, err)
 	}
-	return live.Record(ctx, tx, SessionsProjector, live.Message{Channel: channel, Position: position, Payload: data})
+	return outbox.Record(ctx, tx, SessionsProjector, outbox.Message{Channel: channel, Position: position, Payload: data})
 }

@@ -1,7 +1,9 @@
 package eventstoredb_test
 
 import (
+	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/lockstep/lockstep/eventstore"
@@ -27,4 +29,13 @@ func TestConformance(t *testing.T) {
 		}
 		return eventstoretest.Harness{Store: open(t), Reopen: open, StreamPositionsUnknown: true, IDsCheckedPerStreamOnly: true}
 	})
+}
+
+// TestNoQuerier: EventStoreDB cannot filter on metadata, and says so rather
+// than answering filtered reads by reading the whole log.
+func TestNoQuerier(t *testing.T) {
+	_, err := eventstore.AsQuerier(&eventstoredb.Store{})
+	if !errors.Is(err, eventstore.ErrNoQuerier) || !strings.Contains(err.Error(), "metadata") {
+		t.Errorf("AsQuerier(eventstoredb) = %v, want ErrNoQuerier with the reason", err)
+	}
 }

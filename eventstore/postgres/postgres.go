@@ -94,6 +94,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -113,6 +114,9 @@ const MaxAppendEvents = 65535
 
 // positionsPerTx is the room each transaction has in the position space.
 const positionsPerTx = 65536
+
+// positionsPerTxSQL is positionsPerTx as the SQL statements spell it.
+var positionsPerTxSQL = strconv.Itoa(positionsPerTx)
 
 // streamLockClass is the first key of the advisory lock that serializes Any
 // appends to one stream (the second key is hashtext(stream)).
@@ -460,10 +464,10 @@ func (s *Store) rows(events []eventstore.EventData) (appendRows, error) {
 	return r, nil
 }
 
-const insertSQL = `
+var insertSQL = `
 WITH inserted AS (
     INSERT INTO events (position, stream, version, event_id, type, schema_version, data, metadata, occurred_at, txid)
-    SELECT $1::bigint * 65536 + u.i - 1, $2, $3::bigint + u.i, u.id, u.typ, u.sv, u.d::jsonb, u.m::jsonb, u.oa, pg_current_xact_id()
+    SELECT $1::bigint * ` + positionsPerTxSQL + ` + u.i - 1, $2, $3::bigint + u.i, u.id, u.typ, u.sv, u.d::jsonb, u.m::jsonb, u.oa, pg_current_xact_id()
     FROM unnest($4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[])
          WITH ORDINALITY AS u(id, typ, sv, d, m, oa, i)
     RETURNING 1
@@ -475,12 +479,12 @@ SELECT (SELECT count(*) FROM inserted)`
 // in the statement that inserts, as in the explicit-transaction path: the
 // position scheme is the same. $3 is the expected version; when the stream's
 // version differs nothing is inserted and the current version is returned.
-const appendOneSQL = `
+var appendOneSQL = `
 WITH cur AS (
     SELECT coalesce(max(version), 0) AS v FROM events WHERE stream = $1
 ), inserted AS (
     INSERT INTO events (position, stream, version, event_id, type, schema_version, data, metadata, occurred_at, txid)
-    SELECT pg_current_xact_id()::text::bigint * 65536 + u.i - 1, $1, cur.v + u.i, u.id, u.typ, u.sv, u.d::jsonb, u.m::jsonb, u.oa, pg_current_xact_id()
+    SELECT pg_current_xact_id()::text::bigint * ` + positionsPerTxSQL + ` + u.i - 1, $1, cur.v + u.i, u.id, u.typ, u.sv, u.d::jsonb, u.m::jsonb, u.oa, pg_current_xact_id()
     FROM cur, unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::timestamptz[])
          WITH ORDINALITY AS u(id, typ, sv, d, m, oa, i)
     WHERE cur.v = $2::bigint
@@ -635,7 +639,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, afterVersion int6
 // positions a read that starts after it may return (see the package doc):
 // the smallest in-progress transaction id of the statement's snapshot whose
 // backend holds a lock on events (or that is a prepared transaction), or the
-// snapshot's xmax when there is none, times 65536.
+// snapshot's xmax when there is none, times positionsPerTx.
 //
 // pg_lock_status() is read once (the locks CTE is materialized). An id is
 // matched to its transaction's locks by virtual transaction, through the
@@ -645,7 +649,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, afterVersion int6
 // pg_stat_get_activity's backend_xid is set with the id, and the backend's pid
 // names its locks. That lookup is the costly part, and runs only then; an
 // empty in-progress set (a quiet server) reads no locks at all.
-const boundSQL = `
+var boundSQL = `
 WITH snap AS (SELECT pg_current_snapshot() AS s),
 db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
 locks AS MATERIALIZED (
@@ -668,7 +672,7 @@ SELECT least(pg_snapshot_xmax(s), (
               WHERE a.pid IN (SELECT pid FROM locks WHERE on_events)
               UNION ALL
               SELECT p.transaction FROM pg_prepared_xact() p))
-))::text::bigint * 65536
+))::text::bigint * ` + positionsPerTxSQL + `
 FROM snap`
 
 // bound returns the exclusive upper bound of the positions a read that starts

@@ -255,3 +255,12 @@ func TestSharedBoundSeesEveryEarlierAppend(t *testing.T) {
 		}
 	}
 }
+
+func TestQuerierConformance(t *testing.T) {
+	eventstoretest.RunQuerier(t, func(t *testing.T) eventstore.Store {
+		db := pgtest.New(t)
+		s := postgres.New(db.Pool, postgres.Config{})
+		t.Cleanup(s.Close)
+		return s
+	})
+}

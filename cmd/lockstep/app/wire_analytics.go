@@ -16,8 +16,8 @@ func (a *App) wireAnalytics(ctx context.Context) error {
 		a.log.Info("analytics endpoints off (ANALYTICS=off)")
 		return nil
 	}
-	if a.cfg.EventStore == "eventstoredb" {
-		a.log.Warn("analytics endpoints disabled: they read the PostgreSQL event store")
+	if err := analytics.Supported(a.store); err != nil {
+		a.log.Warn("analytics endpoints disabled", "reason", err)
 		return nil
 	}
 	analytics.New(analytics.Config{
@@ -36,5 +36,5 @@ func (a *App) wireAnalytics(ctx context.Context) error {
 // AnalyticsReader reads past classrooms from the events table (for the
 // replay CLI too).
 func (a *App) AnalyticsReader() *analytics.Reader {
-	return analytics.NewReader(a.pool, a.store.HeadPosition)
+	return analytics.NewReader(a.pool, a.store)
 }

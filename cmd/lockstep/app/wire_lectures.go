@@ -13,7 +13,7 @@ import (
 // and progress commands, the "lectures" projector, their queries, and the
 // optional Redis cache of lecture and task documents (REDIS_URL).
 func (a *App) wireLectures(ctx context.Context) error {
-	proj := &projections.LectureProjector{}
+	proj := &projections.Lectures{}
 	queries := &readapi.LectureQueries{Pool: a.pool}
 	if a.cfg.RedisURL != "" {
 		// Keys are prefixed with the database's name: documents belong to it.

@@ -1,0 +1,155 @@
+// Package outbox is the live_messages table: the messages an event causes on
+// the live sockets, recorded by a projector in the same transaction as its
+// read models (Record), keyed by channel and global position, and read back
+// by the live hub (Recorded after a batch committed, Missed for a client
+// reconnecting with ?after=) and by analytics' replay.
+//
+// It needs nothing but pgx: projectors import it without the socket hub, the
+// bus or their drivers (live imports it, not the other way round).
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Message is one message pushed on a channel. Payload is the whole JSON
+// object a client receives (e.g. {"type":"step_changed","data":{…}}); the hub
+// adds "position" on the wire. A channel gets at most one message per event.
+type Message struct {
+	Channel  string          `json:"channel"`
+	Position uint64          `json:"position"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+// Frame is the message as sent: Payload with "position" added.
+func (m Message) Frame() []byte {
+	return WithPosition(m.Payload, m.Position)
+}
+
+// WithPosition adds "position": pos to a JSON object.
+func WithPosition(payload json.RawMessage, pos uint64) []byte {
+	p := []byte(payload)
+	// Trim trailing whitespace to find the closing brace.
+	end := len(p)
+	for end > 0 && (p[end-1] == ' ' || p[end-1] == '\n' || p[end-1] == '\r' || p[end-1] == '\t') {
+		end--
+	}
+	if end < 2 || p[end-1] != '}' {
+		return p
+	}
+	body := p[:end-1]
+	out := make([]byte, 0, end+32)
+	out = append(out, body...)
+	// An empty object has nothing but whitespace between its braces.
+	empty := true
+	for _, b := range body[1:] {
+		if b != ' ' && b != '\n' && b != '\r' && b != '\t' {
+			empty = false
+			break
+		}
+	}
+	if !empty {
+		out = append(out, ',')
+	}
+	out = append(out, `"position":`...)
+	out = strconv.AppendUint(out, pos, 10)
+	return append(out, '}')
+}
+
+// Querier is what the reads need: a pool, a connection or a transaction.
+type Querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+// Record stores messages in the outbox inside a projector's transaction, in
+// one statement. Recording the same channel and position again (a rebuild)
+// replaces it; within one call the last one wins.
+func Record(ctx context.Context, tx pgx.Tx, producer string, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	type key struct {
+		channel  string
+		position uint64
+	}
+	index := make(map[key]int, len(msgs))
+	channels := make([]string, 0, len(msgs))
+	positions := make([]int64, 0, len(msgs))
+	payloads := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Channel == "" || m.Position == 0 || !json.Valid(m.Payload) {
+			return fmt.Errorf("outbox: invalid message for channel %q at %d", m.Channel, m.Position)
+		}
+		k := key{m.Channel, m.Position}
+		if i, ok := index[k]; ok {
+			payloads[i] = string(m.Payload)
+			continue
+		}
+		index[k] = len(channels)
+		channels = append(channels, m.Channel)
+		positions = append(positions, int64(m.Position))
+		payloads = append(payloads, string(m.Payload))
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO live_messages (channel, position, producer, payload)
+		SELECT c, p, $4, d::json FROM unnest($1::text[], $2::bigint[], $3::text[]) AS m(c, p, d)
+		ON CONFLICT (channel, position) DO UPDATE SET payload = EXCLUDED.payload, producer = EXCLUDED.producer`,
+		channels, positions, payloads, producer)
+	if err != nil {
+		return fmt.Errorf("outbox: record %d messages from %s at %d: %w", len(channels), channels[0], positions[0], err)
+	}
+	return nil
+}
+
+// Missed returns the channel's messages after position, oldest first, at most limit.
+func Missed(ctx context.Context, q Querier, channel string, after uint64, limit int) ([]Message, error) {
+	rows, err := q.Query(ctx, `SELECT position, payload::text FROM live_messages WHERE channel = $1 AND position > $2 ORDER BY position LIMIT $3`,
+		channel, int64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read %s after %d: %w", channel, after, err)
+	}
+	return collect(rows, func(m *Message) []any { m.Channel = channel; return nil })
+}
+
+// Recorded returns the messages producer recorded for positions in
+// [from, to], in position then channel order (what a committed batch caused).
+func Recorded(ctx context.Context, q Querier, producer string, from, to uint64) ([]Message, error) {
+	rows, err := q.Query(ctx, `SELECT position, payload::text, channel FROM live_messages
+		WHERE producer = $1 AND position BETWEEN $2 AND $3 ORDER BY position, channel`, producer, int64(from), int64(to))
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read what %s recorded in [%d, %d]: %w", producer, from, to, err)
+	}
+	return collect(rows, func(m *Message) []any { return []any{&m.Channel} })
+}
+
+// OnChannels returns up to limit messages of channels with a position above
+// after, in position then channel order (a replay of several channels).
+func OnChannels(ctx context.Context, q Querier, channels []string, after uint64, limit int) ([]Message, error) {
+	rows, err := q.Query(ctx, `SELECT position, payload::text, channel FROM live_messages
+		WHERE channel = ANY($1) AND position > $2 ORDER BY position, channel LIMIT $3`, channels, int64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read %v after %d: %w", channels, after, err)
+	}
+	return collect(rows, func(m *Message) []any { return []any{&m.Channel} })
+}
+
+// collect scans position, payload and the extra columns more names.
+func collect(rows pgx.Rows, more func(*Message) []any) ([]Message, error) {
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		var m Message
+		var pos int64
+		var payload string
+		if err := rows.Scan(append([]any{&pos, &payload}, more(&m)...)...); err != nil {
+			return nil, err
+		}
+		m.Position, m.Payload = uint64(pos), json.RawMessage(payload)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
