@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -269,5 +270,42 @@ func TestDashboardBatchEqualsPerEvent(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func (p perEventDashboard) Tables() []string { return p.d.Tables() }
+
+// BenchmarkDashboardRebuild measures `lockstep rebuild`'s path (RebuildOnline:
+// shadow tables, batches of 5,000, swap) for the dashboard projector over a
+// class history, event by event (the path before HandleBatch) and batched,
+// in one run. LOCKSTEP_BENCH_EVENTS sets the history's size (default 20,000).
+func BenchmarkDashboardRebuild(b *testing.B) {
+	n := 20_000
+	if s := os.Getenv("LOCKSTEP_BENCH_EVENTS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	db := pgtest.New(b)
+	seeded := seedClassHistory(b, db, n)
+	es := postgres.New(db.Pool, postgres.Config{})
+	defer es.Close()
+	for _, c := range []struct {
+		name string
+		p    projections.Projector
+	}{{"per-event", perEventDashboard{projections.NewDashboard(nil)}}, {"batched", projections.NewDashboard(nil)}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: c.p})
+			start := time.Now()
+			for range b.N {
+				if err := r.RebuildOnline(context.Background(), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(seeded*b.N)/time.Since(start).Seconds(), "events/s")
+			b.StopTimer()
+			var done int
+			if err := db.Pool.QueryRow(context.Background(), `SELECT COALESCE(sum(completed_count), 0) FROM dash_students`).Scan(&done); err != nil || done == 0 {
+				b.Fatalf("rebuild counted no completions (%v)", err)
+			}
+		})
 	}
 }
