@@ -199,126 +199,97 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 		users[e.user] = ""
 	}
 
-	// Read what the run touches.
+	// Read what the run touches, in one round trip.
+	reads := &pgx.Batch{}
 	{
 		ls, us, ss := make([]int64, len(progressOrder)), make([]int64, len(progressOrder)), make([]int64, len(progressOrder))
 		for i, k := range progressOrder {
 			ls[i], us[i], ss[i] = k.lecture, k.user, k.subtask
 		}
-		rows, err := tx.Query(ctx, `SELECT p.lecture_id, p.user_id, p.subtask_id, p.status, p.started_at, p.completed_at, p.current_at, p.stuck_end_at
+		reads.Queue(`SELECT p.lecture_id, p.user_id, p.subtask_id, p.status, p.started_at, p.completed_at, p.current_at, p.stuck_end_at
 			FROM dash_progress p JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(l, u, s)
-				ON p.lecture_id = k.l AND p.user_id = k.u AND p.subtask_id = k.s FOR UPDATE OF p`, ls, us, ss)
-		if err != nil {
-			return false, err
-		}
-		for rows.Next() {
-			var k dashProgressKey
-			st := &dashProgressState{}
-			if err := rows.Scan(&k.lecture, &k.user, &k.subtask, &st.status, &st.startedAt, &st.completedAt, &st.currentAt, &st.stuckEnd); err != nil {
-				rows.Close()
-				return false, err
+				ON p.lecture_id = k.l AND p.user_id = k.u AND p.subtask_id = k.s FOR UPDATE OF p`, ls, us, ss).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k dashProgressKey
+				st := &dashProgressState{}
+				if err := rows.Scan(&k.lecture, &k.user, &k.subtask, &st.status, &st.startedAt, &st.completedAt, &st.currentAt, &st.stuckEnd); err != nil {
+					return err
+				}
+				progress[k] = st
 			}
-			progress[k] = st
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
+			return rows.Err()
+		})
 	}
 	{
 		ls, us := make([]int64, len(studentOrder)), make([]int64, len(studentOrder))
 		for i, k := range studentOrder {
 			ls[i], us[i] = k.lecture, k.user
 		}
-		rows, err := tx.Query(ctx, `SELECT s.lecture_id, s.user_id, s.enrolled FROM dash_students s
-			JOIN unnest($1::bigint[], $2::bigint[]) AS k(l, u) ON s.lecture_id = k.l AND s.user_id = k.u`, ls, us)
-		if err != nil {
-			return false, err
-		}
-		for rows.Next() {
-			var k dashStudentKey
-			var enrolled bool
-			if err := rows.Scan(&k.lecture, &k.user, &enrolled); err != nil {
-				rows.Close()
-				return false, err
+		reads.Queue(`SELECT s.lecture_id, s.user_id, s.enrolled FROM dash_students s
+			JOIN unnest($1::bigint[], $2::bigint[]) AS k(l, u) ON s.lecture_id = k.l AND s.user_id = k.u`, ls, us).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k dashStudentKey
+				var enrolled bool
+				if err := rows.Scan(&k.lecture, &k.user, &enrolled); err != nil {
+					return err
+				}
+				students[k].enrolled = enrolled
 			}
-			students[k].enrolled = enrolled
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
+			return rows.Err()
+		})
 	}
 	{
 		ids := make([]int64, 0, len(subtasks))
 		for id := range subtasks {
 			ids = append(ids, id)
 		}
-		rows, err := tx.Query(ctx, `SELECT subtask_id, NOT removed, stuck_count, stuck_seconds FROM dash_subtasks WHERE subtask_id = ANY($1)`, ids)
-		if err != nil {
-			return false, err
-		}
-		for rows.Next() {
-			var id int64
-			st := &dashSubtaskState{}
-			if err := rows.Scan(&id, &st.live, &st.stuckCount, &st.stuckSeconds); err != nil {
-				rows.Close()
-				return false, err
+		reads.Queue(`SELECT subtask_id, NOT removed, stuck_count, stuck_seconds FROM dash_subtasks WHERE subtask_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id int64
+				st := &dashSubtaskState{}
+				if err := rows.Scan(&id, &st.live, &st.stuckCount, &st.stuckSeconds); err != nil {
+					return err
+				}
+				subtasks[id] = st
 			}
-			subtasks[id] = st
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
+			return rows.Err()
+		})
 	}
 	{
 		ids := make([]int64, 0, len(lectures))
 		for id := range lectures {
 			ids = append(ids, id)
 		}
-		rows, err := tx.Query(ctx, `SELECT lecture_id, enrolled, total_subtasks, completions FROM dash_lectures WHERE lecture_id = ANY($1)`, ids)
-		if err != nil {
-			return false, err
-		}
-		for rows.Next() {
-			var id int64
-			st := &dashLectureState{}
-			if err := rows.Scan(&id, &st.enrolled, &st.total, &st.completions); err != nil {
-				rows.Close()
-				return false, err
+		reads.Queue(`SELECT lecture_id, enrolled, total_subtasks, completions FROM dash_lectures WHERE lecture_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id int64
+				st := &dashLectureState{}
+				if err := rows.Scan(&id, &st.enrolled, &st.total, &st.completions); err != nil {
+					return err
+				}
+				lectures[id] = st
 			}
-			lectures[id] = st
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
+			return rows.Err()
+		})
 	}
 	{
 		ls, ds, us := make([]int64, len(activeOrder)), make([]time.Time, len(activeOrder)), make([]int64, len(activeOrder))
 		for i, k := range activeOrder {
 			ls[i], ds[i], us[i] = k.lecture, k.day, k.user
 		}
-		rows, err := tx.Query(ctx, `SELECT a.lecture_id, a.day::timestamp AT TIME ZONE 'UTC', a.user_id FROM dash_daily_active a
+		reads.Queue(`SELECT a.lecture_id, a.day::timestamp AT TIME ZONE 'UTC', a.user_id FROM dash_daily_active a
 			JOIN unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS k(l, d, u)
-				ON a.lecture_id = k.l AND a.day = (k.d AT TIME ZONE 'UTC')::date AND a.user_id = k.u`, ls, ds, us)
-		if err != nil {
-			return false, err
-		}
-		for rows.Next() {
-			var k dashActiveKey
-			if err := rows.Scan(&k.lecture, &k.day, &k.user); err != nil {
-				rows.Close()
-				return false, err
+				ON a.lecture_id = k.l AND a.day = (k.d AT TIME ZONE 'UTC')::date AND a.user_id = k.u`, ls, ds, us).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k dashActiveKey
+				if err := rows.Scan(&k.lecture, &k.day, &k.user); err != nil {
+					return err
+				}
+				k.day = DayOf(k.day)
+				actives[k] = true
 			}
-			k.day = DayOf(k.day)
-			actives[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
+			return rows.Err()
+		})
 	}
 	{
 		ids := make([]int64, 0, len(users))
@@ -327,23 +298,17 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				ids = append(ids, id)
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT id, name FROM users WHERE id = ANY($1)`, ids)
-		if err != nil {
-			return false, err
-		}
-		for rows.Next() {
-			var id int64
-			var name string
-			if err := rows.Scan(&id, &name); err != nil {
-				rows.Close()
-				return false, err
+		reads.Queue(`SELECT id, name FROM users WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id int64
+				var name string
+				if err := rows.Scan(&id, &name); err != nil {
+					return err
+				}
+				users[id] = name
 			}
-			users[id] = name
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
+			return rows.Err()
+		})
 	}
 	// Messages already on the channels just below the run's positions (for
 	// STARTED_LEARNING).
@@ -356,24 +321,22 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				pos = append(pos, int64(e.r.Position-1))
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT m.channel, m.position FROM live_messages m
-			JOIN unnest($1::text[], $2::bigint[]) AS k(c, p) ON m.channel = k.c AND m.position = k.p`, chs, pos)
-		if err != nil {
-			return false, err
-		}
-		for rows.Next() {
-			var c string
-			var p int64
-			if err := rows.Scan(&c, &p); err != nil {
-				rows.Close()
-				return false, err
+		reads.Queue(`SELECT m.channel, m.position FROM live_messages m
+			JOIN unnest($1::text[], $2::bigint[]) AS k(c, p) ON m.channel = k.c AND m.position = k.p`, chs, pos).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var c string
+				var p int64
+				if err := rows.Scan(&c, &p); err != nil {
+					return err
+				}
+				taken[dashChannelPos{c, uint64(p)}] = true
 			}
-			taken[dashChannelPos{c, uint64(p)}] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
+			return rows.Err()
+		})
+	}
+
+	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
+		return false, err
 	}
 
 	// Fold, event by event, as Handle would.
@@ -485,29 +448,26 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 		}
 	}
 
-	// Write.
+	// Write: one round trip for the rows, then the students' refresh and the messages.
+	writes := &pgx.Batch{}
+	var refreshLs, refreshUs []int64
 	{
 		ls, us, ts := make([]int64, len(studentOrder)), make([]int64, len(studentOrder)), make([]time.Time, len(studentOrder))
 		for i, k := range studentOrder {
 			ls[i], us[i], ts[i] = k.lecture, k.user, students[k].lastActivity
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO dash_students (lecture_id, user_id, last_activity)
+		writes.Queue(`INSERT INTO dash_students (lecture_id, user_id, last_activity)
 			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[])
-			ON CONFLICT (lecture_id, user_id) DO UPDATE SET last_activity = GREATEST(dash_students.last_activity, EXCLUDED.last_activity)`,
-			ls, us, ts); err != nil {
-			return false, err
-		}
+			ON CONFLICT (lecture_id, user_id) DO UPDATE SET last_activity = GREATEST(dash_students.last_activity, EXCLUDED.last_activity)`, ls, us, ts)
 	}
 	{
 		ls, ds, us := make([]int64, len(activeOrder)), make([]time.Time, len(activeOrder)), make([]int64, len(activeOrder))
 		for i, k := range activeOrder {
 			ls[i], ds[i], us[i] = k.lecture, k.day, k.user
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO dash_daily_active (lecture_id, day, user_id)
+		writes.Queue(`INSERT INTO dash_daily_active (lecture_id, day, user_id)
 			SELECT l, (d AT TIME ZONE 'UTC')::date, u FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS k(l, d, u)
-			ON CONFLICT DO NOTHING`, ls, ds, us); err != nil {
-			return false, err
-		}
+			ON CONFLICT DO NOTHING`, ls, ds, us)
 	}
 	{
 		var ls, us, ss []int64
@@ -524,13 +484,10 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			current, stuckEnd = append(current, row.currentAt), append(stuckEnd, row.stuckEnd)
 		}
 		if len(ls) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO dash_progress (lecture_id, user_id, subtask_id, status, started_at, completed_at, current_at, stuck_end_at)
+			writes.Queue(`INSERT INTO dash_progress (lecture_id, user_id, subtask_id, status, started_at, completed_at, current_at, stuck_end_at)
 				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
 				ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = EXCLUDED.status, started_at = EXCLUDED.started_at,
-					completed_at = EXCLUDED.completed_at, current_at = EXCLUDED.current_at, stuck_end_at = EXCLUDED.stuck_end_at`,
-				ls, us, ss, statuses, started, completed, current, stuckEnd); err != nil {
-				return false, err
-			}
+					completed_at = EXCLUDED.completed_at, current_at = EXCLUDED.current_at, stuck_end_at = EXCLUDED.stuck_end_at`, ls, us, ss, statuses, started, completed, current, stuckEnd)
 		}
 	}
 	{
@@ -542,39 +499,10 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			}
 		}
 		if len(ls) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE dash_students s SET first_progress_at = LEAST(COALESCE(s.first_progress_at, k.f), k.f)
+			writes.Queue(`UPDATE dash_students s SET first_progress_at = LEAST(COALESCE(s.first_progress_at, k.f), k.f)
 				FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(l, u, f)
-				WHERE s.lecture_id = k.l AND s.user_id = k.u`, ls, us, firsts); err != nil {
-				return false, err
-			}
-			rows, err := tx.Query(ctx, refreshStudentSetSQL, pgx.QueryExecModeExec, ls, us)
-			if err != nil {
-				return false, err
-			}
-			got := map[int64]int64{}
-			for rows.Next() {
-				var l, d int64
-				if err := rows.Scan(&l, &d); err != nil {
-					rows.Close()
-					return false, err
-				}
-				got[l] = d
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return false, err
-			}
-			for id, l := range lectures {
-				if l != nil && got[id] != l.delta {
-					return false, nil
-				}
-				delete(got, id)
-			}
-			for _, d := range got {
-				if d != 0 {
-					return false, nil
-				}
-			}
+				WHERE s.lecture_id = k.l AND s.user_id = k.u`, ls, us, firsts)
+			refreshLs, refreshUs = ls, us
 		}
 	}
 	{
@@ -585,10 +513,8 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			}
 		}
 		if len(ids) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE dash_lectures l SET completions = k.c
-				FROM unnest($1::bigint[], $2::bigint[]) AS k(id, c) WHERE l.lecture_id = k.id`, ids, completions); err != nil {
-				return false, err
-			}
+			writes.Queue(`UPDATE dash_lectures l SET completions = k.c
+				FROM unnest($1::bigint[], $2::bigint[]) AS k(id, c) WHERE l.lecture_id = k.id`, ids, completions)
 		}
 	}
 	{
@@ -600,10 +526,8 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			}
 		}
 		if len(ids) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE dash_subtasks s SET stuck_count = k.c, stuck_seconds = k.sec
-				FROM unnest($1::bigint[], $2::bigint[], $3::float8[]) AS k(id, c, sec) WHERE s.subtask_id = k.id`, ids, counts, seconds); err != nil {
-				return false, err
-			}
+			writes.Queue(`UPDATE dash_subtasks s SET stuck_count = k.c, stuck_seconds = k.sec
+				FROM unnest($1::bigint[], $2::bigint[], $3::float8[]) AS k(id, c, sec) WHERE s.subtask_id = k.id`, ids, counts, seconds)
 		}
 	}
 	if len(dayOrder) > 0 {
@@ -615,13 +539,43 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			ls[i], ds[i] = k.lecture, k.day
 			active[i], enrolled[i], completions[i], total[i] = d.active, d.enrolled, d.completions, d.total
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO dash_daily (lecture_id, day, active_students, help_requests, enrolled, completions, total_subtasks)
+		writes.Queue(`INSERT INTO dash_daily (lecture_id, day, active_students, help_requests, enrolled, completions, total_subtasks)
 			SELECT l, (d AT TIME ZONE 'UTC')::date, a, 0, e, c, t FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::int[], $5::bigint[], $6::int[]) AS k(l, d, a, e, c, t)
 			ON CONFLICT (lecture_id, day) DO UPDATE SET
 				active_students = dash_daily.active_students + EXCLUDED.active_students,
-				enrolled = EXCLUDED.enrolled, completions = EXCLUDED.completions, total_subtasks = EXCLUDED.total_subtasks`,
-			ls, ds, active, enrolled, completions, total); err != nil {
+				enrolled = EXCLUDED.enrolled, completions = EXCLUDED.completions, total_subtasks = EXCLUDED.total_subtasks`, ls, ds, active, enrolled, completions, total)
+	}
+	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
+		return false, err
+	}
+	if len(refreshLs) > 0 {
+		rows, err := tx.Query(ctx, refreshStudentSetSQL, pgx.QueryExecModeExec, refreshLs, refreshUs)
+		if err != nil {
 			return false, err
+		}
+		got := map[int64]int64{}
+		for rows.Next() {
+			var l, d int64
+			if err := rows.Scan(&l, &d); err != nil {
+				rows.Close()
+				return false, err
+			}
+			got[l] = d
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, err
+		}
+		for id, l := range lectures {
+			if l != nil && got[id] != l.delta {
+				return false, nil
+			}
+			delete(got, id)
+		}
+		for _, d := range got {
+			if d != 0 {
+				return false, nil
+			}
 		}
 	}
 	if len(msgs) > 0 {
