@@ -4,7 +4,7 @@ GO ?= go
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lockstep?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: run test build bench vet fmt check vendor-web vendor-docs screenshots fuzz
+.PHONY: run test build bench bench-big vet fmt check vendor-web vendor-docs screenshots fuzz
 
 # The private PostgreSQL cluster under ./.data is a fallback for the default
 # URLs only: a DATABASE_URL you give (environment or command line) that does
@@ -57,6 +57,12 @@ fuzz:
 bench:
 	@url=$$(PG_FALLBACK=$(TEST_PG_FALLBACK) scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
 	  TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+## bench-big: the class-scale figures (10,000-student progress burst, 5,000 and 10,000 sockets);
+## each needs about 2 descriptors per student (hard limit here: about 20,000 per process)
+bench-big:
+	@url=$$(PG_FALLBACK=$(TEST_PG_FALLBACK) scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
+	  LOCKSTEP_BENCH_BIG=1 TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench 'ProgressBurst|FanOut' -benchtime 1x -timeout 30m ./simulator/
 
 ## check: formatting and vet, as CI runs them before the tests
 check:

@@ -1,0 +1,599 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/outbox"
+)
+
+// HandleBatch implements BatchHandler. Runs of consecutive SubtaskStarted
+// and SubtaskCompleted events (a class's progress, nearly every event) are
+// folded in memory and written with a fixed number of set-based statements
+// per run (about fifteen, whatever the run's length) instead of about twelve
+// per event; every other event goes through Handle. The result equals Handle
+// on each record in order (dashboard_batch_test.go compares the tables): the
+// fold reads the rows the run touches first, and the set-based refresh of the
+// students' counts is checked against the fold's own completion counts; on a
+// difference the run is rolled back to a savepoint and applied event by event.
+func (p *Dashboard) HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error {
+	for i := 0; i < len(records); {
+		j := i
+		for j < len(records) && isProgressEvent(records[j]) {
+			j++
+		}
+		if j-i >= minProgressRun {
+			if err := p.progressRun(ctx, tx, records[i:j]); err != nil {
+				return fmt.Errorf("progress run at positions %d..%d: %w", records[i].Position, records[j-1].Position, err)
+			}
+			i = j
+			continue
+		}
+		if j == i {
+			j = i + 1
+		}
+		for _, r := range records[i:j] {
+			if err := p.Handle(ctx, tx, r); err != nil {
+				return fmt.Errorf("%s at position %d (%s): %w", r.Type, r.Position, r.Stream, err)
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+// dashboardFallbacks counts runs applied event by event after the fold
+// disagreed with the database (tests assert none).
+var dashboardFallbacks atomic.Int64
+
+// minProgressRun: shorter runs cost fewer statements event by event.
+const minProgressRun = 2
+
+func isProgressEvent(r Record) bool {
+	switch r.Payload.(type) {
+	case domain.SubtaskStarted, domain.SubtaskCompleted:
+		return true
+	}
+	return false
+}
+
+// progressRun applies a run of progress events in a savepoint, falling back
+// to Handle per event when the fold's completion counts disagree with the
+// database's recomputation.
+func (p *Dashboard) progressRun(ctx context.Context, tx pgx.Tx, run []Record) error {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	ok, err := p.foldProgress(ctx, sp, run)
+	if err != nil || !ok {
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return rbErr
+		}
+		if err != nil {
+			return err
+		}
+		dashboardFallbacks.Add(1)
+		for _, r := range run {
+			if err := p.Handle(ctx, tx, r); err != nil {
+				return fmt.Errorf("%s at position %d (%s): %w", r.Type, r.Position, r.Stream, err)
+			}
+		}
+		return nil
+	}
+	return sp.Commit(ctx)
+}
+
+type dashStudentKey struct{ lecture, user int64 }
+
+type dashProgressKey struct{ lecture, user, subtask int64 }
+
+type dashDayKey struct {
+	lecture int64
+	day     time.Time
+}
+
+type dashActiveKey struct {
+	lecture int64
+	day     time.Time
+	user    int64
+}
+
+type dashChannelPos struct {
+	channel  string
+	position uint64
+}
+
+// dashProgressState is a dash_progress row as the fold goes.
+type dashProgressState struct {
+	status                                      domain.ProgressStatus
+	startedAt, completedAt, currentAt, stuckEnd *time.Time
+	changed                                     bool
+}
+
+type dashSubtaskState struct {
+	live         bool
+	stuckCount   int64
+	stuckSeconds float64
+	changed      bool
+}
+
+type dashLectureState struct {
+	enrolled, total, completions int64
+	delta                        int64
+}
+
+type dashDayState struct {
+	active                       int64
+	enrolled, completions, total int64
+}
+
+type dashStudentState struct {
+	enrolled      bool
+	lastActivity  time.Time
+	firstProgress *time.Time
+	refresh       bool
+}
+
+// dbTime is t as PostgreSQL stores it (microseconds; pgx truncates).
+func dbTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (bool, error) {
+	type ev struct {
+		r         Record
+		completed bool
+		lecture   int64
+		user      int64
+		subtask   int64
+		title     string
+		at        time.Time
+	}
+	evs := make([]ev, len(run))
+	students := map[dashStudentKey]*dashStudentState{}
+	var studentOrder []dashStudentKey
+	progress := map[dashProgressKey]*dashProgressState{}
+	var progressOrder []dashProgressKey
+	subtasks := map[int64]*dashSubtaskState{}
+	lectures := map[int64]*dashLectureState{}
+	actives := map[dashActiveKey]bool{}
+	var activeOrder []dashActiveKey
+	users := map[int64]string{}
+	for i, r := range run {
+		e := ev{r: r}
+		switch x := r.Payload.(type) {
+		case domain.SubtaskStarted:
+			e.lecture, e.user, e.subtask, e.title, e.at = x.LectureID, x.UserID, x.SubtaskID, x.SubtaskTitle, x.StartedAt
+		case domain.SubtaskCompleted:
+			e.completed = true
+			e.lecture, e.user, e.subtask, e.title, e.at = x.LectureID, x.UserID, x.SubtaskID, x.SubtaskTitle, x.CompletedAt
+		}
+		evs[i] = e
+		sk := dashStudentKey{e.lecture, e.user}
+		if _, ok := students[sk]; !ok {
+			students[sk] = &dashStudentState{}
+			studentOrder = append(studentOrder, sk)
+		}
+		pk := dashProgressKey{e.lecture, e.user, e.subtask}
+		if _, ok := progress[pk]; !ok {
+			progress[pk] = &dashProgressState{status: domain.ProgressStatusNotStarted}
+			progressOrder = append(progressOrder, pk)
+		}
+		if _, ok := subtasks[e.subtask]; !ok {
+			subtasks[e.subtask] = &dashSubtaskState{}
+		}
+		if _, ok := lectures[e.lecture]; !ok {
+			lectures[e.lecture] = nil
+		}
+		ak := dashActiveKey{e.lecture, DayOf(e.at), e.user}
+		if _, ok := actives[ak]; !ok {
+			actives[ak] = false
+			activeOrder = append(activeOrder, ak)
+		}
+		users[e.user] = ""
+	}
+
+	// Read what the run touches, in one round trip.
+	reads := &pgx.Batch{}
+	{
+		ls, us, ss := make([]int64, len(progressOrder)), make([]int64, len(progressOrder)), make([]int64, len(progressOrder))
+		for i, k := range progressOrder {
+			ls[i], us[i], ss[i] = k.lecture, k.user, k.subtask
+		}
+		reads.Queue(`SELECT p.lecture_id, p.user_id, p.subtask_id, p.status, p.started_at, p.completed_at, p.current_at, p.stuck_end_at
+			FROM dash_progress p JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(l, u, s)
+				ON p.lecture_id = k.l AND p.user_id = k.u AND p.subtask_id = k.s FOR UPDATE OF p`, ls, us, ss).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k dashProgressKey
+				st := &dashProgressState{}
+				if err := rows.Scan(&k.lecture, &k.user, &k.subtask, &st.status, &st.startedAt, &st.completedAt, &st.currentAt, &st.stuckEnd); err != nil {
+					return err
+				}
+				progress[k] = st
+			}
+			return rows.Err()
+		})
+	}
+	{
+		ls, us := make([]int64, len(studentOrder)), make([]int64, len(studentOrder))
+		for i, k := range studentOrder {
+			ls[i], us[i] = k.lecture, k.user
+		}
+		reads.Queue(`SELECT s.lecture_id, s.user_id, s.enrolled FROM dash_students s
+			JOIN unnest($1::bigint[], $2::bigint[]) AS k(l, u) ON s.lecture_id = k.l AND s.user_id = k.u`, ls, us).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k dashStudentKey
+				var enrolled bool
+				if err := rows.Scan(&k.lecture, &k.user, &enrolled); err != nil {
+					return err
+				}
+				students[k].enrolled = enrolled
+			}
+			return rows.Err()
+		})
+	}
+	{
+		ids := make([]int64, 0, len(subtasks))
+		for id := range subtasks {
+			ids = append(ids, id)
+		}
+		reads.Queue(`SELECT subtask_id, NOT removed, stuck_count, stuck_seconds FROM dash_subtasks WHERE subtask_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id int64
+				st := &dashSubtaskState{}
+				if err := rows.Scan(&id, &st.live, &st.stuckCount, &st.stuckSeconds); err != nil {
+					return err
+				}
+				subtasks[id] = st
+			}
+			return rows.Err()
+		})
+	}
+	{
+		ids := make([]int64, 0, len(lectures))
+		for id := range lectures {
+			ids = append(ids, id)
+		}
+		reads.Queue(`SELECT lecture_id, enrolled, total_subtasks, completions FROM dash_lectures WHERE lecture_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id int64
+				st := &dashLectureState{}
+				if err := rows.Scan(&id, &st.enrolled, &st.total, &st.completions); err != nil {
+					return err
+				}
+				lectures[id] = st
+			}
+			return rows.Err()
+		})
+	}
+	{
+		ls, ds, us := make([]int64, len(activeOrder)), make([]time.Time, len(activeOrder)), make([]int64, len(activeOrder))
+		for i, k := range activeOrder {
+			ls[i], ds[i], us[i] = k.lecture, k.day, k.user
+		}
+		reads.Queue(`SELECT a.lecture_id, a.day::timestamp AT TIME ZONE 'UTC', a.user_id FROM dash_daily_active a
+			JOIN unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS k(l, d, u)
+				ON a.lecture_id = k.l AND a.day = (k.d AT TIME ZONE 'UTC')::date AND a.user_id = k.u`, ls, ds, us).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k dashActiveKey
+				if err := rows.Scan(&k.lecture, &k.day, &k.user); err != nil {
+					return err
+				}
+				k.day = DayOf(k.day)
+				actives[k] = true
+			}
+			return rows.Err()
+		})
+	}
+	{
+		ids := make([]int64, 0, len(users))
+		for id := range users {
+			if id != 0 {
+				ids = append(ids, id)
+			}
+		}
+		reads.Queue(`SELECT id, name FROM users WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id int64
+				var name string
+				if err := rows.Scan(&id, &name); err != nil {
+					return err
+				}
+				users[id] = name
+			}
+			return rows.Err()
+		})
+	}
+	// Messages already on the channels just below the run's positions (for
+	// STARTED_LEARNING).
+	taken := map[dashChannelPos]bool{}
+	{
+		chs, pos := make([]string, 0, len(evs)), make([]int64, 0, len(evs))
+		for _, e := range evs {
+			if e.r.Position > 1 {
+				chs = append(chs, DashboardLectureChannel(e.lecture))
+				pos = append(pos, int64(e.r.Position-1))
+			}
+		}
+		reads.Queue(`SELECT m.channel, m.position FROM live_messages m
+			JOIN unnest($1::text[], $2::bigint[]) AS k(c, p) ON m.channel = k.c AND m.position = k.p`, chs, pos).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var c string
+				var p int64
+				if err := rows.Scan(&c, &p); err != nil {
+					return err
+				}
+				taken[dashChannelPos{c, uint64(p)}] = true
+			}
+			return rows.Err()
+		})
+	}
+
+	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
+		return false, err
+	}
+
+	// Fold, event by event, as Handle would.
+	days := map[dashDayKey]*dashDayState{}
+	var dayOrder []dashDayKey
+	var msgs []outbox.Message
+	record := func(channel string, pos uint64, payload any) error {
+		data, err := json.Marshal(payload)
+		if err != nil {
+			return fmt.Errorf("encode message for %s: %w", channel, err)
+		}
+		msgs = append(msgs, outbox.Message{Channel: channel, Position: pos, Payload: data})
+		taken[dashChannelPos{channel, pos}] = true
+		return nil
+	}
+	for _, e := range evs {
+		st := students[dashStudentKey{e.lecture, e.user}]
+		at := dbTime(e.at)
+		if st.lastActivity.IsZero() || at.After(st.lastActivity) {
+			st.lastActivity = at
+		}
+		ak := dashActiveKey{e.lecture, DayOf(e.at), e.user}
+		first := !actives[ak]
+		actives[ak] = true
+		pk := dashProgressKey{e.lecture, e.user, e.subtask}
+		row := progress[pk]
+		old := row.status
+		var own *DashboardProgressUpdate
+		if old != domain.ProgressStatusCompleted {
+			row.changed = true
+			if e.completed {
+				row.status = domain.ProgressStatusCompleted
+				row.completedAt = &at
+				if row.stuckEnd == nil {
+					if sub := subtasks[e.subtask]; sub != nil && row.currentAt != nil && !e.at.Before(*row.currentAt) {
+						sub.stuckCount++
+						sub.stuckSeconds += e.at.Sub(*row.currentAt).Seconds()
+						sub.changed = true
+					}
+					row.stuckEnd = &at
+				}
+			} else {
+				row.status = domain.ProgressStatusInProgress
+				row.startedAt = &at
+				if row.stuckEnd == nil && (row.currentAt == nil || at.Before(*row.currentAt)) {
+					row.currentAt = &at
+				}
+			}
+			if st.firstProgress == nil || at.Before(*st.firstProgress) {
+				st.firstProgress = &at
+			}
+			st.refresh = true
+			if e.completed && st.enrolled {
+				if sub := subtasks[e.subtask]; sub != nil && sub.live {
+					if l := lectures[e.lecture]; l != nil {
+						l.completions++
+						l.delta++
+					} else {
+						// Counted in no lecture row: leave it to Handle.
+						return false, nil
+					}
+				}
+			}
+			status := domain.ProgressStatusInProgress
+			if e.completed {
+				status = domain.ProgressStatusCompleted
+			}
+			own = progressUpdate(e.user, e.subtask, e.title, old, status, e.at)
+		}
+		// touchDay
+		if l := lectures[e.lecture]; l != nil {
+			dk := dashDayKey{e.lecture, DayOf(e.at)}
+			d := days[dk]
+			if d == nil {
+				d = &dashDayState{}
+				days[dk] = d
+				dayOrder = append(dayOrder, dk)
+			}
+			if first {
+				d.active++
+			}
+			d.enrolled, d.completions, d.total = l.enrolled, l.completions, l.total
+		}
+		// emit
+		if own == nil && !first {
+			continue
+		}
+		channel := DashboardLectureChannel(e.lecture)
+		name := users[e.user]
+		if first {
+			pos := e.r.Position
+			free := true
+			if own != nil {
+				pos--
+				free = pos != 0 && !taken[dashChannelPos{channel, pos}]
+			}
+			if free {
+				msg := dashMessage{Type: "student_activity", Data: DashboardStudentActivity{UserID: e.user, UserName: name, Activity: ActivityStartedLearning, Timestamp: e.at.UTC()}}
+				if err := record(channel, pos, msg); err != nil {
+					return false, err
+				}
+			}
+		}
+		if own != nil {
+			own.UserName = name
+			if err := record(channel, e.r.Position, dashMessage{Type: "progress_update", Data: own}); err != nil {
+				return false, err
+			}
+		}
+	}
+
+	// Write: one round trip for the rows, then the students' refresh and the messages.
+	writes := &pgx.Batch{}
+	var refreshLs, refreshUs []int64
+	{
+		ls, us, ts := make([]int64, len(studentOrder)), make([]int64, len(studentOrder)), make([]time.Time, len(studentOrder))
+		for i, k := range studentOrder {
+			ls[i], us[i], ts[i] = k.lecture, k.user, students[k].lastActivity
+		}
+		writes.Queue(`INSERT INTO dash_students (lecture_id, user_id, last_activity)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[])
+			ON CONFLICT (lecture_id, user_id) DO UPDATE SET last_activity = GREATEST(dash_students.last_activity, EXCLUDED.last_activity)`, ls, us, ts)
+	}
+	{
+		ls, ds, us := make([]int64, len(activeOrder)), make([]time.Time, len(activeOrder)), make([]int64, len(activeOrder))
+		for i, k := range activeOrder {
+			ls[i], ds[i], us[i] = k.lecture, k.day, k.user
+		}
+		writes.Queue(`INSERT INTO dash_daily_active (lecture_id, day, user_id)
+			SELECT l, (d AT TIME ZONE 'UTC')::date, u FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS k(l, d, u)
+			ON CONFLICT DO NOTHING`, ls, ds, us)
+	}
+	{
+		var ls, us, ss []int64
+		var statuses []string
+		var started, completed, current, stuckEnd []*time.Time
+		for _, k := range progressOrder {
+			row := progress[k]
+			if !row.changed {
+				continue
+			}
+			ls, us, ss = append(ls, k.lecture), append(us, k.user), append(ss, k.subtask)
+			statuses = append(statuses, string(row.status))
+			started, completed = append(started, row.startedAt), append(completed, row.completedAt)
+			current, stuckEnd = append(current, row.currentAt), append(stuckEnd, row.stuckEnd)
+		}
+		if len(ls) > 0 {
+			writes.Queue(`INSERT INTO dash_progress (lecture_id, user_id, subtask_id, status, started_at, completed_at, current_at, stuck_end_at)
+				SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
+				ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = EXCLUDED.status, started_at = EXCLUDED.started_at,
+					completed_at = EXCLUDED.completed_at, current_at = EXCLUDED.current_at, stuck_end_at = EXCLUDED.stuck_end_at`, ls, us, ss, statuses, started, completed, current, stuckEnd)
+		}
+	}
+	{
+		var ls, us []int64
+		var firsts []time.Time
+		for _, k := range studentOrder {
+			if st := students[k]; st.refresh {
+				ls, us, firsts = append(ls, k.lecture), append(us, k.user), append(firsts, *st.firstProgress)
+			}
+		}
+		if len(ls) > 0 {
+			writes.Queue(`UPDATE dash_students s SET first_progress_at = LEAST(COALESCE(s.first_progress_at, k.f), k.f)
+				FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(l, u, f)
+				WHERE s.lecture_id = k.l AND s.user_id = k.u`, ls, us, firsts)
+			refreshLs, refreshUs = ls, us
+		}
+	}
+	{
+		var ids, completions []int64
+		for id, l := range lectures {
+			if l != nil && l.delta != 0 {
+				ids, completions = append(ids, id), append(completions, l.completions)
+			}
+		}
+		if len(ids) > 0 {
+			writes.Queue(`UPDATE dash_lectures l SET completions = k.c
+				FROM unnest($1::bigint[], $2::bigint[]) AS k(id, c) WHERE l.lecture_id = k.id`, ids, completions)
+		}
+	}
+	{
+		var ids, counts []int64
+		var seconds []float64
+		for id, s := range subtasks {
+			if s != nil && s.changed {
+				ids, counts, seconds = append(ids, id), append(counts, s.stuckCount), append(seconds, s.stuckSeconds)
+			}
+		}
+		if len(ids) > 0 {
+			writes.Queue(`UPDATE dash_subtasks s SET stuck_count = k.c, stuck_seconds = k.sec
+				FROM unnest($1::bigint[], $2::bigint[], $3::float8[]) AS k(id, c, sec) WHERE s.subtask_id = k.id`, ids, counts, seconds)
+		}
+	}
+	if len(dayOrder) > 0 {
+		n := len(dayOrder)
+		ls, ds := make([]int64, n), make([]time.Time, n)
+		active, enrolled, completions, total := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, k := range dayOrder {
+			d := days[k]
+			ls[i], ds[i] = k.lecture, k.day
+			active[i], enrolled[i], completions[i], total[i] = d.active, d.enrolled, d.completions, d.total
+		}
+		writes.Queue(`INSERT INTO dash_daily (lecture_id, day, active_students, help_requests, enrolled, completions, total_subtasks)
+			SELECT l, (d AT TIME ZONE 'UTC')::date, a, 0, e, c, t FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::int[], $5::bigint[], $6::int[]) AS k(l, d, a, e, c, t)
+			ON CONFLICT (lecture_id, day) DO UPDATE SET
+				active_students = dash_daily.active_students + EXCLUDED.active_students,
+				enrolled = EXCLUDED.enrolled, completions = EXCLUDED.completions, total_subtasks = EXCLUDED.total_subtasks`, ls, ds, active, enrolled, completions, total)
+	}
+	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
+		return false, err
+	}
+	if len(refreshLs) > 0 {
+		rows, err := tx.Query(ctx, refreshStudentSetSQL, pgx.QueryExecModeExec, refreshLs, refreshUs)
+		if err != nil {
+			return false, err
+		}
+		got := map[int64]int64{}
+		for rows.Next() {
+			var l, d int64
+			if err := rows.Scan(&l, &d); err != nil {
+				rows.Close()
+				return false, err
+			}
+			got[l] = d
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, err
+		}
+		for id, l := range lectures {
+			if l != nil && got[id] != l.delta {
+				return false, nil
+			}
+			delete(got, id)
+		}
+		for _, d := range got {
+			if d != 0 {
+				return false, nil
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		if err := outbox.Record(ctx, tx, DashboardProjector, msgs...); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// refreshStudentSetSQL is refreshStudentsSQL for a set of students (arrays
+// of lecture and user ids), returning each lecture's change in completions.
+var refreshStudentSetSQL = func() string {
+	q := fmt.Sprintf(refreshStudentsSQL, "(u.lecture_id, u.user_id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))")
+	const ret, sel = "RETURNING ds.enrolled,", "SELECT COALESCE(sum(delta) FILTER (WHERE enrolled), 0) FROM upd"
+	if !strings.Contains(q, ret) || !strings.Contains(q, sel) {
+		panic("projections: refreshStudentsSQL changed; update refreshStudentSetSQL")
+	}
+	q = strings.Replace(q, ret, "RETURNING ds.lecture_id, ds.enrolled,", 1)
+	return strings.Replace(q, sel, "SELECT lecture_id, COALESCE(sum(delta) FILTER (WHERE enrolled), 0) FROM upd GROUP BY lecture_id", 1)
+}()
