@@ -74,7 +74,7 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 			r, err := simulator.Run(context.Background(), simulator.Config{
 				Server: srv.URL(), Students: students, Steps: steps, HelpRate: 0.3, LogRate: 0.5, Speed: speed,
 				Timeout: 10 * time.Minute, StepTimeout: 60 * time.Second, Seed: 7,
-				Retries: 30, ReconnectFor: 60 * time.Second, Out: w,
+				Retries: 30, ReconnectFor: 60 * time.Second, Out: w, Accounts: fastAccounts(admin),
 			})
 			ns := <-killed
 			t.Logf("connections terminated: %v", ns)

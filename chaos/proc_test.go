@@ -89,7 +89,7 @@ func startServer(t testing.TB, databaseURL string, env ...string) *server {
 	s.cmd = exec.Command(lockstepBinary(t), "serve")
 	s.cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+databaseURL, "HTTP_ADDR="+s.Addr, "METRICS_ADDR="+s.MetricsAddr,
-		"LOG_LEVEL=warn", "RATE_LIMITS=off", "JWT_SECRET=chaos-test-secret-chaos-test-secret-0123")
+		"LOG_LEVEL=warn", "RATE_LIMITS=off", "JWT_SECRET="+jwtSecret)
 	s.cmd.Env = append(s.cmd.Env, env...)
 	pr, pw, _ := os.Pipe()
 	s.cmd.Stdout, s.cmd.Stderr = pw, pw
