@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -108,6 +110,38 @@ func eventsOK(t *testing.T, pool *pgxpool.Pool, r *simulator.Report) {
 	if logs != r.Logs {
 		t.Errorf("%d activity logs stored, %d acknowledged", logs, r.Logs)
 	}
+}
+
+// caughtUp waits (up to a minute) until every projector of srv has no lag
+// and none is parked, from its /metrics.
+func caughtUp(t *testing.T, srv *server) {
+	t.Helper()
+	url := srv.metricsURL()
+	var last string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		behind := false
+		last = ""
+		seen := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "lockstep_projection_lag_positions{") || strings.HasPrefix(line, "lockstep_projection_parked{") {
+				seen = true
+				if f := strings.Fields(line); f[len(f)-1] != "0" {
+					behind = true
+					last += line + "; "
+				}
+			}
+		}
+		if seen && !behind {
+			return
+		}
+	}
+	t.Fatalf("the projectors did not catch up within a minute: %s", last)
 }
 
 // readModels dumps every read-model table (rows as JSON, sorted).

@@ -83,6 +83,7 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 				t.Fatalf("the kills did not all happen during the class: %v", ns)
 			}
 			eventsOK(t, admin, r)
+			caughtUp(t, srv)
 			srv.stop()
 			projectionsOK(t, admin, db.URL)
 		})
