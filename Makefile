@@ -4,7 +4,7 @@ GO ?= go
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lockstep?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: run test build bench bench-big vet fmt check vendor-web vendor-docs screenshots fuzz
+.PHONY: run test build bench bench-big vet fmt check vendor-web vendor-docs screenshots fuzz chaos soak
 
 # The private PostgreSQL cluster under ./.data is a fallback for the default
 # URLs only: a DATABASE_URL you give (environment or command line) that does
@@ -119,3 +119,13 @@ screenshots:
 	@url=$$(scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
 	  TEST_DATABASE_URL="$$url" LOCKSTEP_SCREENSHOTS="$$(pwd)/screenshots" $(GO) test -count=1 -run 'TestWholeClass|TestReplay|TestControlRoomSimulated' -v ./console/browsertest/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|screenshot|latency'
 	@ls screenshots
+
+## chaos: the long chaos tests (database connections killed, an instance SIGKILLed, the Kafka broker restarted)
+chaos:
+	@url=$$(PG_FALLBACK=$(TEST_PG_FALLBACK) scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
+	  TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 60m -v ./chaos/ -chaos.long
+
+## soak: a 30-minute run of 300-student classes against one server, sampled every minute (not in CI)
+soak:
+	@url=$$(PG_FALLBACK=$(TEST_PG_FALLBACK) scripts/postgres-url.sh "$(TEST_DATABASE_URL)") && \
+	  TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 50m -v -run TestSoak ./chaos/ -chaos.soak

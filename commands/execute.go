@@ -35,35 +35,76 @@ type Result[S any] struct {
 
 // Load reads a stream and folds it; it returns the state and the stream's version.
 func Load[S, C any](ctx context.Context, es eventstore.Store, stream string, d domain.Decider[S, C]) (S, int64, error) {
+	l, err := load(ctx, es, stream, d, "")
+	return l.state, l.version, err
+}
+
+// loaded is a folded stream; with a command scope, done is the result of
+// that command's first attempt when its events are already in the stream.
+type loaded[S any] struct {
+	state   S
+	version int64
+	done    *Result[S]
+}
+
+func load[S, C any](ctx context.Context, es eventstore.Store, stream string, d domain.Decider[S, C], scope string) (loaded[S], error) {
+	var l loaded[S]
 	stored, err := es.ReadStream(ctx, stream, 0, 0)
 	if err != nil {
-		var zero S
-		return zero, 0, fmt.Errorf("read %s: %w", stream, err)
+		return l, fmt.Errorf("read %s: %w", stream, err)
 	}
-	state := d.Initial()
-	var version int64
+	var first uuid.UUID
+	if scope != "" {
+		first = eventstore.CommandEventID(scope, 0)
+	}
+	l.state = d.Initial()
+	n := -1 // index of the next event of the first attempt, -1 before it
 	for _, ev := range stored {
 		payload, err := domain.DecodeEvent(ev.Type, ev.Data)
 		if err != nil {
-			var zero S
-			return zero, 0, fmt.Errorf("%s v%d: %w", stream, ev.Version, err)
+			return loaded[S]{}, fmt.Errorf("%s v%d: %w", stream, ev.Version, err)
 		}
-		state = d.Evolve(state, payload)
-		version = ev.Version
+		l.state = d.Evolve(l.state, payload)
+		l.version = ev.Version
+		switch {
+		case scope != "" && n < 0 && ev.ID == first:
+			n = 0
+		case n > 0 && ev.ID != eventstore.CommandEventID(scope, n):
+			n = -2 // the first attempt's events end here
+		}
+		if n >= 0 {
+			if l.done == nil {
+				l.done = &Result[S]{}
+			}
+			l.done.State, l.done.Version, l.done.Position = l.state, ev.Version, ev.Position
+			l.done.Events = append(l.done.Events, payload)
+			n++
+		}
 	}
-	return state, version, nil
+	return l, nil
 }
 
 // Execute runs cmd against the aggregate in stream: load, decide, append with
 // the expected version; on a concurrency conflict it starts over, up to
 // MaxAttempts times. A refusal from Decide is returned as is (*domain.Error).
+//
+// Under a command key (eventstore.WithCommandKey: a request with an
+// Idempotency-Key) the events' ids derive from the key and the stream, and
+// a command whose events are already in the stream — its first attempt
+// committed, and the client sent it again — is not decided again: the first
+// attempt's result is returned.
 func Execute[S, C any](ctx context.Context, es eventstore.Store, stream string, d domain.Decider[S, C], cmd C, meta eventstore.Metadata) (Result[S], error) {
 	var lastErr error
+	scope := eventstore.CommandScope(ctx, stream)
 	for range MaxAttempts {
-		state, version, err := Load(ctx, es, stream, d)
+		l, err := load(ctx, es, stream, d, scope)
 		if err != nil {
 			return Result[S]{}, err
 		}
+		if l.done != nil {
+			return *l.done, nil
+		}
+		state, version := l.state, l.version
 		events, err := d.Decide(state, cmd)
 		if err != nil {
 			return Result[S]{}, err
@@ -74,6 +115,11 @@ func Execute[S, C any](ctx context.Context, es eventstore.Store, stream string, 
 		data, err := Encode(events, meta)
 		if err != nil {
 			return Result[S]{}, err
+		}
+		if scope != "" {
+			for i := range data {
+				data[i].ID = eventstore.CommandEventID(scope, i)
+			}
 		}
 		res, err := es.Append(ctx, stream, eventstore.Exactly(version), data...)
 		if errors.Is(err, eventstore.ErrConcurrency) {

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/web"
 )
 
@@ -57,18 +58,32 @@ func Middleware(pool *pgxpool.Pool, log *slog.Logger, userID func(*gin.Context) 
 		_, err = pool.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3)`, uid, key, fp)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			// A first attempt still "in progress" past the lease died with
+			// its process or lost its connection before it could record or
+			// release the key: this request takes it over. The command key
+			// below keeps a command that did commit from being applied twice.
+			tag, lerr := pool.Exec(ctx, `UPDATE idempotency_keys SET created_at = now()
+				WHERE user_id = $1 AND key = $2 AND fingerprint = $3 AND status IS NULL AND created_at < now() - make_interval(secs => $4)`,
+				uid, key, fp, Lease.Seconds())
+			if lerr == nil && tag.RowsAffected() == 1 {
+				err = nil
+			}
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			var storedFP string
 			var status *int
 			var stored []byte
 			err = pool.QueryRow(ctx, `SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2`, uid, key).Scan(&storedFP, &status, &stored)
 			switch {
 			case errors.Is(err, pgx.ErrNoRows):
+				c.Header("Retry-After", "1")
 				web.Error(c, domain.Errorf(domain.CodeConflict, "a request with this Idempotency-Key is in progress; retry"))
 			case err != nil:
 				web.Error(c, err)
 			case storedFP != fp:
 				web.Error(c, domain.Errorf(domain.CodeConflict, "Idempotency-Key was already used for a different request"))
 			case status == nil:
+				c.Header("Retry-After", "1")
 				web.Error(c, domain.Errorf(domain.CodeConflict, "a request with this Idempotency-Key is in progress; retry"))
 			default:
 				c.Header("Idempotent-Replayed", "true")
@@ -82,6 +97,9 @@ func Middleware(pool *pgxpool.Pool, log *slog.Logger, userID func(*gin.Context) 
 			return
 		}
 
+		// The command's events get ids derived from the caller and the key,
+		// so a retry after a first attempt that committed finds them.
+		c.Request = c.Request.WithContext(eventstore.WithCommandKey(ctx, fmt.Sprintf("%d:%s", uid, key)))
 		rec := &recorder{ResponseWriter: c.Writer}
 		c.Writer = rec
 		c.Next()
@@ -114,6 +132,12 @@ func (r *recorder) WriteString(s string) (int, error) {
 	r.buf.WriteString(s)
 	return r.ResponseWriter.WriteString(s)
 }
+
+// Lease is how long a first attempt may stay "in progress": a retry after
+// it takes the key over (the first attempt's process died, or its database
+// connection was cut before it could record or release the key). Until
+// then a retry gets 409 with Retry-After.
+var Lease = 10 * time.Second
 
 // Retention is how long a key's answer is kept: a retry within it gets the
 // first answer; a key reused after it runs as a new request.

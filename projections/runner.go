@@ -8,20 +8,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
+	"github.com/lockstep/lockstep/pgdb"
 )
 
 // Record is a stored event with its decoded domain payload (nil when the
@@ -429,37 +427,8 @@ func (r *Runner) ownFailure(bctx context.Context, err error) bool {
 }
 
 // infrastructure reports errors that say nothing about the event being
-// applied: the connection or the server went away, ran out of resources, or
-// a concurrent transaction got in the way.
-func infrastructure(err error) bool {
-	if errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) {
-		return true
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		if pe.Severity == "FATAL" || pe.Severity == "PANIC" {
-			return true
-		}
-		switch pe.Code[:min(2, len(pe.Code))] {
-		case "08", // connection exception
-			"53", // insufficient resources
-			"57", // operator intervention (shutdown, cancel)
-			"58", // system error (I/O)
-			"40": // serialization failure, deadlock
-			return pe.Code != "57014" // query_canceled: a statement that ran too long is the projector's
-		}
-		return pe.Code == "55P03" // lock_not_available
-	}
-	return false
-}
+// applied (pgdb.Transient).
+func infrastructure(err error) bool { return pgdb.Transient(err) }
 
 // decode pairs stored events with their domain payloads.
 func decode(batch []eventstore.Event) []Record {

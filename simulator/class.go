@@ -76,6 +76,13 @@ type Config struct {
 	// NoSockets makes Setup join the students without opening their
 	// sockets (for measuring the sockets from another process).
 	NoSockets bool
+	// Retries is how many times a request that got no answer, or a 502,
+	// 503, 504 or a Retry-After, is sent again with the same
+	// Idempotency-Key (0: never; the answer counts as an error).
+	Retries int
+	// ReconnectFor is how long a student whose socket closed keeps trying
+	// to reopen it with ?after= (0: a few quick attempts).
+	ReconnectFor time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -182,7 +189,7 @@ func Setup(ctx context.Context, cfg Config) (*Class, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Class{cfg: cfg, api: newAPI(cfg.Server, cfg.HTTPClient), t0: time.Now(), runs: uuid.NewString()[:8]}
+	c := &Class{cfg: cfg, api: newAPI(cfg.Server, cfg.HTTPClient, cfg.Retries), t0: time.Now(), runs: uuid.NewString()[:8]}
 	ok := false
 	defer func() {
 		if !ok {
@@ -775,9 +782,16 @@ func (s *Student) socketLost(conn *websocket.Conn, err error) {
 	after := s.lastPos
 	s.mu.Unlock()
 	conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), max(30*time.Second, s.class.cfg.ReconnectFor))
 	defer cancel()
-	err = s.connect(ctx, &after)
+	until := time.Now().Add(s.class.cfg.ReconnectFor)
+	for {
+		err = s.connect(ctx, &after)
+		if err == nil || time.Now().After(until) || s.class.closing.Load() {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {

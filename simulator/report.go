@@ -84,6 +84,11 @@ type Report struct {
 	// HTTPErrors counts unexpected answers by request and status.
 	HTTPErrors   map[string]int
 	ErrorSamples []string
+	// SentAgain counts the requests sent again (Config.Retries) by request
+	// and what the previous attempt got ("503", "no answer").
+	SentAgain map[string]int
+	// Malformed holds retried error answers not in the contract's shape.
+	Malformed []string
 }
 
 // Latency is the fan-out latency over every delivery of every step: from
@@ -113,7 +118,7 @@ func (r *Report) LastStudent() Summary {
 // nothing failed.
 func (r *Report) OK() bool {
 	return r.Stopped == "" && r.Missed == 0 && r.Duplicated == 0 && r.StudentsDown == 0 && r.ReconnectFailed == 0 &&
-		len(r.Problems) == 0 && len(r.HTTPErrors) == 0
+		len(r.Problems) == 0 && len(r.HTTPErrors) == 0 && len(r.Malformed) == 0
 }
 
 // Failure says in one line why the run is not OK ("" when it is).
@@ -131,6 +136,9 @@ func (r *Report) Failure() string {
 	}
 	if r.Missed > 0 || r.Duplicated > 0 {
 		parts = append(parts, fmt.Sprintf("%d of %d step messages missed, %d duplicated or out of order", r.Missed, r.Expected, r.Duplicated))
+	}
+	if len(r.Malformed) > 0 {
+		parts = append(parts, plural(len(r.Malformed), "error answer", "error answers")+" not in the contract's shape")
 	}
 	if len(r.HTTPErrors) > 0 {
 		n := 0
@@ -203,6 +211,10 @@ func (r *Report) finish(c *Class, b *behaviour, began time.Time) *Report {
 		r.HelpUnavailable = "POST /api/help/request answered 404 " + why
 	}
 	c.api.mu.Lock()
+	if len(c.api.sentAgain) > 0 {
+		r.SentAgain = maps.Clone(c.api.sentAgain)
+	}
+	r.Malformed = slices.Clone(c.api.malformed)
 	if len(c.api.errors) > 0 {
 		r.HTTPErrors = maps.Clone(c.api.errors)
 		r.ErrorSamples = slices.Clone(c.api.sample)
@@ -311,6 +323,15 @@ func (r *Report) Print(w io.Writer) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, r.InstructorMessages[k]))
 		}
 		fmt.Fprintf(w, "Instructor socket: %s\n", strings.Join(parts, ", "))
+	}
+	if len(r.SentAgain) > 0 {
+		fmt.Fprintf(w, "Sent again (same Idempotency-Key):\n")
+		for _, k := range slices.Sorted(maps.Keys(r.SentAgain)) {
+			fmt.Fprintf(w, "    %5d × %s\n", r.SentAgain[k], k)
+		}
+	}
+	for _, m := range r.Malformed {
+		fmt.Fprintf(w, "✗ error answer not in the contract's shape: %s\n", m)
 	}
 	if len(r.HTTPErrors) == 0 {
 		fmt.Fprintf(w, "HTTP errors: none\n")

@@ -12,7 +12,7 @@ import (
 // its report and prints it.
 func reportOf(t *testing.T, sent int, students []*Student, stopped error) (*Report, string) {
 	t.Helper()
-	c := &Class{api: newAPI("http://127.0.0.1:8080", nil), SessionID: 42, SessionCode: "UG8YN4",
+	c := &Class{api: newAPI("http://127.0.0.1:8080", nil, 0), SessionID: 42, SessionCode: "UG8YN4",
 		Instructor: Account{Email: "sim-t-1@lockstep.example", Password: "simulated-pass-1"}}
 	for i := range sent {
 		c.steps = append(c.steps, &step{index: i, kind: KindNext, done: make(chan struct{})})

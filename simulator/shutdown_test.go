@@ -48,7 +48,7 @@ func TestReportAfterAServerShutdown(t *testing.T) {
 		<-shutdown
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 	}))
-	c := &Class{cfg: Config{Server: srv.URL, Out: &bytes.Buffer{}}, api: newAPI(srv.URL, nil), SessionID: 1}
+	c := &Class{cfg: Config{Server: srv.URL, Out: &bytes.Buffer{}}, api: newAPI(srv.URL, nil, 0), SessionID: 1}
 	for i, k := range []string{KindStart, KindNext} {
 		st := &step{index: i, kind: k, subtaskID: int64(10 + i), done: make(chan struct{})}
 		st.remaining.Store(students)

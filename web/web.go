@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/pgdb"
 )
 
 // statusByCode is the one place that turns an error code into an HTTP status.
@@ -57,11 +58,21 @@ type ErrorDetail struct {
 	Details map[string]any `json:"details"`
 }
 
-// Body renders err in the contract's shape. Errors that are not *domain.Error
-// become INTERNAL with a generic message: their text never reaches a client.
+// RetryAfterSeconds is the Retry-After of a 503 UNAVAILABLE answer.
+const RetryAfterSeconds = "1"
+
+// Body renders err in the contract's shape. A transient database error (a
+// connection terminated or refused, a serialization failure: pgdb.Transient)
+// is 503 UNAVAILABLE, which a client retries. Other errors that are not
+// *domain.Error become INTERNAL with a generic message: their text never
+// reaches a client.
 func Body(err error) (int, ErrorBody) {
 	var de *domain.Error
 	if !errors.As(err, &de) {
+		if pgdb.Transient(err) {
+			return http.StatusServiceUnavailable, ErrorBody{ErrorDetail{Code: domain.CodeUnavailable,
+				Message: "the service is briefly unavailable; retry in a moment", Details: map[string]any{}}}
+		}
 		return http.StatusInternalServerError, ErrorBody{ErrorDetail{Code: domain.CodeInternal, Message: "internal error", Details: map[string]any{}}}
 	}
 	details := de.Details
@@ -81,6 +92,9 @@ func Error(c *gin.Context, err error) {
 	status, body := Body(err)
 	if status >= 500 {
 		_ = c.Error(err)
+	}
+	if status == http.StatusServiceUnavailable && c.Writer.Header().Get("Retry-After") == "" {
+		c.Header("Retry-After", RetryAfterSeconds)
 	}
 	c.AbortWithStatusJSON(status, body)
 }
