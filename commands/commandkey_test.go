@@ -23,8 +23,10 @@ func init() { domain.RegisterEvent[ticked]() }
 
 var ticker = domain.Decider[int, struct{}]{
 	Initial: func() int { return 0 },
-	Decide:  func(n int, _ struct{}) ([]domain.Event, error) { return []domain.Event{ticked{N: n + 1}, ticked{N: n + 2}}, nil },
-	Evolve:  func(_ int, e domain.Event) int { return e.(ticked).N },
+	Decide: func(n int, _ struct{}) ([]domain.Event, error) {
+		return []domain.Event{ticked{N: n + 1}, ticked{N: n + 2}}, nil
+	},
+	Evolve: func(_ int, e domain.Event) int { return e.(ticked).N },
 }
 
 // A command sent again under the same command key after its first attempt
