@@ -15,6 +15,7 @@ import (
 	"github.com/lockstep/lockstep/analyzer"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
+	"github.com/lockstep/lockstep/pgdb"
 )
 
 // analyzer on the help-analysis-requests topic.
@@ -164,9 +165,9 @@ func (h *Help) Request(ctx context.Context, actor domain.Actor, in HelpRequestIn
 			return domain.HelpRequest{}, 0, err
 		}
 	}
-	var id int64
-	if err := h.cfg.Pool.QueryRow(ctx, `SELECT nextval('help_request_ids')`).Scan(&id); err != nil {
-		return domain.HelpRequest{}, 0, fmt.Errorf("allocate help request id: %w", err)
+	id, err := pgdb.NextID(ctx, h.cfg.Pool, "help_request_ids", eventstore.CommandScope(ctx, "id:help_request_ids"))
+	if err != nil {
+		return domain.HelpRequest{}, 0, err
 	}
 	meta.LectureID = lectureID
 	if sessionID != 0 {

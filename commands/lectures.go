@@ -11,6 +11,7 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
+	"github.com/lockstep/lockstep/pgdb"
 )
 
 type LecturesConfig struct {
@@ -72,11 +73,7 @@ func waitReadModels(ctx context.Context, waitFor func(context.Context, uint64) e
 }
 
 func (l *Lectures) nextID(ctx context.Context, sequence string) (int64, error) {
-	var id int64
-	if err := l.cfg.Pool.QueryRow(ctx, `SELECT nextval($1::regclass)`, sequence).Scan(&id); err != nil {
-		return 0, fmt.Errorf("allocate id from %s: %w", sequence, err)
-	}
-	return id, nil
+	return pgdb.NextID(ctx, l.cfg.Pool, sequence, eventstore.CommandScope(ctx, "id:"+sequence))
 }
 
 // allocateChild takes the next id of a task or subtask and records which

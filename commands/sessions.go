@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
+	"github.com/lockstep/lockstep/pgdb"
 )
 
 // Waiter blocks until the read models reflect a global position
@@ -170,9 +171,9 @@ func (h CreateSessionHandler) Handle(ctx context.Context, cmd CreateSession) (do
 	if err != nil {
 		return domain.Session{}, err
 	}
-	var sessionID int64
-	if err := s.cfg.Pool.QueryRow(ctx, `SELECT nextval('session_ids')`).Scan(&sessionID); err != nil {
-		return domain.Session{}, fmt.Errorf("allocate session id: %w", err)
+	sessionID, err := pgdb.NextID(ctx, s.cfg.Pool, "session_ids", eventstore.CommandScope(ctx, "id:session_ids"))
+	if err != nil {
+		return domain.Session{}, err
 	}
 	code, err := s.reserveCode(ctx, sessionID)
 	if err != nil {

@@ -149,5 +149,10 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, now time.Time) (int64, error
 	if err != nil {
 		return 0, fmt.Errorf("prune idempotency keys: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	// The ids their commands allocated (pgdb.NextID) go with them.
+	ids, err := pool.Exec(ctx, `DELETE FROM command_ids WHERE created_at < $1`, now.Add(-Retention))
+	if err != nil {
+		return 0, fmt.Errorf("prune command ids: %w", err)
+	}
+	return tag.RowsAffected() + ids.RowsAffected(), nil
 }

@@ -829,14 +829,16 @@ func (s *Student) close() {
 }
 
 // instructorSocket follows the instructor socket: it counts the messages by
-// type and checks that positions never go down.
+// type and checks that positions never go down. When it closes mid-class
+// and Config.ReconnectFor is set, it reopens with ?after= (the last
+// position it saw), like a console would.
 type instructorSocket struct {
-	conn *websocket.Conn
-
-	mu       sync.Mutex
-	counts   map[string]int
-	lastPos  uint64
-	problems []string
+	mu          sync.Mutex
+	conn        *websocket.Conn
+	counts      map[string]int
+	lastPos     uint64
+	reconnected int
+	problems    []string
 }
 
 func (c *Class) dialInstructor(ctx context.Context) (*instructorSocket, error) {
@@ -848,30 +850,72 @@ func (c *Class) dialInstructor(ctx context.Context) (*instructorSocket, error) {
 	c.readers.Add(1)
 	go func() {
 		defer c.readers.Done()
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				if !c.closing.Load() {
-					t.mu.Lock()
-					t.problems = append(t.problems, fmt.Sprintf("instructor socket closed: %v", err))
-					t.mu.Unlock()
-				}
-				return
-			}
-			var f frame
-			if err := json.Unmarshal(data, &f); err != nil {
-				continue
-			}
-			t.mu.Lock()
-			t.counts[f.Type]++
-			if f.Position < t.lastPos && len(t.problems) < 10 {
-				t.problems = append(t.problems, fmt.Sprintf("instructor socket: %s at position %d after %d", f.Type, f.Position, t.lastPos))
-			}
-			t.lastPos = max(t.lastPos, f.Position)
-			t.mu.Unlock()
+		for conn != nil {
+			t.read(c, conn)
+			conn = t.reopen(c)
 		}
 	}()
 	return t, nil
+}
+
+// read counts conn's messages until it ends.
+func (t *instructorSocket) read(c *Class, conn *websocket.Conn) {
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			if !c.closing.Load() {
+				t.mu.Lock()
+				t.problems = append(t.problems, fmt.Sprintf("instructor socket closed: %v", err))
+				t.mu.Unlock()
+			}
+			return
+		}
+		var f frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			continue
+		}
+		t.mu.Lock()
+		t.counts[f.Type]++
+		if f.Position < t.lastPos && len(t.problems) < 10 {
+			t.problems = append(t.problems, fmt.Sprintf("instructor socket: %s at position %d after %d", f.Type, f.Position, t.lastPos))
+		}
+		t.lastPos = max(t.lastPos, f.Position)
+		t.mu.Unlock()
+	}
+}
+
+// reopen reconnects with ?after= for up to Config.ReconnectFor after the
+// socket closed mid-class; nil when it should not or could not (the close
+// then stays a problem).
+func (t *instructorSocket) reopen(c *Class) *websocket.Conn {
+	if c.closing.Load() || c.cfg.ReconnectFor <= 0 {
+		return nil
+	}
+	t.mu.Lock()
+	after := t.lastPos
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), max(30*time.Second, c.cfg.ReconnectFor))
+	defer cancel()
+	until := time.Now().Add(c.cfg.ReconnectFor)
+	for !c.closing.Load() {
+		conn, err := dial(ctx, c.socketURL("instructor", c.Instructor.Token, &after))
+		if err == nil {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			// The close was recovered from: the socket caught up from after.
+			if n := len(t.problems); n > 0 && strings.HasPrefix(t.problems[n-1], "instructor socket closed") {
+				t.problems = t.problems[:n-1]
+			}
+			t.reconnected++
+			t.conn = conn
+			return conn
+		}
+		if time.Now().After(until) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
 }
 
 func (t *instructorSocket) count(typ string) int {
@@ -881,8 +925,11 @@ func (t *instructorSocket) count(typ string) int {
 }
 
 func (t *instructorSocket) close() {
-	_ = t.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	t.conn.Close()
+	t.mu.Lock()
+	conn := t.conn
+	t.mu.Unlock()
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	conn.Close()
 }
 
 func round(d time.Duration) time.Duration {

@@ -81,6 +81,9 @@ type Report struct {
 
 	// InstructorMessages counts the instructor socket's messages by type.
 	InstructorMessages map[string]int
+	// InstructorReconnected counts the instructor socket's reopenings with
+	// ?after= after it closed mid-class (Config.ReconnectFor).
+	InstructorReconnected int
 	// HTTPErrors counts unexpected answers by request and status.
 	HTTPErrors   map[string]int
 	ErrorSamples []string
@@ -201,6 +204,7 @@ func (r *Report) finish(c *Class, b *behaviour, began time.Time) *Report {
 	if c.teacher != nil {
 		c.teacher.mu.Lock()
 		r.InstructorMessages = maps.Clone(c.teacher.counts)
+		r.InstructorReconnected = c.teacher.reconnected
 		r.Problems = append(r.Problems, c.teacher.problems...)
 		c.teacher.mu.Unlock()
 	}
@@ -323,6 +327,9 @@ func (r *Report) Print(w io.Writer) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, r.InstructorMessages[k]))
 		}
 		fmt.Fprintf(w, "Instructor socket: %s\n", strings.Join(parts, ", "))
+		if r.InstructorReconnected > 0 {
+			fmt.Fprintf(w, "  closed mid-class and reopened with ?after= %d time(s)\n", r.InstructorReconnected)
+		}
 	}
 	if len(r.SentAgain) > 0 {
 		fmt.Fprintf(w, "Sent again (same Idempotency-Key):\n")

@@ -131,6 +131,11 @@ func authzTable() map[string]authzRow {
 			return map[string]string{"user_id": strconv.FormatInt(f.throwaway.ID, 10)}
 		}},
 
+		// Removing an account: ADMIN only, on a fresh account each time.
+		"DELETE /api/admin/users/:user_id": {want: adminOnly, fresh: func(t *testing.T, f *authzFixture, who int) map[string]string {
+			return map[string]string{"user_id": strconv.FormatInt(f.srv.NewUser(t, "STUDENT", "삭제").ID, 10)}
+		}},
+
 		// Projection administration: ADMIN only. An admin retrying or
 		// skipping an event that is not quarantined meets 404; unparking a
 		// projector that is not parked, 409.

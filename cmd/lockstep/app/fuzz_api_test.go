@@ -90,7 +90,7 @@ func FuzzAPIBodies(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		r := routes[int(which)%len(routes)]
-		resp := s.Do(t, apptest.Request{Method: r.method, Path: r.path, Token: r.token, Body: body})
+		resp := s.Do(t, apptest.Request{Method: r.method, Path: r.path, Token: r.token, Body: body, Unchecked: true})
 		where := fmt.Sprintf("%s %s %s (%s) with %q", r.family, r.method, r.path, http.StatusText(resp.Status), body)
 		if resp.Status >= 500 {
 			t.Fatalf("%s: %d %s", where, resp.Status, resp.Body)

@@ -146,7 +146,7 @@ func loadSockets() ([]socketChannel, error) {
 // checkHTTP validates one exchange of Server.Do against the OpenAPI document:
 // the request when the server accepted it (a test may send a bad request on
 // purpose), and the answer always.
-func (s *Server) checkHTTP(t testing.TB, hr *http.Request, resp *Response) {
+func (s *Server) checkHTTP(t testing.TB, hr *http.Request, resp *Response, checkRequest bool) {
 	t.Helper()
 	d := docs(t)
 	if hr.Method == http.MethodHead || !documented(hr.URL.Path) {
@@ -180,7 +180,7 @@ func (s *Server) checkHTTP(t testing.TB, hr *http.Request, resp *Response) {
 		Request: req, PathParams: params, Route: route,
 		Options: &openapi3filter.Options{AuthenticationFunc: bearerAuth, MultiError: true},
 	}
-	if resp.Status < 300 {
+	if resp.Status < 300 && checkRequest {
 		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 			t.Errorf("openapi.yaml refuses the request %s %s (answered %d): %v", hr.Method, hr.URL.Path, resp.Status, err)
 		}
