@@ -158,6 +158,9 @@ type Runner struct {
 	mu    sync.Mutex
 	state State
 	wake  chan struct{}
+	// changed is closed (and replaced) on every state change: read-your-writes
+	// waiters sleep on it instead of polling (waiters.go).
+	changed chan struct{}
 }
 
 // NewRunner returns a Runner; it panics on an invalid Config (a wiring bug).
@@ -581,6 +584,10 @@ func (r *Runner) loadCheckpoint(ctx context.Context) (uint64, string, error) {
 func (r *Runner) setState(f func(*State)) {
 	r.mu.Lock()
 	f(&r.state)
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 	r.mu.Unlock()
 }
 
