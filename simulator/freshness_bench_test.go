@@ -120,6 +120,7 @@ func BenchmarkProgressBurst(b *testing.B) {
 	var lat, fresh, dfresh []time.Duration
 	var rates []float64
 	i := 0
+	defer statementStats(b)()
 	for b.Loop() {
 		if i >= steps {
 			b.Fatalf("at most %d bursts (use -benchtime %dx)", steps, steps)

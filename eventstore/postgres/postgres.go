@@ -150,6 +150,9 @@ type Config struct {
 	HoldCommit func(stream string) bool
 	// Now is the clock for events without OccurredAt. Default time.Now.
 	Now func() time.Time
+	// SingleAppends turns group commit off (group.go): every append at an
+	// exact version is then a transaction of its own. Benchmarks compare both.
+	SingleAppends bool
 	// ReadInterval is the least time between two starts of the queries the
 	// store's readers share (the visible bound, the subscriptions' tail): a
 	// reader waits at most this long for one, and readers cost appenders
@@ -213,6 +216,8 @@ type Store struct {
 	tailQ  shared    // the tail's advance, shared by subscriptions at the head
 	tail   tailCache // guarded by tailMu
 	tailMu sync.Mutex
+
+	group committer // group.go
 }
 
 // shared runs a query for every caller that asks, at most one at a time: a
@@ -495,18 +500,10 @@ SELECT (SELECT v FROM cur), (SELECT count(*) FROM inserted), (SELECT coalesce(ma
 func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, r appendRows) (eventstore.AppendResult, error) {
 	held := (s.cfg.BeforeCommit != nil || s.cfg.AfterLock != nil) && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
 	if expected != eventstore.Any && !held {
-		var version, n, last int64
-		err := s.pool.QueryRow(ctx, appendOneSQL, stream, int64(expected), r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(&version, &n, &last)
-		if err != nil {
-			return eventstore.AppendResult{}, err
+		if s.cfg.SingleAppends {
+			return s.appendOne(ctx, stream, int64(expected), r)
 		}
-		if n == 0 {
-			return eventstore.AppendResult{}, errVersion
-		}
-		if n != int64(len(r.ids)) {
-			return eventstore.AppendResult{}, fmt.Errorf("inserted %d events of %d", n, len(r.ids))
-		}
-		return eventstore.AppendResult{Version: version + n, Position: uint64(last)}, nil
+		return s.appendGrouped(ctx, stream, int64(expected), r) // group.go
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
