@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -83,6 +84,12 @@ type Config struct {
 	// ReconnectFor is how long a student whose socket closed keeps trying
 	// to reopen it with ?after= (0: a few quick attempts).
 	ReconnectFor time.Duration
+	// Loopback, on Linux (which routes all of 127.0.0.0/8 to the loopback
+	// interface), opens each student's socket from an address of its own,
+	// 127.1.x.y, as phones come from their own addresses: per-address
+	// limits and the kernel's per-address port tables then see N clients,
+	// not one. The benchmarks set it; the server must listen on 127.0.0.1.
+	Loopback bool
 }
 
 func (c *Config) setDefaults() {
@@ -251,6 +258,9 @@ func (c *Class) accounts(ctx context.Context) error {
 	c.Students = make([]*Student, len(accts))
 	for i, a := range accts {
 		c.Students[i] = &Student{Account: a, class: c, index: i}
+		if c.cfg.Loopback {
+			c.Students[i].local = nextLoopback()
+		}
 	}
 	c.printf("%s done in %s\n", heading, round(time.Since(began)))
 	return nil
@@ -599,11 +609,30 @@ func (c *Class) socketURL(kind string, token string, after *uint64) string {
 // dial opens a socket, retrying a refused handshake a few times (a server
 // under a burst of connections may turn some away).
 func dial(ctx context.Context, url string) (*websocket.Conn, error) {
+	return dialFrom(ctx, url, nil)
+}
+
+// loopbackSeq numbers the students' loopback addresses across classes.
+var loopbackSeq atomic.Int64
+
+// nextLoopback is the next address of 127.1.0.1–127.1.249.250.
+func nextLoopback() *net.TCPAddr {
+	i := loopbackSeq.Add(1) - 1
+	i %= 250 * 250
+	return &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(i%250+1))}
+}
+
+// dialFrom is dial from a local address (nil: any).
+func dialFrom(ctx context.Context, url string, local *net.TCPAddr) (*websocket.Conn, error) {
+	d := dialer
+	if local != nil {
+		d.NetDialContext = (&net.Dialer{LocalAddr: local, Timeout: d.HandshakeTimeout}).DialContext
+	}
 	var err error
 	for attempt := range 5 {
 		var conn *websocket.Conn
 		var resp *http.Response
-		conn, resp, err = dialer.DialContext(ctx, url, nil)
+		conn, resp, err = d.DialContext(ctx, url, nil)
 		if err == nil {
 			return conn, nil
 		}
@@ -624,6 +653,7 @@ type Student struct {
 	Account
 	class *Class
 	index int
+	local *net.TCPAddr // Config.Loopback: the socket's own source address
 
 	mu         sync.Mutex
 	conn       *websocket.Conn
@@ -665,7 +695,7 @@ func (s *Student) connect(ctx context.Context, after *uint64) error {
 	var conn *websocket.Conn
 	for attempt := 0; ; attempt++ {
 		var err error
-		conn, err = dial(ctx, s.class.socketURL("student", s.Token, after))
+		conn, err = dialFrom(ctx, s.class.socketURL("student", s.Token, after), s.local)
 		if err != nil {
 			return fmt.Errorf("student %d socket: %w", s.ID, err)
 		}

@@ -177,7 +177,7 @@ func (c *Config) setDefaults() {
 		c.Now = time.Now
 	}
 	if c.ReadInterval == 0 {
-		c.ReadInterval = 20 * time.Millisecond
+		c.ReadInterval = 5 * time.Millisecond
 	}
 }
 
