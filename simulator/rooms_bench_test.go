@@ -85,4 +85,3 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-
