@@ -60,10 +60,10 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("students=%d", n), func(b *testing.B) {
 			raiseFileLimit(b, 2*n+500)
-			srv := apptest.Start(b)
+			srv, students := benchServers(b)
 			ctx := context.Background()
 			c, err := simulator.Setup(ctx, simulator.Config{
-				Server: srv.URL, Students: n, Steps: 2, Accounts: fastAccounts(srv), StepTimeout: time.Minute,
+				Server: srv.URL, StudentServer: students.URL, Students: n, Steps: 2, Accounts: fastAccounts(srv), StepTimeout: time.Minute, Loopback: true,
 			})
 			if err != nil {
 				b.Fatal(err)

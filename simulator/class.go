@@ -90,6 +90,10 @@ type Config struct {
 	// limits and the kernel's per-address port tables then see N clients,
 	// not one. The benchmarks set it; the server must listen on 127.0.0.1.
 	Loopback bool
+	// StudentServer, when set, is the base URL the students use (their
+	// look-up, join and sockets), Server staying the instructor's: a class
+	// spread over two instances, the messages crossing the bus between them.
+	StudentServer string
 }
 
 func (c *Config) setDefaults() {
@@ -165,6 +169,7 @@ type step struct {
 type Class struct {
 	cfg  Config
 	api  *api
+	sapi *api // the students' (Config.StudentServer; else api)
 	t0   time.Time
 	runs string // unique per run, in emails and titles
 
@@ -197,6 +202,10 @@ func Setup(ctx context.Context, cfg Config) (*Class, error) {
 		return nil, err
 	}
 	c := &Class{cfg: cfg, api: newAPI(cfg.Server, cfg.HTTPClient, cfg.Retries), t0: time.Now(), runs: uuid.NewString()[:8]}
+	c.sapi = c.api
+	if cfg.StudentServer != "" {
+		c.sapi = newAPI(cfg.StudentServer, cfg.HTTPClient, cfg.Retries)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -385,13 +394,13 @@ func (c *Class) join(ctx context.Context) error {
 			var found struct {
 				SessionID int64 `json:"session_id"`
 			}
-			if err := c.api.call(gctx, http.MethodGet, "/api/sessions/"+c.SessionCode, s.Token, nil, &found); err != nil {
+			if err := c.sapi.call(gctx, http.MethodGet, "/api/sessions/"+c.SessionCode, s.Token, nil, &found); err != nil {
 				return fmt.Errorf("look the session up by code: %w", err)
 			}
 			if found.SessionID != c.SessionID {
 				return fmt.Errorf("code %s names session %d, not %d", c.SessionCode, found.SessionID, c.SessionID)
 			}
-			if err := c.api.call(gctx, http.MethodPost, fmt.Sprintf("/api/sessions/%d/join", c.SessionID), s.Token, map[string]any{"user_id": s.ID}, nil); err != nil {
+			if err := c.sapi.call(gctx, http.MethodPost, fmt.Sprintf("/api/sessions/%d/join", c.SessionID), s.Token, map[string]any{"user_id": s.ID}, nil); err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
 			joined.Add(1)
@@ -599,7 +608,11 @@ type frame struct {
 }
 
 func (c *Class) socketURL(kind string, token string, after *uint64) string {
-	u := c.api.wsURL(fmt.Sprintf("/ws/session/%d/%s/?token=%s", c.SessionID, kind, token))
+	a := c.api
+	if kind == "student" {
+		a = c.sapi
+	}
+	u := a.wsURL(fmt.Sprintf("/ws/session/%d/%s/?token=%s", c.SessionID, kind, token))
 	if after != nil {
 		u += "&after=" + strconv.FormatUint(*after, 10)
 	}

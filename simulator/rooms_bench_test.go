@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/simulator"
 )
 
@@ -21,12 +20,12 @@ import (
 func BenchmarkRooms(b *testing.B) {
 	rooms, size := envInt("LOCKSTEP_BENCH_ROOMS", 30), envInt("LOCKSTEP_BENCH_ROOM_SIZE", 33)
 	raiseFileLimit(b, 2*rooms*(size+1)+500)
-	srv := apptest.Start(b)
+	srv, students := benchServers(b)
 	ctx := context.Background()
 	classes := make([]*simulator.Class, rooms)
 	for i := range classes {
 		c, err := simulator.Setup(ctx, simulator.Config{
-			Server: srv.URL, Students: size, Steps: 2, Accounts: fastAccounts(srv), StepTimeout: time.Minute, Loopback: true,
+			Server: srv.URL, StudentServer: students.URL, Students: size, Steps: 2, Accounts: fastAccounts(srv), StepTimeout: time.Minute, Loopback: true,
 		})
 		if err != nil {
 			b.Fatal(err)
