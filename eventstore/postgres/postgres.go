@@ -67,7 +67,7 @@
 // Every projector, socket catch-up and report reads through the same store;
 // the bound query reads every backend's locks, so readers share it: at most
 // one bound query runs at a time per Store, at most one per
-// Config.ReadInterval (20ms) under load, and a caller gets the result of the
+// Config.ReadInterval (5ms) under load, and a caller gets the result of the
 // first query that starts after its call — as fresh as if it had run it
 // itself, read-your-writes included — whoever else waits for it.
 // Subscriptions at the head of the log share more: the store keeps the newest
@@ -156,7 +156,7 @@ type Config struct {
 	// ReadInterval is the least time between two starts of the queries the
 	// store's readers share (the visible bound, the subscriptions' tail): a
 	// reader waits at most this long for one, and readers cost appenders
-	// little however many they are. Default 20ms; negative: no wait.
+	// little however many they are. Default 5ms; negative: no wait.
 	ReadInterval time.Duration
 }
 
