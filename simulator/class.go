@@ -202,7 +202,6 @@ func Setup(ctx context.Context, cfg Config) (*Class, error) {
 		return nil, err
 	}
 	c := &Class{cfg: cfg, api: newAPI(cfg.Server, cfg.HTTPClient, cfg.Retries), t0: time.Now(), runs: uuid.NewString()[:8]}
-	c.sapi = c.api
 	if cfg.StudentServer != "" {
 		c.sapi = newAPI(cfg.StudentServer, cfg.HTTPClient, cfg.Retries)
 	}
@@ -394,13 +393,13 @@ func (c *Class) join(ctx context.Context) error {
 			var found struct {
 				SessionID int64 `json:"session_id"`
 			}
-			if err := c.sapi.call(gctx, http.MethodGet, "/api/sessions/"+c.SessionCode, s.Token, nil, &found); err != nil {
+			if err := c.studentAPI().call(gctx, http.MethodGet, "/api/sessions/"+c.SessionCode, s.Token, nil, &found); err != nil {
 				return fmt.Errorf("look the session up by code: %w", err)
 			}
 			if found.SessionID != c.SessionID {
 				return fmt.Errorf("code %s names session %d, not %d", c.SessionCode, found.SessionID, c.SessionID)
 			}
-			if err := c.sapi.call(gctx, http.MethodPost, fmt.Sprintf("/api/sessions/%d/join", c.SessionID), s.Token, map[string]any{"user_id": s.ID}, nil); err != nil {
+			if err := c.studentAPI().call(gctx, http.MethodPost, fmt.Sprintf("/api/sessions/%d/join", c.SessionID), s.Token, map[string]any{"user_id": s.ID}, nil); err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
 			joined.Add(1)
@@ -607,10 +606,18 @@ type frame struct {
 	} `json:"data"`
 }
 
+// studentAPI is the students' server (Config.StudentServer), else the class's.
+func (c *Class) studentAPI() *api {
+	if c.sapi != nil {
+		return c.sapi
+	}
+	return c.api
+}
+
 func (c *Class) socketURL(kind string, token string, after *uint64) string {
 	a := c.api
 	if kind == "student" {
-		a = c.sapi
+		a = c.studentAPI()
 	}
 	u := a.wsURL(fmt.Sprintf("/ws/session/%d/%s/?token=%s", c.SessionID, kind, token))
 	if after != nil {
