@@ -29,7 +29,8 @@ type LecturesConfig struct {
 // subtasks) and enrollment (the first event of a progress-{lectureId}-{userId}
 // stream), and serves their HTTP endpoints.
 type Lectures struct {
-	cfg LecturesConfig
+	cfg   LecturesConfig
+	cache lectureCache
 }
 
 // NewLectures returns the lecture commands; it panics without a store or pool
@@ -95,7 +96,14 @@ func (l *Lectures) LectureOfTask(ctx context.Context, taskID int64) (int64, erro
 
 // LectureOfSubtask returns the lecture a subtask id was allocated for (NOT_FOUND if none).
 func (l *Lectures) LectureOfSubtask(ctx context.Context, subtaskID int64) (int64, error) {
-	return lookupLecture(ctx, l.cfg.Pool, `SELECT lecture_id FROM lecture_subtask_ids WHERE subtask_id = $1`, subtaskID, "subtask")
+	if id, ok := l.cache.subtask(subtaskID); ok {
+		return id, nil
+	}
+	id, err := lookupLecture(ctx, l.cfg.Pool, `SELECT lecture_id FROM lecture_subtask_ids WHERE subtask_id = $1`, subtaskID, "subtask")
+	if err == nil {
+		l.cache.storeSubtask(subtaskID, id)
+	}
+	return id, err
 }
 
 func lookupLecture(ctx context.Context, pool *pgxpool.Pool, query string, id int64, what string) (int64, error) {
@@ -111,9 +119,10 @@ func lookupLecture(ctx context.Context, pool *pgxpool.Pool, query string, id int
 }
 
 // LoadLecture folds the lecture-{id} stream (the write side's current truth).
+// Between student commands the fold is kept (lecturecache.go): the store is
+// asked only whether the stream grew.
 func (l *Lectures) LoadLecture(ctx context.Context, lectureID int64) (domain.Lecture, error) {
-	s, _, err := Load(ctx, l.cfg.Store, domain.LectureStream(lectureID), domain.LectureDecider)
-	return s, err
+	return l.cache.load(ctx, l.cfg.Store, lectureID)
 }
 
 func (l *Lectures) execLecture(ctx context.Context, lectureID int64, cmd domain.LectureCommand, meta eventstore.Metadata) (Result[domain.Lecture], error) {
