@@ -104,154 +104,203 @@ const replayChunk = 500
 
 // Run plays until the end (or, with Linger, until ctx ends).
 func (p *Player) Run(ctx context.Context) error {
-	var (
-		after     uint64
-		buf       []ReplayMessage
-		exhausted bool
-		finished  bool
-		paused    bool
-		started   bool
-		sent      int
-		t0, w0    time.Time // the original time and wall time the schedule is anchored at
-		lastOrig  time.Time
-		speed     = p.Speed
-	)
-	cursor := func() time.Time {
-		if !started || speed == 0 {
-			return lastOrig
-		}
-		c := t0.Add(time.Duration(float64(time.Since(w0)) * speed))
-		if c.Before(lastOrig) {
-			return lastOrig
-		}
-		return c
-	}
-	rebase := func(at time.Time) {
-		if started && speed > 0 {
-			t0, w0 = at, time.Now()
-		}
-	}
-	apply := func(c Control) {
-		switch c.Type {
-		case "pause":
-			if !paused {
-				paused = true
-				lastOrig = cursor()
-			}
-		case "resume":
-			if paused {
-				paused = false
-				rebase(lastOrig)
-			}
-		case "speed":
-			if c.Speed == nil || *c.Speed < 0 {
-				p.fail(ctx, "speed must be a number >= 0")
-				return
-			}
-			cur := cursor()
-			speed = *c.Speed
-			if started {
-				t0, w0 = cur, time.Now()
-			}
-		case "seek":
-			target := uint64(0)
-			switch {
-			case c.Position != nil:
-				if *c.Position > 0 {
-					target = *c.Position - 1
-				}
-			case c.At != nil:
-				pos, err := p.Reader.replayBefore(ctx, p.Channels, *c.At)
-				if err != nil {
-					p.fail(ctx, "could not seek")
-					return
-				}
-				target = pos
-			default:
-				p.fail(ctx, "seek needs position or at")
-				return
-			}
-			after, buf, exhausted, finished, started = target, nil, false, false, false
-		default:
-			p.fail(ctx, "unknown control "+strconv.Quote(c.Type))
-		}
-	}
+	pb := &playback{p: p, speed: p.Speed}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if len(buf) == 0 && !exhausted {
-			msgs, err := p.Reader.ReplayMessages(ctx, p.Channels, after, replayChunk)
-			if err != nil {
-				return err
-			}
-			buf, exhausted = msgs, len(msgs) < replayChunk
+		if err := pb.fill(ctx); err != nil {
+			return err
 		}
-		if len(buf) == 0 || paused {
-			if len(buf) == 0 && !finished {
-				finished = true
-				if err := p.Send(ctx, FinishedMessage(p.SessionID, sent)); err != nil {
-					return err
-				}
-				if !p.Linger {
-					return nil
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case c, ok := <-p.Controls:
-				if !ok {
-					p.Controls = nil
-					if finished {
-						return nil
-					}
-					continue
-				}
-				apply(c)
+		if len(pb.buf) == 0 || pb.paused {
+			if stop, err := pb.idle(ctx); stop || err != nil {
+				return err
 			}
 			continue
 		}
-		m := buf[0]
-		if !started {
-			t0, w0, started = m.OccurredAt, time.Now(), true
-		}
-		if speed > 0 {
-			due := w0.Add(time.Duration(float64(m.OccurredAt.Sub(t0)) / speed))
-			if wait := time.Until(due); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return ctx.Err()
-				case c, ok := <-p.Controls:
-					t.Stop()
-					if !ok {
-						p.Controls = nil
-					} else {
-						apply(c)
-					}
-					continue
-				case <-t.C:
-				}
+		m := pb.buf[0]
+		if send, err := pb.pace(ctx, m); !send || err != nil {
+			if err != nil {
+				return err
 			}
-		} else {
-			select {
-			case c, ok := <-p.Controls:
-				if !ok {
-					p.Controls = nil
-				} else {
-					apply(c)
-				}
-				continue
-			default:
-			}
+			continue // a control came first: look again
 		}
 		if err := p.Send(ctx, m.Frame()); err != nil {
 			return err
 		}
-		buf, after, lastOrig = buf[1:], m.Position, m.OccurredAt
-		sent++
+		pb.buf, pb.after, pb.lastOrig = pb.buf[1:], m.Position, m.OccurredAt
+		pb.sent++
+	}
+}
+
+// playback is a Player's state while it runs: where it is in the channel's
+// messages, and the schedule that maps original times to wall times.
+type playback struct {
+	p         *Player
+	after     uint64          // the last position sent (or sought before)
+	buf       []ReplayMessage // read, not sent yet
+	exhausted bool            // the last read reached the end
+	finished  bool            // the finished message went out
+	paused    bool
+	started   bool
+	sent      int
+	t0, w0    time.Time // the original time and wall time the schedule is anchored at
+	lastOrig  time.Time // original time of the last message sent
+	speed     float64
+}
+
+// fill reads the next chunk when the buffer is empty and more may come.
+func (pb *playback) fill(ctx context.Context) error {
+	if len(pb.buf) > 0 || pb.exhausted {
+		return nil
+	}
+	msgs, err := pb.p.Reader.ReplayMessages(ctx, pb.p.Channels, pb.after, replayChunk)
+	if err != nil {
+		return err
+	}
+	pb.buf, pb.exhausted = msgs, len(msgs) < replayChunk
+	return nil
+}
+
+// idle runs while nothing is to be sent (the end, or paused): at the end it
+// says so once (and, without Linger, stops), then it waits for a control.
+func (pb *playback) idle(ctx context.Context) (stop bool, err error) {
+	p := pb.p
+	if len(pb.buf) == 0 && !pb.finished {
+		pb.finished = true
+		if err := p.Send(ctx, FinishedMessage(p.SessionID, pb.sent)); err != nil {
+			return true, err
+		}
+		if !p.Linger {
+			return true, nil
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return true, ctx.Err()
+	case c, ok := <-p.Controls:
+		pb.take(ctx, c, ok)
+		return !ok && pb.finished, nil
+	}
+}
+
+// pace waits until m is due on the schedule; a control that comes first is
+// applied instead (send == false). At speed 0 nothing is due later: only a
+// control already waiting comes first.
+func (pb *playback) pace(ctx context.Context, m ReplayMessage) (send bool, err error) {
+	if !pb.started {
+		pb.t0, pb.w0, pb.started = m.OccurredAt, time.Now(), true
+	}
+	if pb.speed == 0 {
+		select {
+		case c, ok := <-pb.p.Controls:
+			pb.take(ctx, c, ok)
+			return false, nil
+		default:
+			return true, nil
+		}
+	}
+	wait := time.Until(pb.w0.Add(time.Duration(float64(m.OccurredAt.Sub(pb.t0)) / pb.speed)))
+	if wait <= 0 {
+		return true, nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case c, ok := <-pb.p.Controls:
+		pb.take(ctx, c, ok)
+		return false, nil
+	case <-t.C:
+		return true, nil
+	}
+}
+
+// take applies a control received from the client (ok false: the client
+// sends no more).
+func (pb *playback) take(ctx context.Context, c Control, ok bool) {
+	if !ok {
+		pb.p.Controls = nil
+		return
+	}
+	pb.control(ctx, c)
+}
+
+// cursor is the original time the schedule is at now.
+func (pb *playback) cursor() time.Time {
+	if !pb.started || pb.speed == 0 {
+		return pb.lastOrig
+	}
+	c := pb.t0.Add(time.Duration(float64(time.Since(pb.w0)) * pb.speed))
+	if c.Before(pb.lastOrig) {
+		return pb.lastOrig
+	}
+	return c
+}
+
+// rebase anchors the schedule at original time at, now.
+func (pb *playback) rebase(at time.Time) {
+	if pb.started && pb.speed > 0 {
+		pb.t0, pb.w0 = at, time.Now()
+	}
+}
+
+// control applies a client's control message.
+func (pb *playback) control(ctx context.Context, c Control) {
+	p := pb.p
+	switch c.Type {
+	case "pause":
+		if !pb.paused {
+			pb.paused = true
+			pb.lastOrig = pb.cursor()
+		}
+	case "resume":
+		if pb.paused {
+			pb.paused = false
+			pb.rebase(pb.lastOrig)
+		}
+	case "speed":
+		if c.Speed == nil || *c.Speed < 0 {
+			p.fail(ctx, "speed must be a number >= 0")
+			return
+		}
+		cur := pb.cursor()
+		pb.speed = *c.Speed
+		if pb.started {
+			pb.t0, pb.w0 = cur, time.Now()
+		}
+	case "seek":
+		target, ok := pb.seekTarget(ctx, c)
+		if !ok {
+			return
+		}
+		pb.after, pb.buf, pb.exhausted, pb.finished, pb.started = target, nil, false, false, false
+	default:
+		p.fail(ctx, "unknown control "+strconv.Quote(c.Type))
+	}
+}
+
+// seekTarget is the position a seek plays after (ok false: refused, and
+// the client told why).
+func (pb *playback) seekTarget(ctx context.Context, c Control) (uint64, bool) {
+	p := pb.p
+	switch {
+	case c.Position != nil:
+		if *c.Position > 0 {
+			return *c.Position - 1, true
+		}
+		return 0, true
+	case c.At != nil:
+		pos, err := p.Reader.replayBefore(ctx, p.Channels, *c.At)
+		if err != nil {
+			p.fail(ctx, "could not seek")
+			return 0, false
+		}
+		return pos, true
+	default:
+		p.fail(ctx, "seek needs position or at")
+		return 0, false
 	}
 }
 

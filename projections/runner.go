@@ -219,110 +219,136 @@ func (e *HandleError) Unwrap() error { return e.Err }
 // rebuild — only when quarantining would exceed MaxQuarantined, or when even
 // the isolating attempts keep failing.
 func (r *Runner) Run(ctx context.Context) error {
+	if r.reachCheckpoint(ctx) {
+		l := &runLoop{delay: r.cfg.Backoff}
+		for ctx.Err() == nil {
+			r.round(ctx, l)
+		}
+	}
+	r.setState(func(s *State) { s.Status = StatusStopped })
+	return nil
+}
+
+// reachCheckpoint makes sure the projector's checkpoint row exists. The
+// database may be away for a while (a restart, a failover): it waits for it
+// rather than stop the process; false when ctx ended first.
+func (r *Runner) reachCheckpoint(ctx context.Context) bool {
 	delay := r.cfg.Backoff
-	// The database may be away for a while (a restart, a failover): wait for
-	// it rather than stop the process.
 	for {
 		err := r.ensureRow(ctx)
 		if err == nil {
-			break
+			return true
 		}
 		if ctx.Err() != nil {
-			r.setState(func(s *State) { s.Status = StatusStopped })
-			return nil
+			return false
 		}
 		r.log.Error("projector cannot reach its checkpoint; retrying", "error", err, "retry_in", delay.String())
 		r.setState(func(s *State) { s.LastError = err.Error() })
 		sleep(ctx, delay)
 		delay = r.grow(delay)
 	}
-	delay = r.cfg.Backoff
+}
+
+// runLoop is what Run carries from one round to the next.
+type runLoop struct {
+	delay time.Duration // before the next retry
 	// failing counts the Handle failures in a row of the batch after
 	// failing.at; from MaxFailures on, that batch is isolated.
-	var failing struct {
+	failing struct {
 		at uint64
 		n  int
 	}
-	for ctx.Err() == nil {
-		pos, status, err := r.loadCheckpoint(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			r.waitInfra(ctx, err, delay)
-			delay = r.grow(delay)
-			continue
+}
+
+// round is one turn of Run: from the stored checkpoint, wait while parked,
+// else follow the log until something stops it, then see to why.
+func (r *Runner) round(ctx context.Context, l *runLoop) {
+	pos, status, err := r.loadCheckpoint(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.waitInfra(ctx, err, l.delay)
+			l.delay = r.grow(l.delay)
 		}
-		if status == StatusParked {
-			r.setState(func(s *State) { s.Status = StatusParked; s.Position = pos })
-			select {
-			case <-ctx.Done():
-			case <-r.wake:
-			}
-			continue
-		}
-		if failing.at != pos {
-			failing.at, failing.n = pos, 0
-		}
-		r.setState(func(s *State) {
-			s.Status, s.Position = StatusRunning, pos
-			if strings.HasPrefix(s.LastError, waitingPrefix) {
-				s.LastError = "" // the database answered; a store still down says so again
-			}
-		})
-		var prev atomic.Uint64
-		prev.Store(pos)
-		subCtx, cancelSub := context.WithCancel(ctx)
-		watched := make(chan struct{})
-		go func() { defer close(watched); r.watch(subCtx, cancelSub, &prev) }()
-		err = r.cfg.Store.Subscribe(subCtx, pos, func(_ context.Context, batch []eventstore.Event) error {
-			from := prev.Load()
-			isolate := failing.at == from && failing.n >= r.cfg.MaxFailures
-			if err := r.apply(ctx, from, batch, isolate); err != nil {
-				return err
-			}
-			if len(batch) > 0 {
-				prev.Store(batch[len(batch)-1].Position)
-			}
-			delay = r.cfg.Backoff
-			return nil
-		})
-		restarted := subCtx.Err() != nil
-		cancelSub()
-		<-watched
-		if ctx.Err() != nil {
-			break
-		}
-		if restarted || errors.Is(err, errCheckpointMoved) {
-			continue // a rebuild, an unpark or another runner moved the checkpoint
-		}
-		var herr *HandleError
-		if !errors.As(err, &herr) {
-			if err == nil {
-				err = errors.New("subscription ended")
-			}
-			r.waitInfra(ctx, err, delay)
-			delay = r.grow(delay)
-			continue
-		}
-		if failing.at != herr.From {
-			failing.at, failing.n = herr.From, 0
-		}
-		failing.n++
-		n := failing.n
-		r.log.Error("projection batch failed", "error", err, "failures", n, "after_position", herr.From)
-		r.setState(func(s *State) { s.LastError = err.Error(); s.Failures = n })
-		if herr.Park || n >= 2*r.cfg.MaxFailures {
-			r.park(ctx, err, n)
-			failing.n = 0
-			delay = r.cfg.Backoff
-			continue
-		}
-		sleep(ctx, delay)
-		delay = r.grow(delay)
+		return
 	}
-	r.setState(func(s *State) { s.Status = StatusStopped })
-	return nil
+	if status == StatusParked {
+		r.setState(func(s *State) { s.Status = StatusParked; s.Position = pos })
+		select {
+		case <-ctx.Done():
+		case <-r.wake:
+		}
+		return
+	}
+	if l.failing.at != pos {
+		l.failing.at, l.failing.n = pos, 0
+	}
+	r.setState(func(s *State) {
+		s.Status, s.Position = StatusRunning, pos
+		if strings.HasPrefix(s.LastError, waitingPrefix) {
+			s.LastError = "" // the database answered; a store still down says so again
+		}
+	})
+	restarted, err := r.follow(ctx, pos, l)
+	if ctx.Err() != nil || restarted || errors.Is(err, errCheckpointMoved) {
+		return // stopping; or a rebuild, an unpark or another runner moved the checkpoint
+	}
+	r.stopped(ctx, err, l)
+}
+
+// follow applies the log after pos until the subscription ends; restarted
+// says the watch ended it (the checkpoint moved under it).
+func (r *Runner) follow(ctx context.Context, pos uint64, l *runLoop) (restarted bool, err error) {
+	var prev atomic.Uint64
+	prev.Store(pos)
+	subCtx, cancelSub := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); r.watch(subCtx, cancelSub, &prev) }()
+	err = r.cfg.Store.Subscribe(subCtx, pos, func(_ context.Context, batch []eventstore.Event) error {
+		from := prev.Load()
+		isolate := l.failing.at == from && l.failing.n >= r.cfg.MaxFailures
+		if err := r.apply(ctx, from, batch, isolate); err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			prev.Store(batch[len(batch)-1].Position)
+		}
+		l.delay = r.cfg.Backoff
+		return nil
+	})
+	restarted = subCtx.Err() != nil
+	cancelSub()
+	<-watched
+	return restarted, err
+}
+
+// stopped sees to a subscription that ended with err: an infrastructure
+// error is waited out; the projector's own failure is retried, then its
+// batch isolated, then the projector parked.
+func (r *Runner) stopped(ctx context.Context, err error, l *runLoop) {
+	var herr *HandleError
+	if !errors.As(err, &herr) {
+		if err == nil {
+			err = errors.New("subscription ended")
+		}
+		r.waitInfra(ctx, err, l.delay)
+		l.delay = r.grow(l.delay)
+		return
+	}
+	if l.failing.at != herr.From {
+		l.failing.at, l.failing.n = herr.From, 0
+	}
+	l.failing.n++
+	n := l.failing.n
+	r.log.Error("projection batch failed", "error", err, "failures", n, "after_position", herr.From)
+	r.setState(func(s *State) { s.LastError = err.Error(); s.Failures = n })
+	if herr.Park || n >= 2*r.cfg.MaxFailures {
+		r.park(ctx, err, n)
+		l.failing.n = 0
+		l.delay = r.cfg.Backoff
+		return
+	}
+	sleep(ctx, l.delay)
+	l.delay = r.grow(l.delay)
 }
 
 // waitingPrefix starts LastError while the runner waits out a failure that

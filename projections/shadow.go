@@ -78,104 +78,148 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 	}
 	r.setState(func(s *State) { s.RebuildStartedAt = time.Now().UTC() })
 	defer r.setState(func(s *State) { s.RebuildStartedAt = time.Time{} })
-	var failed []failedEvent
-	name := r.Name()
-	shadow := pgx.Identifier{"rebuild_" + name}.Sanitize()
-	old := pgx.Identifier{"replaced_" + name}.Sanitize()
-	tables := owner.Tables()
-	pool := r.cfg.Pool
+	b := &shadowRebuild{
+		r: r, progress: progress, name: r.Name(), tables: owner.Tables(),
+		shadow: pgx.Identifier{"rebuild_" + r.Name()}.Sanitize(),
+		old:    pgx.Identifier{"replaced_" + r.Name()}.Sanitize(),
+	}
+	if err := b.prepare(ctx); err != nil {
+		return fmt.Errorf("rebuild %s: prepare shadow tables: %w", b.name, err)
+	}
+	if err := b.catchUp(ctx); err != nil {
+		return fmt.Errorf("rebuild %s at position %d: %w", b.name, b.pos, err)
+	}
+	if err := b.indexes(ctx); err != nil {
+		return fmt.Errorf("rebuild %s: index: %w", b.name, err)
+	}
+	if err := pgx.BeginFunc(ctx, r.cfg.Pool, func(tx pgx.Tx) error { return b.swap(ctx, tx) }); err != nil {
+		return fmt.Errorf("rebuild %s: swap: %w", b.name, err)
+	}
+	b.finish(ctx)
+	return nil
+}
 
-	// 1. Fresh shadow tables shaped like the live ones, with only the
-	// indexes writes need (primary keys, unique ones: ON CONFLICT and
-	// lookups); the others are built once the bulk of the events is in.
-	var deferred []string
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+shadow+` CASCADE; CREATE SCHEMA `+shadow); err != nil {
+// shadowRebuild is one online rebuild, phase by phase: prepare the shadow
+// tables, catch them up with the log, build their other indexes, swap them
+// in (after the last events, holding the live checkpoint), finish.
+type shadowRebuild struct {
+	r                 *Runner
+	progress          Progress
+	name, shadow, old string
+	tables            []string
+	deferred          []string // secondary indexes, built after the bulk
+	failed            []failedEvent
+	pos               uint64 // the last event applied
+	done, total       int64
+}
+
+// prepare makes fresh shadow tables shaped like the live ones, with only the
+// indexes writes need (primary keys, unique ones: ON CONFLICT and lookups);
+// the others are built once the bulk of the events is in.
+func (b *shadowRebuild) prepare(ctx context.Context) error {
+	err := pgx.BeginFunc(ctx, b.r.cfg.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+b.shadow+` CASCADE; CREATE SCHEMA `+b.shadow); err != nil {
 			return err
 		}
-		for _, t := range tables {
-			tbl := pgx.Identifier{t}.Sanitize()
-			if _, err := tx.Exec(ctx, `CREATE TABLE `+shadow+`.`+tbl+` (LIKE public.`+tbl+` INCLUDING ALL EXCLUDING INDEXES)`); err != nil {
-				return fmt.Errorf("shadow of %s: %w", t, err)
-			}
-			idx, err := shadowIndexes(ctx, tx, t, shadow)
-			if err != nil {
-				return fmt.Errorf("indexes of %s: %w", t, err)
-			}
-			for _, ix := range idx {
-				if !ix.now {
-					deferred = append(deferred, ix.create)
-					continue
-				}
-				if _, err := tx.Exec(ctx, ix.create); err != nil {
-					return fmt.Errorf("index on shadow of %s: %w", t, err)
-				}
-				if ix.constraint != "" {
-					if _, err := tx.Exec(ctx, ix.constraint); err != nil {
-						return fmt.Errorf("constraint on shadow of %s: %w", t, err)
-					}
-				}
+		for _, t := range b.tables {
+			if err := b.shadowTable(ctx, tx, t); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("rebuild %s: prepare shadow tables: %w", name, err)
+		return err
 	}
-
-	var total int64
-	if c, ok := r.cfg.Store.(Counter); ok {
-		total, _ = c.CountAfter(ctx, 0)
+	if c, ok := b.r.cfg.Store.(Counter); ok {
+		b.total, _ = c.CountAfter(ctx, 0)
 	}
-	var done int64
-	var pos uint64
+	return nil
+}
 
-	// apply replays into the shadow tables every event after pos up to the head.
-	apply := func(ctx context.Context, tx pgx.Tx) error {
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			batch, err := r.cfg.Store.ReadAll(ctx, pos, rebuildBatch)
-			if err != nil {
-				return err
-			}
-			if len(batch) == 0 {
-				return nil
-			}
-			// The tail is short: applied isolated at once, so that an event
-			// the projector fails on does not end the swap's transaction.
-			if err := r.applyShadow(ctx, tx, shadow, decode(batch), &failed, true); err != nil {
-				return err
-			}
-			pos = batch[len(batch)-1].Position
-			done += int64(len(batch))
-			if progress != nil {
-				progress(done, max(total, done))
+func (b *shadowRebuild) shadowTable(ctx context.Context, tx pgx.Tx, t string) error {
+	tbl := pgx.Identifier{t}.Sanitize()
+	if _, err := tx.Exec(ctx, `CREATE TABLE `+b.shadow+`.`+tbl+` (LIKE public.`+tbl+` INCLUDING ALL EXCLUDING INDEXES)`); err != nil {
+		return fmt.Errorf("shadow of %s: %w", t, err)
+	}
+	idx, err := shadowIndexes(ctx, tx, t, b.shadow)
+	if err != nil {
+		return fmt.Errorf("indexes of %s: %w", t, err)
+	}
+	for _, ix := range idx {
+		if !ix.now {
+			b.deferred = append(b.deferred, ix.create)
+			continue
+		}
+		if _, err := tx.Exec(ctx, ix.create); err != nil {
+			return fmt.Errorf("index on shadow of %s: %w", t, err)
+		}
+		if ix.constraint != "" {
+			if _, err := tx.Exec(ctx, ix.constraint); err != nil {
+				return fmt.Errorf("constraint on shadow of %s: %w", t, err)
 			}
 		}
 	}
+	return nil
+}
 
-	// 2. Catch the shadow up, batch by batch, each in its own transaction,
-	// while the next batch is read and decoded.
-	type fetched struct {
-		records []Record
-		err     error
+// replay is the one replay loop of both passes: it applies the batches next
+// returns, in order, until it returns none, and counts them.
+func (b *shadowRebuild) replay(ctx context.Context, next func(context.Context) ([]Record, error), apply func([]Record) error) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		records, err := next(ctx)
+		if err != nil || len(records) == 0 {
+			return err
+		}
+		if err := apply(records); err != nil {
+			return err
+		}
+		b.pos = records[len(records)-1].Position
+		b.done += int64(len(records))
+		if b.progress != nil {
+			b.progress(b.done, max(b.total, b.done))
+		}
 	}
-	fctx, stopFetch := context.WithCancel(ctx)
-	defer stopFetch()
+}
+
+// catchUp replays the log into the shadow tables, batch by batch, each in
+// its own transaction, while the next batch is read and decoded.
+func (b *shadowRebuild) catchUp(ctx context.Context) error {
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ahead := b.prefetch(fctx)
+	next := func(context.Context) ([]Record, error) {
+		f, ok := <-ahead
+		if !ok {
+			return nil, nil
+		}
+		return f.records, f.err
+	}
+	return b.replay(ctx, next, func(records []Record) error { return b.applyBatch(ctx, records) })
+}
+
+type fetched struct {
+	records []Record
+	err     error
+}
+
+// prefetch reads and decodes the log from b.pos ahead of the replay.
+func (b *shadowRebuild) prefetch(ctx context.Context) <-chan fetched {
 	ahead := make(chan fetched, 2)
 	go func() {
 		defer close(ahead)
-		from := pos
+		from := b.pos
 		for {
-			batch, err := r.cfg.Store.ReadAll(fctx, from, rebuildBatch)
+			batch, err := b.r.cfg.Store.ReadAll(ctx, from, rebuildBatch)
 			if err == nil && len(batch) == 0 {
 				return
 			}
 			select {
 			case ahead <- fetched{decode(batch), err}:
-			case <-fctx.Done():
+			case <-ctx.Done():
 				return
 			}
 			if err != nil {
@@ -184,100 +228,121 @@ func (r *Runner) RebuildOnline(ctx context.Context, progress Progress) error {
 			from = batch[len(batch)-1].Position
 		}
 	}()
-	for f := range ahead {
-		if f.err != nil {
-			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, f.err)
-		}
-		var handleErr error
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			err := r.applyShadow(ctx, tx, shadow, f.records, &failed, false)
-			var herr *HandleError
-			if errors.As(err, &herr) {
-				handleErr = herr.Err
-			}
-			return err
-		})
-		if handleErr != nil && r.ownFailure(ctx, handleErr) {
-			// Again, event by event where needed, in a transaction of its own.
-			err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				return r.applyShadow(ctx, tx, shadow, f.records, &failed, true)
-			})
-		}
-		if err != nil {
-			return fmt.Errorf("rebuild %s at position %d: %w", name, pos, err)
-		}
-		pos = f.records[len(f.records)-1].Position
-		done += int64(len(f.records))
-		if progress != nil {
-			progress(done, max(total, done))
-		}
-	}
+	return ahead
+}
 
-	// The secondary indexes, now that the bulk of the rows is in.
-	for _, create := range deferred {
-		if _, err := pool.Exec(ctx, create); err != nil {
-			return fmt.Errorf("rebuild %s: index: %w", name, err)
+// applyBatch applies one catch-up batch in a transaction of its own; when
+// the projector fails on it, again event by event where needed.
+func (b *shadowRebuild) applyBatch(ctx context.Context, records []Record) error {
+	r := b.r
+	var handleErr error
+	err := pgx.BeginFunc(ctx, r.cfg.Pool, func(tx pgx.Tx) error {
+		err := r.applyShadow(ctx, tx, b.shadow, records, &b.failed, false)
+		var herr *HandleError
+		if errors.As(err, &herr) {
+			handleErr = herr.Err
 		}
-	}
-
-	// 3. Swap: block the live projector, apply what came meanwhile, swap tables.
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name); err != nil {
-			return err
-		}
-		if err := apply(ctx, tx); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+old+` CASCADE; CREATE SCHEMA `+old); err != nil {
-			return err
-		}
-		for _, t := range tables {
-			tbl := pgx.Identifier{t}.Sanitize()
-			// Sequences owned by the live table's columns stay (the shadow's
-			// defaults use them too): release them before the old table goes.
-			if _, err := tx.Exec(ctx, `
-				DO $$ DECLARE s record; BEGIN
-				  FOR s IN SELECT seq.oid::regclass AS seq FROM pg_class seq
-				    JOIN pg_depend d ON d.objid = seq.oid AND d.deptype IN ('a', 'i')
-				    WHERE seq.relkind = 'S' AND d.refobjid = 'public.`+t+`'::regclass
-				  LOOP EXECUTE format('ALTER SEQUENCE %s OWNED BY NONE', s.seq); END LOOP;
-				END $$`); err != nil {
-				return fmt.Errorf("release sequences of %s: %w", t, err)
-			}
-			if _, err := tx.Exec(ctx, `ALTER TABLE public.`+tbl+` SET SCHEMA `+old+`; ALTER TABLE `+shadow+`.`+tbl+` SET SCHEMA public`); err != nil {
-				return fmt.Errorf("swap %s: %w", t, err)
-			}
-		}
-		if _, err := tx.Exec(ctx, `DROP SCHEMA `+old+` CASCADE; DROP SCHEMA `+shadow+` CASCADE`); err != nil {
-			return err
-		}
-		positions := make([]int64, len(failed))
-		for i, f := range failed {
-			positions[i] = int64(f.rec.Position)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM projection_quarantine WHERE projector = $1 AND NOT (position = ANY($2))`, name, positions); err != nil {
-			return err
-		}
-		for _, f := range failed {
-			if err := quarantine(ctx, tx, name, f.rec, f.err.Error(), 1); err != nil {
-				return err
-			}
-		}
-		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, name, int64(pos))
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("rebuild %s: swap: %w", name, err)
+	if handleErr != nil && r.ownFailure(ctx, handleErr) {
+		err = pgx.BeginFunc(ctx, r.cfg.Pool, func(tx pgx.Tx) error {
+			return r.applyShadow(ctx, tx, b.shadow, records, &b.failed, true)
+		})
 	}
-	for _, f := range failed {
+	return err
+}
+
+// indexes builds the secondary indexes, now that the bulk of the rows is in.
+func (b *shadowRebuild) indexes(ctx context.Context) error {
+	for _, create := range b.deferred {
+		if _, err := b.r.cfg.Pool.Exec(ctx, create); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// swap, in one transaction holding the live checkpoint (the running
+// projector cannot commit meanwhile), applies what came since the catch-up
+// and swaps the shadow tables in.
+func (b *shadowRebuild) swap(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, b.name); err != nil {
+		return err
+	}
+	// The tail is short: applied isolated at once, so that an event the
+	// projector fails on does not end the swap's transaction.
+	next := func(ctx context.Context) ([]Record, error) {
+		batch, err := b.r.cfg.Store.ReadAll(ctx, b.pos, rebuildBatch)
+		return decode(batch), err
+	}
+	apply := func(records []Record) error { return b.r.applyShadow(ctx, tx, b.shadow, records, &b.failed, true) }
+	if err := b.replay(ctx, next, apply); err != nil {
+		return err
+	}
+	if err := b.swapTables(ctx, tx); err != nil {
+		return err
+	}
+	if err := b.keepQuarantine(ctx, tx); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, b.name, int64(b.pos))
+	return err
+}
+
+func (b *shadowRebuild) swapTables(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+b.old+` CASCADE; CREATE SCHEMA `+b.old); err != nil {
+		return err
+	}
+	for _, t := range b.tables {
+		tbl := pgx.Identifier{t}.Sanitize()
+		// Sequences owned by the live table's columns stay (the shadow's
+		// defaults use them too): release them before the old table goes.
+		if _, err := tx.Exec(ctx, `
+			DO $$ DECLARE s record; BEGIN
+			  FOR s IN SELECT seq.oid::regclass AS seq FROM pg_class seq
+			    JOIN pg_depend d ON d.objid = seq.oid AND d.deptype IN ('a', 'i')
+			    WHERE seq.relkind = 'S' AND d.refobjid = 'public.`+t+`'::regclass
+			  LOOP EXECUTE format('ALTER SEQUENCE %s OWNED BY NONE', s.seq); END LOOP;
+			END $$`); err != nil {
+			return fmt.Errorf("release sequences of %s: %w", t, err)
+		}
+		if _, err := tx.Exec(ctx, `ALTER TABLE public.`+tbl+` SET SCHEMA `+b.old+`; ALTER TABLE `+b.shadow+`.`+tbl+` SET SCHEMA public`); err != nil {
+			return fmt.Errorf("swap %s: %w", t, err)
+		}
+	}
+	_, err := tx.Exec(ctx, `DROP SCHEMA `+b.old+` CASCADE; DROP SCHEMA `+b.shadow+` CASCADE`)
+	return err
+}
+
+// keepQuarantine makes the projector's quarantine exactly the events this
+// replay could not apply.
+func (b *shadowRebuild) keepQuarantine(ctx context.Context, tx pgx.Tx) error {
+	positions := make([]int64, len(b.failed))
+	for i, f := range b.failed {
+		positions[i] = int64(f.rec.Position)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM projection_quarantine WHERE projector = $1 AND NOT (position = ANY($2))`, b.name, positions); err != nil {
+		return err
+	}
+	for _, f := range b.failed {
+		if err := quarantine(ctx, tx, b.name, f.rec, f.err.Error(), 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish reports what was quarantined and lets the live projector go on.
+func (b *shadowRebuild) finish(ctx context.Context) {
+	r := b.r
+	for _, f := range b.failed {
 		r.log.Error("event quarantined by the rebuild: the projector skips it", "position", f.rec.Position, "stream", f.rec.Stream, "type", f.rec.Type, "error", f.err)
 	}
 	r.refreshQuarantined(ctx)
 	r.poke()
 	if as, ok := r.cfg.Projector.(AfterSwapper); ok {
-		as.AfterSwap(ctx, pool)
+		as.AfterSwap(ctx, r.cfg.Pool)
 	}
-	return nil
 }
 
 type shadowIndex struct {
