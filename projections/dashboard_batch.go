@@ -146,27 +146,72 @@ type dashStudentState struct {
 func dbTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 
 func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (bool, error) {
-	type ev struct {
-		r         Record
-		completed bool
-		lecture   int64
-		user      int64
-		subtask   int64
-		title     string
-		at        time.Time
+	f := newProgressFold(run)
+	// Read what the run touches, in one round trip.
+	if err := tx.SendBatch(ctx, f.reads()).Close(); err != nil {
+		return false, err
 	}
-	evs := make([]ev, len(run))
-	students := map[dashStudentKey]*dashStudentState{}
-	var studentOrder []dashStudentKey
-	progress := map[dashProgressKey]*dashProgressState{}
-	var progressOrder []dashProgressKey
-	subtasks := map[int64]*dashSubtaskState{}
-	lectures := map[int64]*dashLectureState{}
-	actives := map[dashActiveKey]bool{}
-	var activeOrder []dashActiveKey
-	users := map[int64]string{}
+	if ok, err := f.fold(); !ok || err != nil {
+		return ok, err
+	}
+	// Write: one round trip for the rows, then the students' refresh and the messages.
+	if err := tx.SendBatch(ctx, f.writes()).Close(); err != nil {
+		return false, err
+	}
+	if ok, err := f.checkRefresh(ctx, tx); !ok || err != nil {
+		return ok, err
+	}
+	if len(f.msgs) > 0 {
+		if err := outbox.Record(ctx, tx, DashboardProjector, f.msgs...); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// progressFold is a run of progress events folded in memory: the rows it
+// touches (read first), their state after the run, and the messages.
+type progressFold struct {
+	evs           []foldEvent
+	students      map[dashStudentKey]*dashStudentState
+	studentOrder  []dashStudentKey
+	progress      map[dashProgressKey]*dashProgressState
+	progressOrder []dashProgressKey
+	subtasks      map[int64]*dashSubtaskState
+	lectures      map[int64]*dashLectureState
+	actives       map[dashActiveKey]bool
+	activeOrder   []dashActiveKey
+	users         map[int64]string
+	taken         map[dashChannelPos]bool // messages on the channels at the positions the run looks at
+	days          map[dashDayKey]*dashDayState
+	dayOrder      []dashDayKey
+	msgs          []outbox.Message
+	refreshLs     []int64 // the students whose counts are refreshed
+	refreshUs     []int64
+}
+
+// foldEvent is one progress event of the run.
+type foldEvent struct {
+	r         Record
+	completed bool
+	lecture   int64
+	user      int64
+	subtask   int64
+	title     string
+	at        time.Time
+}
+
+// newProgressFold collects the keys the run touches, in the run's order.
+func newProgressFold(run []Record) *progressFold {
+	f := &progressFold{
+		students: map[dashStudentKey]*dashStudentState{}, progress: map[dashProgressKey]*dashProgressState{},
+		subtasks: map[int64]*dashSubtaskState{}, lectures: map[int64]*dashLectureState{},
+		actives: map[dashActiveKey]bool{}, users: map[int64]string{}, taken: map[dashChannelPos]bool{},
+		days: map[dashDayKey]*dashDayState{},
+	}
+	f.evs = make([]foldEvent, len(run))
 	for i, r := range run {
-		e := ev{r: r}
+		e := foldEvent{r: r}
 		switch x := r.Payload.(type) {
 		case domain.SubtaskStarted:
 			e.lecture, e.user, e.subtask, e.title, e.at = x.LectureID, x.UserID, x.SubtaskID, x.SubtaskTitle, x.StartedAt
@@ -174,36 +219,47 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			e.completed = true
 			e.lecture, e.user, e.subtask, e.title, e.at = x.LectureID, x.UserID, x.SubtaskID, x.SubtaskTitle, x.CompletedAt
 		}
-		evs[i] = e
+		f.evs[i] = e
 		sk := dashStudentKey{e.lecture, e.user}
-		if _, ok := students[sk]; !ok {
-			students[sk] = &dashStudentState{}
-			studentOrder = append(studentOrder, sk)
+		if _, ok := f.students[sk]; !ok {
+			f.students[sk] = &dashStudentState{}
+			f.studentOrder = append(f.studentOrder, sk)
 		}
 		pk := dashProgressKey{e.lecture, e.user, e.subtask}
-		if _, ok := progress[pk]; !ok {
-			progress[pk] = &dashProgressState{status: domain.ProgressStatusNotStarted}
-			progressOrder = append(progressOrder, pk)
+		if _, ok := f.progress[pk]; !ok {
+			f.progress[pk] = &dashProgressState{status: domain.ProgressStatusNotStarted}
+			f.progressOrder = append(f.progressOrder, pk)
 		}
-		if _, ok := subtasks[e.subtask]; !ok {
-			subtasks[e.subtask] = &dashSubtaskState{}
+		if _, ok := f.subtasks[e.subtask]; !ok {
+			f.subtasks[e.subtask] = &dashSubtaskState{}
 		}
-		if _, ok := lectures[e.lecture]; !ok {
-			lectures[e.lecture] = nil
+		if _, ok := f.lectures[e.lecture]; !ok {
+			f.lectures[e.lecture] = nil
 		}
 		ak := dashActiveKey{e.lecture, DayOf(e.at), e.user}
-		if _, ok := actives[ak]; !ok {
-			actives[ak] = false
-			activeOrder = append(activeOrder, ak)
+		if _, ok := f.actives[ak]; !ok {
+			f.actives[ak] = false
+			f.activeOrder = append(f.activeOrder, ak)
 		}
-		users[e.user] = ""
+		f.users[e.user] = ""
 	}
+	return f
+}
 
-	// Read what the run touches, in one round trip.
+// reads queues the reads of every row the run touches.
+func (f *progressFold) reads() *pgx.Batch {
 	reads := &pgx.Batch{}
+	f.readRows(reads)
+	f.readContext(reads)
+	return reads
+}
+
+// readRows queues the reads of the run's rows: progress, students, subtasks
+// and lectures.
+func (f *progressFold) readRows(reads *pgx.Batch) {
 	{
-		ls, us, ss := make([]int64, len(progressOrder)), make([]int64, len(progressOrder)), make([]int64, len(progressOrder))
-		for i, k := range progressOrder {
+		ls, us, ss := make([]int64, len(f.progressOrder)), make([]int64, len(f.progressOrder)), make([]int64, len(f.progressOrder))
+		for i, k := range f.progressOrder {
 			ls[i], us[i], ss[i] = k.lecture, k.user, k.subtask
 		}
 		reads.Queue(`SELECT p.lecture_id, p.user_id, p.subtask_id, p.status, p.started_at, p.completed_at, p.current_at, p.stuck_end_at
@@ -215,14 +271,14 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				if err := rows.Scan(&k.lecture, &k.user, &k.subtask, &st.status, &st.startedAt, &st.completedAt, &st.currentAt, &st.stuckEnd); err != nil {
 					return err
 				}
-				progress[k] = st
+				f.progress[k] = st
 			}
 			return rows.Err()
 		})
 	}
 	{
-		ls, us := make([]int64, len(studentOrder)), make([]int64, len(studentOrder))
-		for i, k := range studentOrder {
+		ls, us := make([]int64, len(f.studentOrder)), make([]int64, len(f.studentOrder))
+		for i, k := range f.studentOrder {
 			ls[i], us[i] = k.lecture, k.user
 		}
 		reads.Queue(`SELECT s.lecture_id, s.user_id, s.enrolled FROM dash_students s
@@ -233,14 +289,14 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				if err := rows.Scan(&k.lecture, &k.user, &enrolled); err != nil {
 					return err
 				}
-				students[k].enrolled = enrolled
+				f.students[k].enrolled = enrolled
 			}
 			return rows.Err()
 		})
 	}
 	{
-		ids := make([]int64, 0, len(subtasks))
-		for id := range subtasks {
+		ids := make([]int64, 0, len(f.subtasks))
+		for id := range f.subtasks {
 			ids = append(ids, id)
 		}
 		reads.Queue(`SELECT subtask_id, NOT removed, stuck_count, stuck_seconds FROM dash_subtasks WHERE subtask_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
@@ -250,14 +306,14 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				if err := rows.Scan(&id, &st.live, &st.stuckCount, &st.stuckSeconds); err != nil {
 					return err
 				}
-				subtasks[id] = st
+				f.subtasks[id] = st
 			}
 			return rows.Err()
 		})
 	}
 	{
-		ids := make([]int64, 0, len(lectures))
-		for id := range lectures {
+		ids := make([]int64, 0, len(f.lectures))
+		for id := range f.lectures {
 			ids = append(ids, id)
 		}
 		reads.Queue(`SELECT lecture_id, enrolled, total_subtasks, completions FROM dash_lectures WHERE lecture_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
@@ -267,14 +323,20 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				if err := rows.Scan(&id, &st.enrolled, &st.total, &st.completions); err != nil {
 					return err
 				}
-				lectures[id] = st
+				f.lectures[id] = st
 			}
 			return rows.Err()
 		})
 	}
+}
+
+// readContext queues the reads the messages need: who was active that day,
+// the students' names, and the messages already on the channels just below
+// the run's positions (for STARTED_LEARNING).
+func (f *progressFold) readContext(reads *pgx.Batch) {
 	{
-		ls, ds, us := make([]int64, len(activeOrder)), make([]time.Time, len(activeOrder)), make([]int64, len(activeOrder))
-		for i, k := range activeOrder {
+		ls, ds, us := make([]int64, len(f.activeOrder)), make([]time.Time, len(f.activeOrder)), make([]int64, len(f.activeOrder))
+		for i, k := range f.activeOrder {
 			ls[i], ds[i], us[i] = k.lecture, k.day, k.user
 		}
 		reads.Queue(`SELECT a.lecture_id, a.day::timestamp AT TIME ZONE 'UTC', a.user_id FROM dash_daily_active a
@@ -286,14 +348,14 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 					return err
 				}
 				k.day = DayOf(k.day)
-				actives[k] = true
+				f.actives[k] = true
 			}
 			return rows.Err()
 		})
 	}
 	{
-		ids := make([]int64, 0, len(users))
-		for id := range users {
+		ids := make([]int64, 0, len(f.users))
+		for id := range f.users {
 			if id != 0 {
 				ids = append(ids, id)
 			}
@@ -305,17 +367,16 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				if err := rows.Scan(&id, &name); err != nil {
 					return err
 				}
-				users[id] = name
+				f.users[id] = name
 			}
 			return rows.Err()
 		})
 	}
 	// Messages already on the channels just below the run's positions (for
 	// STARTED_LEARNING).
-	taken := map[dashChannelPos]bool{}
 	{
-		chs, pos := make([]string, 0, len(evs)), make([]int64, 0, len(evs))
-		for _, e := range evs {
+		chs, pos := make([]string, 0, len(f.evs)), make([]int64, 0, len(f.evs))
+		for _, e := range f.evs {
 			if e.r.Position > 1 {
 				chs = append(chs, DashboardLectureChannel(e.lecture))
 				pos = append(pos, int64(e.r.Position-1))
@@ -329,40 +390,39 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				if err := rows.Scan(&c, &p); err != nil {
 					return err
 				}
-				taken[dashChannelPos{c, uint64(p)}] = true
+				f.taken[dashChannelPos{c, uint64(p)}] = true
 			}
 			return rows.Err()
 		})
 	}
 
-	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
-		return false, err
-	}
+}
 
-	// Fold, event by event, as Handle would.
-	days := map[dashDayKey]*dashDayState{}
-	var dayOrder []dashDayKey
-	var msgs []outbox.Message
-	record := func(channel string, pos uint64, payload any) error {
-		data, err := json.Marshal(payload)
-		if err != nil {
-			return fmt.Errorf("encode message for %s: %w", channel, err)
-		}
-		msgs = append(msgs, outbox.Message{Channel: channel, Position: pos, Payload: data})
-		taken[dashChannelPos{channel, pos}] = true
-		return nil
+func (f *progressFold) record(channel string, pos uint64, payload any) error {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("encode message for %s: %w", channel, err)
 	}
-	for _, e := range evs {
-		st := students[dashStudentKey{e.lecture, e.user}]
+	f.msgs = append(f.msgs, outbox.Message{Channel: channel, Position: pos, Payload: data})
+	f.taken[dashChannelPos{channel, pos}] = true
+	return nil
+}
+
+// fold applies the run, event by event, as Handle would; false: a case the
+// fold leaves to Handle.
+func (f *progressFold) fold() (bool, error) {
+	// Fold, event by event, as Handle would.
+	for _, e := range f.evs {
+		st := f.students[dashStudentKey{e.lecture, e.user}]
 		at := dbTime(e.at)
 		if st.lastActivity.IsZero() || at.After(st.lastActivity) {
 			st.lastActivity = at
 		}
 		ak := dashActiveKey{e.lecture, DayOf(e.at), e.user}
-		first := !actives[ak]
-		actives[ak] = true
+		first := !f.actives[ak]
+		f.actives[ak] = true
 		pk := dashProgressKey{e.lecture, e.user, e.subtask}
-		row := progress[pk]
+		row := f.progress[pk]
 		old := row.status
 		var own *DashboardProgressUpdate
 		if old != domain.ProgressStatusCompleted {
@@ -371,7 +431,7 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				row.status = domain.ProgressStatusCompleted
 				row.completedAt = &at
 				if row.stuckEnd == nil {
-					if sub := subtasks[e.subtask]; sub != nil && row.currentAt != nil && !e.at.Before(*row.currentAt) {
+					if sub := f.subtasks[e.subtask]; sub != nil && row.currentAt != nil && !e.at.Before(*row.currentAt) {
 						sub.stuckCount++
 						sub.stuckSeconds += e.at.Sub(*row.currentAt).Seconds()
 						sub.changed = true
@@ -390,8 +450,8 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			}
 			st.refresh = true
 			if e.completed && st.enrolled {
-				if sub := subtasks[e.subtask]; sub != nil && sub.live {
-					if l := lectures[e.lecture]; l != nil {
+				if sub := f.subtasks[e.subtask]; sub != nil && sub.live {
+					if l := f.lectures[e.lecture]; l != nil {
 						l.completions++
 						l.delta++
 					} else {
@@ -407,13 +467,13 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			own = progressUpdate(e.user, e.subtask, e.title, old, status, e.at)
 		}
 		// touchDay
-		if l := lectures[e.lecture]; l != nil {
+		if l := f.lectures[e.lecture]; l != nil {
 			dk := dashDayKey{e.lecture, DayOf(e.at)}
-			d := days[dk]
+			d := f.days[dk]
 			if d == nil {
 				d = &dashDayState{}
-				days[dk] = d
-				dayOrder = append(dayOrder, dk)
+				f.days[dk] = d
+				f.dayOrder = append(f.dayOrder, dk)
 			}
 			if first {
 				d.active++
@@ -425,44 +485,47 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			continue
 		}
 		channel := DashboardLectureChannel(e.lecture)
-		name := users[e.user]
+		name := f.users[e.user]
 		if first {
 			pos := e.r.Position
 			free := true
 			if own != nil {
 				pos--
-				free = pos != 0 && !taken[dashChannelPos{channel, pos}]
+				free = pos != 0 && !f.taken[dashChannelPos{channel, pos}]
 			}
 			if free {
 				msg := dashMessage{Type: "student_activity", Data: DashboardStudentActivity{UserID: e.user, UserName: name, Activity: ActivityStartedLearning, Timestamp: e.at.UTC()}}
-				if err := record(channel, pos, msg); err != nil {
+				if err := f.record(channel, pos, msg); err != nil {
 					return false, err
 				}
 			}
 		}
 		if own != nil {
 			own.UserName = name
-			if err := record(channel, e.r.Position, dashMessage{Type: "progress_update", Data: own}); err != nil {
+			if err := f.record(channel, e.r.Position, dashMessage{Type: "progress_update", Data: own}); err != nil {
 				return false, err
 			}
 		}
 	}
 
-	// Write: one round trip for the rows, then the students' refresh and the messages.
+	return true, nil
+}
+
+// writes queues the writes of the folded rows.
+func (f *progressFold) writes() *pgx.Batch {
 	writes := &pgx.Batch{}
-	var refreshLs, refreshUs []int64
 	{
-		ls, us, ts := make([]int64, len(studentOrder)), make([]int64, len(studentOrder)), make([]time.Time, len(studentOrder))
-		for i, k := range studentOrder {
-			ls[i], us[i], ts[i] = k.lecture, k.user, students[k].lastActivity
+		ls, us, ts := make([]int64, len(f.studentOrder)), make([]int64, len(f.studentOrder)), make([]time.Time, len(f.studentOrder))
+		for i, k := range f.studentOrder {
+			ls[i], us[i], ts[i] = k.lecture, k.user, f.students[k].lastActivity
 		}
 		writes.Queue(`INSERT INTO dash_students (lecture_id, user_id, last_activity)
 			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[])
 			ON CONFLICT (lecture_id, user_id) DO UPDATE SET last_activity = GREATEST(dash_students.last_activity, EXCLUDED.last_activity)`, ls, us, ts)
 	}
 	{
-		ls, ds, us := make([]int64, len(activeOrder)), make([]time.Time, len(activeOrder)), make([]int64, len(activeOrder))
-		for i, k := range activeOrder {
+		ls, ds, us := make([]int64, len(f.activeOrder)), make([]time.Time, len(f.activeOrder)), make([]int64, len(f.activeOrder))
+		for i, k := range f.activeOrder {
 			ls[i], ds[i], us[i] = k.lecture, k.day, k.user
 		}
 		writes.Queue(`INSERT INTO dash_daily_active (lecture_id, day, user_id)
@@ -473,8 +536,8 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 		var ls, us, ss []int64
 		var statuses []string
 		var started, completed, current, stuckEnd []*time.Time
-		for _, k := range progressOrder {
-			row := progress[k]
+		for _, k := range f.progressOrder {
+			row := f.progress[k]
 			if !row.changed {
 				continue
 			}
@@ -493,8 +556,8 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 	{
 		var ls, us []int64
 		var firsts []time.Time
-		for _, k := range studentOrder {
-			if st := students[k]; st.refresh {
+		for _, k := range f.studentOrder {
+			if st := f.students[k]; st.refresh {
 				ls, us, firsts = append(ls, k.lecture), append(us, k.user), append(firsts, *st.firstProgress)
 			}
 		}
@@ -502,12 +565,12 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			writes.Queue(`UPDATE dash_students s SET first_progress_at = LEAST(COALESCE(s.first_progress_at, k.f), k.f)
 				FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(l, u, f)
 				WHERE s.lecture_id = k.l AND s.user_id = k.u`, ls, us, firsts)
-			refreshLs, refreshUs = ls, us
+			f.refreshLs, f.refreshUs = ls, us
 		}
 	}
 	{
 		var ids, completions []int64
-		for id, l := range lectures {
+		for id, l := range f.lectures {
 			if l != nil && l.delta != 0 {
 				ids, completions = append(ids, id), append(completions, l.completions)
 			}
@@ -520,7 +583,7 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 	{
 		var ids, counts []int64
 		var seconds []float64
-		for id, s := range subtasks {
+		for id, s := range f.subtasks {
 			if s != nil && s.changed {
 				ids, counts, seconds = append(ids, id), append(counts, s.stuckCount), append(seconds, s.stuckSeconds)
 			}
@@ -530,12 +593,12 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				FROM unnest($1::bigint[], $2::bigint[], $3::float8[]) AS k(id, c, sec) WHERE s.subtask_id = k.id`, ids, counts, seconds)
 		}
 	}
-	if len(dayOrder) > 0 {
-		n := len(dayOrder)
+	if len(f.dayOrder) > 0 {
+		n := len(f.dayOrder)
 		ls, ds := make([]int64, n), make([]time.Time, n)
 		active, enrolled, completions, total := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		for i, k := range dayOrder {
-			d := days[k]
+		for i, k := range f.dayOrder {
+			d := f.days[k]
 			ls[i], ds[i] = k.lecture, k.day
 			active[i], enrolled[i], completions[i], total[i] = d.active, d.enrolled, d.completions, d.total
 		}
@@ -545,11 +608,14 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 				active_students = dash_daily.active_students + EXCLUDED.active_students,
 				enrolled = EXCLUDED.enrolled, completions = EXCLUDED.completions, total_subtasks = EXCLUDED.total_subtasks`, ls, ds, active, enrolled, completions, total)
 	}
-	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
-		return false, err
-	}
-	if len(refreshLs) > 0 {
-		rows, err := tx.Query(ctx, refreshStudentSetSQL, pgx.QueryExecModeExec, refreshLs, refreshUs)
+	return writes
+}
+
+// checkRefresh refreshes the students' counts set-based and checks them
+// against the fold's own; false: they differ (the caller falls back).
+func (f *progressFold) checkRefresh(ctx context.Context, tx pgx.Tx) (bool, error) {
+	if len(f.refreshLs) > 0 {
+		rows, err := tx.Query(ctx, refreshStudentSetSQL, pgx.QueryExecModeExec, f.refreshLs, f.refreshUs)
 		if err != nil {
 			return false, err
 		}
@@ -566,7 +632,7 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 		if err := rows.Err(); err != nil {
 			return false, err
 		}
-		for id, l := range lectures {
+		for id, l := range f.lectures {
 			if l != nil && got[id] != l.delta {
 				return false, nil
 			}
@@ -576,11 +642,6 @@ func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (
 			if d != 0 {
 				return false, nil
 			}
-		}
-	}
-	if len(msgs) > 0 {
-		if err := outbox.Record(ctx, tx, DashboardProjector, msgs...); err != nil {
-			return false, err
 		}
 	}
 	return true, nil
