@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 
@@ -61,3 +62,39 @@ func call[C, R any](c *gin.Context, handle func(context.Context, C) (R, error), 
 	}
 	return res, true
 }
+
+// noBody is the body of a command route that reads none.
+type noBody struct{}
+
+// route is the adapter of most command endpoints: it takes the id in the
+// path parameter param (none when ""), binds the body into B (none for
+// noBody), builds the command with the actor and metadata of the request
+// (command), calls handle and answers its result.
+func route[B, C, R any](param string, command func(body B, id int64, actor domain.Actor, meta eventstore.Metadata) C,
+	handle func(context.Context, C) (R, error), answer func(*gin.Context, R)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var id int64
+		if param != "" {
+			var ok bool
+			if id, ok = web.IDParam(c, param); !ok {
+				return
+			}
+		}
+		var body B
+		if _, none := any(body).(noBody); !none && !web.Bind(c, &body) {
+			return
+		}
+		actor, meta := request(c, 0)
+		if res, ok := call(c, handle, command(body, id, actor, meta)); ok {
+			answer(c, res)
+		}
+	}
+}
+
+// answer answers status with view's JSON of the result.
+func answer[R, V any](status int, view func(R) V) func(*gin.Context, R) {
+	return func(c *gin.Context, res R) { c.JSON(status, view(res)) }
+}
+
+// noContent answers 204.
+func noContent[R any](c *gin.Context, _ R) { c.Status(http.StatusNoContent) }
