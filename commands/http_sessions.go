@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -17,11 +18,11 @@ func (s *Sessions) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
 	r.POST("/api/lectures/:lecture_id/sessions", authed, idem, s.httpCreate)
 	g := r.Group("/api/sessions/:session_id", authed, idem)
 	g.POST("/join", s.httpJoin)
-	g.POST("/start", s.httpStart)
-	g.POST("/next-step", s.httpNextStep)
-	g.POST("/pause", s.httpPause)
-	g.POST("/resume", s.httpResume)
-	g.POST("/end", s.httpEnd)
+	g.POST("/start", controlRoute(startRequest.command, s.Start.Handle, startedView))
+	g.POST("/next-step", controlRoute(nextStepRequest.command, s.NextStep.Handle, stepMovedView))
+	g.POST("/pause", controlRoute(controlRequest.command, s.Pause.Handle, pausedView))
+	g.POST("/resume", controlRoute(controlRequest.command, s.Resume.Handle, resumedView))
+	g.POST("/end", controlRoute(controlRequest.command, s.End.Handle, endedView))
 }
 
 type createSessionRequest struct {
@@ -96,22 +97,34 @@ func (s *Sessions) httpJoin(c *gin.Context) {
 	})
 }
 
+// controlRoute is the adapter of the session control commands: it binds
+// the body (B), takes the session id from the path, builds the command from
+// the common part and the body, calls handle and answers 200 with view.
+func controlRoute[B, C, R any](command func(B, SessionControl) C, handle func(context.Context, C) (R, error), view func(R) gin.H) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req B
+		if !web.Bind(c, &req) {
+			return
+		}
+		id, ok := web.IDParam(c, "session_id")
+		if !ok {
+			return
+		}
+		actor, meta := request(c, 0)
+		if res, ok := call(c, handle, command(req, SessionControl{Actor: actor, SessionID: id, Meta: meta})); ok {
+			c.JSON(http.StatusOK, view(res))
+		}
+	}
+}
+
+// controlRequest is the body of pause, resume and end.
 type controlRequest struct {
 	Message string `json:"message"`
 }
 
-// control binds a control request's body into req and builds the command's
-// common part; on failure it has answered.
-func control(c *gin.Context, req any) (SessionControl, bool) {
-	if !web.Bind(c, req) {
-		return SessionControl{}, false
-	}
-	id, ok := web.IDParam(c, "session_id")
-	if !ok {
-		return SessionControl{}, false
-	}
-	actor, meta := request(c, 0)
-	return SessionControl{Actor: actor, SessionID: id, Meta: meta}, true
+func (in controlRequest) command(ctl SessionControl) SessionControl {
+	ctl.Message = in.Message
+	return ctl
 }
 
 type startRequest struct {
@@ -119,27 +132,22 @@ type startRequest struct {
 	Message        string `json:"message"`
 }
 
-func (s *Sessions) httpStart(c *gin.Context) {
-	var req startRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.Start.Handle, StartSession{SessionControl: ctl, FirstSubtaskID: req.FirstSubtaskID})
-	if !ok {
-		return
-	}
+func (in startRequest) command(ctl SessionControl) StartSession {
+	ctl.Message = in.Message
+	return StartSession{SessionControl: ctl, FirstSubtaskID: in.FirstSubtaskID}
+}
+
+func startedView(res Started) gin.H {
 	st := res.Session
 	cur, _ := st.CurrentSubtask()
-	c.JSON(http.StatusOK, gin.H{
+	return gin.H{
 		"session_id":          st.ID(),
 		"status":              st.Status(),
 		"started_at":          st.StartedAt().UTC(),
 		"current_subtask":     SubtaskRef{ID: cur.ID, Title: cur.Title},
 		"active_participants": res.ActiveParticipants,
 		"message":             "수업이 시작되었습니다",
-	})
+	}
 }
 
 type nextStepRequest struct {
@@ -147,82 +155,47 @@ type nextStepRequest struct {
 	Message       string `json:"message"`
 }
 
-func (s *Sessions) httpNextStep(c *gin.Context) {
-	var req nextStepRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.NextStep.Handle, NextStep{SessionControl: ctl, NextSubtaskID: req.NextSubtaskID})
-	if !ok {
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{
+func (in nextStepRequest) command(ctl SessionControl) NextStep {
+	ctl.Message = in.Message
+	return NextStep{SessionControl: ctl, NextSubtaskID: in.NextSubtaskID}
+}
+
+func stepMovedView(res StepMoved) gin.H {
+	return gin.H{
 		"session_id":       res.SessionID,
 		"previous_subtask": res.Previous,
 		"current_subtask":  res.Current,
 		"timestamp":        res.At,
-	})
+	}
 }
 
-func (s *Sessions) httpPause(c *gin.Context) {
-	var req controlRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.Pause.Handle, ctl)
-	if !ok {
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{
+func pausedView(res Controlled) gin.H {
+	return gin.H{
 		"session_id": res.Session.ID(),
 		"action":     "PAUSE",
 		"message":    "수업이 일시 정지되었습니다",
 		"timestamp":  res.At,
-	})
+	}
 }
 
-func (s *Sessions) httpResume(c *gin.Context) {
-	var req controlRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.Resume.Handle, ctl)
-	if !ok {
-		return
-	}
+func resumedView(res Controlled) gin.H {
 	cur, _ := res.Session.CurrentSubtask()
-	c.JSON(http.StatusOK, gin.H{
+	return gin.H{
 		"session_id":      res.Session.ID(),
 		"action":          "RESUME",
 		"current_subtask": SubtaskRef{ID: cur.ID, Title: cur.Title},
 		"message":         "수업이 재개되었습니다",
 		"timestamp":       res.At,
-	})
+	}
 }
 
-func (s *Sessions) httpEnd(c *gin.Context) {
-	var req controlRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.End.Handle, ctl)
-	if !ok {
-		return
-	}
+func endedView(res Ended) gin.H {
 	st := res.Session
 	minutes := 0
 	if !st.StartedAt().IsZero() {
 		minutes = int(st.EndedAt().Sub(st.StartedAt()) / time.Minute)
 	}
-	c.JSON(http.StatusOK, gin.H{
+	return gin.H{
 		"session_id":             st.ID(),
 		"status":                 st.Status(),
 		"ended_at":               st.EndedAt().UTC(),
@@ -230,5 +203,5 @@ func (s *Sessions) httpEnd(c *gin.Context) {
 		"completed_participants": res.Completed,
 		"total_participants":     res.Total,
 		"message":                "수업이 종료되었습니다",
-	})
+	}
 }
