@@ -127,12 +127,12 @@ func TestTextPostgresCannotStoreIsRefusedEverywhere(t *testing.T) {
 	c := newHelpClass(t, s)
 	admin := s.Admin(t)
 	lec := c.lectureID
-	task := hid(t, hmust(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec), c.instructor.Token, map[string]any{"title": "두 번째"}), 201), "id")
+	task := apptest.ID(t, apptest.Must(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec), c.instructor.Token, map[string]any{"title": "두 번째"}), 201), "id")
 	resolved := c.askStuck(t, c.clickID, 120)
 	v := c.awaitStatus(t, resolved, "RESOLVED")
 	escalated := c.ask(t, c.vagueID)
 	c.awaitStatus(t, escalated, "ESCALATED")
-	session := hid(t, hmust(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lec), c.instructor.Token, map[string]any{"title": "오전반"}), 201), "session_id")
+	session := apptest.ID(t, apptest.Must(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lec), c.instructor.Token, map[string]any{"title": "오전반"}), 201), "session_id")
 	sess := func(action string) string { return fmt.Sprintf("/api/sessions/%d/%s", session, action) }
 
 	type endpoint struct {
@@ -198,7 +198,7 @@ func TestTextPostgresCannotStoreIsRefusedEverywhere(t *testing.T) {
 	}
 	// Nothing is stuck: the next ordinary commands are served and readable.
 	edgeReadable(t, s, c.instructor)
-	hmust(t, s.Post(t, "/api/auth/register", "", register), 201)
+	apptest.Must(t, s.Post(t, "/api/auth/register", "", register), 201)
 	s.Login(t, c.student.Email, "password-123")
 }
 
