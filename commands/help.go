@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep/lockstep/analyzer"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
+	"github.com/lockstep/lockstep/projections"
 )
 
 // analyzer on the help-analysis-requests topic.
@@ -100,17 +101,7 @@ func (h *Help) SessionOf(ctx context.Context, lectureID, userID int64) (int64, e
 // history holds what its students did during it.
 func LiveSessionOf(pool *pgxpool.Pool) func(ctx context.Context, lectureID, userID int64) (int64, error) {
 	return func(ctx context.Context, lectureID, userID int64) (int64, error) {
-		var id int64
-		err := pool.QueryRow(ctx, `SELECT s.session_id FROM session_participants p JOIN live_sessions s USING (session_id)
-			WHERE p.user_id = $1 AND p.lecture_id = $2 AND s.status IN ('IN_PROGRESS', 'PAUSED')
-			ORDER BY s.session_id DESC LIMIT 1`, userID, lectureID).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("find the live session of user %d in lecture %d: %w", userID, lectureID, err)
-		}
-		return id, nil
+		return projections.LiveSession(ctx, pool, lectureID, userID)
 	}
 }
 
