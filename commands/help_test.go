@@ -258,9 +258,7 @@ func TestHelpLoopResolvedByTheAnalyzer(t *testing.T) {
 		Priority    string `json:"priority"`
 		RequestType string `json:"request_type"`
 	}
-	if err := json.Unmarshal(instructorWS.Expect(t, "new_help_request").Data, &nhr); err != nil {
-		t.Fatal(err)
-	}
+	instructorWS.Expect(t, "new_help_request").Decode(t, &nhr)
 	if nhr.HelpRequestID != id || nhr.Lecture.ID != c.lectureID || nhr.Lecture.Title != "카카오톡 기초" || nhr.User.ID != c.student.ID ||
 		nhr.User.Name != "김학생" || nhr.Subtask.ID != c.clickID || nhr.Subtask.Title != "친구 선택하기" || nhr.Priority != "HIGH" || nhr.RequestType != "MANUAL" {
 		t.Fatalf("new_help_request %+v", nhr)
@@ -275,7 +273,7 @@ func TestHelpLoopResolvedByTheAnalyzer(t *testing.T) {
 		Responder      string `json:"responder"`
 	}
 	if err := json.Unmarshal([]byte(helpResponse(t, avail)), &resp); err != nil {
-		t.Fatal(err)
+		t.Fatalf("decode help_response of %s: %v", avail.Raw, err)
 	}
 	if resp.HelpRequestID != id || resp.Responder != "ANALYZER" || !strings.Contains(resp.HelpContent, "'친구 탭'을") || resp.VoiceGuideText == "" || avail.Position == 0 {
 		t.Fatalf("HELP_AVAILABLE %s", avail.Raw)
