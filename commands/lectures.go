@@ -29,7 +29,8 @@ type LecturesConfig struct {
 // (lectures, tasks, subtasks) and of enrollment (the first event of a
 // progress-{lectureId}-{userId} stream); http_lectures.go mounts them.
 type Lectures struct {
-	cfg LecturesConfig
+	cfg   LecturesConfig
+	cache lectureCache
 
 	Create        CreateLectureHandler
 	Update        UpdateLectureHandler
@@ -112,7 +113,14 @@ const subtaskLectureQuery = `SELECT lecture_id FROM lecture_subtask_ids WHERE su
 
 // LectureOfSubtask returns the lecture a subtask id was allocated for (NOT_FOUND if none).
 func (l *Lectures) LectureOfSubtask(ctx context.Context, subtaskID int64) (int64, error) {
-	return lookupLecture(ctx, l.cfg.Pool, subtaskLectureQuery, subtaskID, "subtask")
+	if id, ok := l.cache.subtask(subtaskID); ok {
+		return id, nil
+	}
+	id, err := lookupLecture(ctx, l.cfg.Pool, subtaskLectureQuery, subtaskID, "subtask")
+	if err == nil {
+		l.cache.storeSubtask(subtaskID, id)
+	}
+	return id, err
 }
 
 func lookupLecture(ctx context.Context, pool *pgxpool.Pool, query string, id int64, what string) (int64, error) {
@@ -128,9 +136,10 @@ func lookupLecture(ctx context.Context, pool *pgxpool.Pool, query string, id int
 }
 
 // LoadLecture folds the lecture-{id} stream (the write side's current truth).
+// Between student commands the fold is kept (lecturecache.go): the store is
+// asked only whether the stream grew.
 func (l *Lectures) LoadLecture(ctx context.Context, lectureID int64) (domain.Lecture, error) {
-	s, _, err := Load(ctx, l.cfg.Store, domain.LectureStream(lectureID), domain.LectureDecider)
-	return s, err
+	return l.cache.load(ctx, l.cfg.Store, lectureID)
 }
 
 func (l *Lectures) execLecture(ctx context.Context, lectureID int64, cmd domain.LectureCommand, meta eventstore.Metadata) (Result[domain.Lecture], error) {

@@ -12,6 +12,8 @@ import (
 // streams and serves POST /api/progress/update.
 type Progress struct {
 	lectures *Lectures
+	// snaps keeps each student's folded progress stream between updates.
+	snaps *Snapshots[domain.Progress]
 	// SessionOf, when set, names the live session a student is in for a
 	// lecture (0 when none), so that progress recorded without an explicit
 	// session is still attributed to the classroom it happened in.
@@ -24,8 +26,12 @@ func NewProgress(lectures *Lectures) *Progress {
 	if lectures == nil {
 		panic("commands: NewProgress needs the lecture commands")
 	}
-	return &Progress{lectures: lectures}
+	return &Progress{lectures: lectures, snaps: NewSnapshots[domain.Progress](maxProgressSnapshots)}
 }
+
+// maxProgressSnapshots bounds the kept progress streams (a few hundred
+// bytes each): ten classes of ten thousand.
+const maxProgressSnapshots = 100_000
 
 // ProgressUpdate is the answer to a progress update: the student's status on
 // the subtask after the command, and the subtask that follows it.
@@ -80,7 +86,7 @@ func (p *Progress) Update(ctx context.Context, actor domain.Actor, subtaskID int
 	if sessionID != 0 {
 		meta.SessionID = sessionID
 	}
-	res, err := Execute(ctx, p.lectures.cfg.Store, domain.ProgressStream(lectureID, actor.UserID), domain.ProgressDecider,
+	res, err := ExecuteCached(ctx, p.lectures.cfg.Store, p.snaps, domain.ProgressStream(lectureID, actor.UserID), domain.ProgressDecider,
 		domain.ProgressCommand(domain.UpdateProgress{
 			Actor: actor, At: p.lectures.now(), Subtask: st.Ref(), Status: status, SessionID: sessionID,
 		}), meta)

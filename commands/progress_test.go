@@ -78,6 +78,16 @@ func TestProgressUpdate(t *testing.T) {
 			t.Errorf("next after the last subtask = %s, want null", r.Body)
 		}
 	})
+	// The write side keeps the folded plan between commands: a plan edited
+	// after it was read is what the next command sees.
+	t.Run("renamed_next_subtask_is_shown", func(t *testing.T) {
+		apptest.MustError(t, s.Put(t, fmt.Sprintf("/api/subtasks/%d", subs[2]), owner.Token, map[string]any{"title": "새 이름"}), http.StatusOK, "")
+		r := update(student, subs[1], "COMPLETED")
+		apptest.MustError(t, r, http.StatusOK, "")
+		if next, _ := r.JSON(t)["next_subtask"].(map[string]any); next == nil || next["title"] != "새 이름" {
+			t.Errorf("next after a renamed subtask = %s", r.Body)
+		}
+	})
 	t.Run("removed_subtask_is_not_found", func(t *testing.T) {
 		apptest.MustError(t, s.Delete(t, fmt.Sprintf("/api/subtasks/%d", subs[2]), owner.Token), http.StatusNoContent, "")
 		apptest.MustError(t, update(student, subs[2], "COMPLETED"), http.StatusNotFound, "NOT_FOUND")

@@ -44,6 +44,10 @@ type SessionsConfig struct {
 type Sessions struct {
 	cfg SessionsConfig
 	log *slog.Logger
+	// snaps keeps each session's folded stream between commands and plans
+	// the lectures' plans (a class of thirty rooms steps at once).
+	snaps *Snapshots[domain.Session]
+	plans lectureCache
 
 	Create   CreateSessionHandler
 	Join     JoinSessionHandler
@@ -68,11 +72,14 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = 5 * time.Second
 	}
-	s := &Sessions{cfg: cfg, log: cfg.Logger}
+	s := &Sessions{cfg: cfg, log: cfg.Logger, snaps: NewSnapshots[domain.Session](maxSessionSnapshots)}
 	s.Create, s.Join, s.Start, s.NextStep = CreateSessionHandler{s}, JoinSessionHandler{s}, StartSessionHandler{s}, NextStepHandler{s}
 	s.Pause, s.Resume, s.End = PauseSessionHandler{s}, ResumeSessionHandler{s}, EndSessionHandler{s}
 	return s
 }
+
+// maxSessionSnapshots bounds the kept session streams.
+const maxSessionSnapshots = 10_000
 
 // now is the clock at the database's precision (microseconds), so that what
 // events carry and what read models return compare equal.
@@ -213,11 +220,24 @@ func (s *Sessions) loadSession(ctx context.Context, id int64) (domain.Session, e
 	return sess, nil
 }
 
+// controlSession is loadSession for the commands on the session's own
+// stream (start, next-step, pause, resume, end): the session's kept
+// snapshot serves, as what they check on it before deciding (that it
+// exists, who controls it) never changes once true, and the command itself
+// is decided and appended at the snapshot's version (execute), which a
+// stale snapshot fails. A command on another stream (a join) loads.
+func (s *Sessions) controlSession(ctx context.Context, id int64) (domain.Session, error) {
+	if snap, ok := s.snaps.get(domain.SessionStream(id)); ok {
+		return snap.state, nil
+	}
+	return s.loadSession(ctx, id)
+}
+
 // execute runs cmd on sess's stream and waits for the read models.
 func (s *Sessions) execute(ctx context.Context, c SessionControl, sess domain.Session, cmd domain.SessionCommand) (Result[domain.Session], error) {
 	meta := c.Meta
 	meta.UserID, meta.SessionID, meta.LectureID = c.Actor.UserID, sess.ID(), sess.LectureID()
-	res, err := Execute(ctx, s.cfg.Store, domain.SessionStream(sess.ID()), domain.SessionDecider, cmd, meta)
+	res, err := ExecuteCached(ctx, s.cfg.Store, s.snaps, domain.SessionStream(sess.ID()), domain.SessionDecider, cmd, meta)
 	if err != nil {
 		return res, err
 	}
@@ -237,14 +257,14 @@ func (s *Sessions) activeParticipants(ctx context.Context, sessionID int64) int 
 // subtask, checks that the actor controls it and folds the lecture's plan
 // for the decider.
 func (s *Sessions) withPlan(ctx context.Context, c SessionControl) (domain.Session, domain.Lecture, error) {
-	sess, err := s.loadSession(ctx, c.SessionID)
+	sess, err := s.controlSession(ctx, c.SessionID)
 	if err != nil {
 		return sess, domain.Lecture{}, err
 	}
 	if !sess.CanControl(c.Actor) {
 		return sess, domain.Lecture{}, domain.Forbidden("only the session's instructor may control it")
 	}
-	plan, _, err := Load(ctx, s.cfg.Store, domain.LectureStream(sess.LectureID()), domain.LectureDecider)
+	plan, err := s.plans.load(ctx, s.cfg.Store, sess.LectureID())
 	return sess, plan, err
 }
 
@@ -337,7 +357,7 @@ type PauseSessionHandler struct{ s *Sessions }
 
 // Handle pauses. Refusals: NOT_FOUND, FORBIDDEN, INVALID_STATE.
 func (h PauseSessionHandler) Handle(ctx context.Context, cmd SessionControl) (Controlled, error) {
-	sess, err := h.s.loadSession(ctx, cmd.SessionID)
+	sess, err := h.s.controlSession(ctx, cmd.SessionID)
 	if err != nil {
 		return Controlled{}, err
 	}
@@ -351,7 +371,7 @@ type ResumeSessionHandler struct{ s *Sessions }
 
 // Handle resumes. Refusals: NOT_FOUND, FORBIDDEN, INVALID_STATE.
 func (h ResumeSessionHandler) Handle(ctx context.Context, cmd SessionControl) (Controlled, error) {
-	sess, err := h.s.loadSession(ctx, cmd.SessionID)
+	sess, err := h.s.controlSession(ctx, cmd.SessionID)
 	if err != nil {
 		return Controlled{}, err
 	}
@@ -371,7 +391,7 @@ type EndSessionHandler struct{ s *Sessions }
 
 // Handle ends the session. Refusals: NOT_FOUND, FORBIDDEN, INVALID_STATE.
 func (h EndSessionHandler) Handle(ctx context.Context, cmd SessionControl) (Ended, error) {
-	sess, err := h.s.loadSession(ctx, cmd.SessionID)
+	sess, err := h.s.controlSession(ctx, cmd.SessionID)
 	if err != nil {
 		return Ended{}, err
 	}

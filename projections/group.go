@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -14,6 +13,7 @@ type Group struct {
 	pool    *pgxpool.Pool
 	runners []*Runner
 	local   bool
+	remote  remoteFrontier
 }
 
 // NewGroup groups runners. local says whether they run in this process; when
@@ -59,38 +59,8 @@ func (g *Group) WaitFor(ctx context.Context, position uint64) error {
 	if position == 0 || len(g.runners) == 0 {
 		return nil
 	}
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	for {
-		done, err := g.reached(ctx, position)
-		if err != nil || done {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-func (g *Group) reached(ctx context.Context, position uint64) (bool, error) {
 	if g.local {
-		for _, r := range g.runners {
-			s := r.State()
-			if awaited(r) && s.Status == StatusRunning && s.Position < position {
-				return false, nil
-			}
-		}
-		return true, nil
+		return g.waitLocal(ctx, position)
 	}
-	names := make([]string, 0, len(g.runners))
-	for _, r := range g.runners {
-		if awaited(r) {
-			names = append(names, r.Name())
-		}
-	}
-	var behind int
-	err := g.pool.QueryRow(ctx, `SELECT count(*) FROM projection_checkpoints WHERE name = ANY($1) AND status = 'running' AND position < $2`, names, int64(position)).Scan(&behind)
-	return behind == 0, err
+	return g.waitRemote(ctx, position)
 }

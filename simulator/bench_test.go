@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -60,10 +61,10 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("students=%d", n), func(b *testing.B) {
 			raiseFileLimit(b, 2*n+500)
-			srv := apptest.Start(b)
+			srv, students := benchServers(b)
 			ctx := context.Background()
 			c, err := simulator.Setup(ctx, simulator.Config{
-				Server: srv.URL, Students: n, Steps: 2, Accounts: fastAccounts(srv), StepTimeout: time.Minute,
+				Server: srv.URL, StudentServer: students.URL, Students: n, Steps: 2, Accounts: fastAccounts(srv), StepTimeout: time.Minute, Loopback: true,
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -162,12 +163,23 @@ func serverMemory() memory {
 type helperSpec struct {
 	URL    string   `json:"url"`
 	Tokens []string `json:"tokens"`
+	// Steps: report each step_changed (and session_started) once every socket got it, as
+	// "STEP <position> <first arrival> <last arrival>" (Unix nanoseconds);
+	// the sockets leave from their own loopback addresses.
+	Steps bool `json:"steps"`
 }
 
 // openSocketsElsewhere starts the helper process, waits until it has every
 // socket open (each got its session_state) and the server counts them, and
 // returns a function that closes them.
 func openSocketsElsewhere(b *testing.B, spec helperSpec) (stop func()) {
+	stop, _ = openSocketsWatched(b, spec)
+	return stop
+}
+
+// openSocketsWatched is openSocketsElsewhere that also hands over the
+// helper's STEP lines (spec.Steps).
+func openSocketsWatched(b *testing.B, spec helperSpec) (stop func(), steps <-chan string) {
 	b.Helper()
 	f, err := os.CreateTemp(b.TempDir(), "spec-*.json")
 	if err != nil {
@@ -192,11 +204,15 @@ func openSocketsElsewhere(b *testing.B, spec helperSpec) (stop func()) {
 		b.Fatal(err)
 	}
 	ready := make(chan string, 1)
+	stepLines := make(chan string, 1024)
 	go func() {
+		defer close(stepLines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "SOCKETS ") {
 				ready <- sc.Text()
+			} else if strings.HasPrefix(sc.Text(), "STEP ") {
+				stepLines <- sc.Text()
 			} else if !strings.HasPrefix(sc.Text(), "=== RUN") {
 				fmt.Fprintln(os.Stderr, "helper:", sc.Text())
 			}
@@ -219,7 +235,7 @@ func openSocketsElsewhere(b *testing.B, spec helperSpec) (stop func()) {
 	return func() {
 		stdin.Close()
 		_ = cmd.Wait()
-	}
+	}, stepLines
 }
 
 // TestHelperSockets is not a test: it is the child process of
@@ -255,7 +271,11 @@ func TestHelperSockets(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			conn, _, err := d.Dial(spec.URL+"?token="+tok, nil)
+			dd := d
+			if spec.Steps {
+				dd.NetDialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 2, byte(i/250), byte(i%250+1))}}).DialContext
+			}
+			conn, _, err := dd.Dial(spec.URL+"?token="+tok, nil)
 			if err != nil {
 				errs <- err
 				return
@@ -272,11 +292,16 @@ func TestHelperSockets(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("socket: %v", err)
 	}
+	arrivals := newArrivals(len(conns))
 	for _, c := range conns {
 		go func() { // keep answering pings
 			for {
-				if _, _, err := c.ReadMessage(); err != nil {
+				_, data, err := c.ReadMessage()
+				if err != nil {
 					return
+				}
+				if spec.Steps {
+					arrivals.add(data, time.Now())
 				}
 			}
 		}()
@@ -285,5 +310,43 @@ func TestHelperSockets(t *testing.T) {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// arrivals counts a step's step_changed over the helper's sockets and prints
+// its STEP line once all of them got it.
+type arrivals struct {
+	mu    sync.Mutex
+	n     int
+	steps map[uint64]*stepArrival
+}
+
+type stepArrival struct {
+	count       int
+	first, last time.Time
+}
+
+func newArrivals(n int) *arrivals { return &arrivals{n: n, steps: map[uint64]*stepArrival{}} }
+
+func (a *arrivals) add(frame []byte, at time.Time) {
+	var m struct {
+		Type     string `json:"type"`
+		Position uint64 `json:"position"`
+	}
+	if json.Unmarshal(frame, &m) != nil || (m.Type != "step_changed" && m.Type != "session_started") {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.steps[m.Position]
+	if s == nil {
+		s = &stepArrival{first: at}
+		a.steps[m.Position] = s
+	}
+	s.count++
+	s.last = at
+	if s.count == a.n {
+		fmt.Printf("STEP %d %d %d\n", m.Position, s.first.UnixNano(), s.last.UnixNano())
+		delete(a.steps, m.Position)
 	}
 }

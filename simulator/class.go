@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -83,6 +84,16 @@ type Config struct {
 	// ReconnectFor is how long a student whose socket closed keeps trying
 	// to reopen it with ?after= (0: a few quick attempts).
 	ReconnectFor time.Duration
+	// Loopback, on Linux (which routes all of 127.0.0.0/8 to the loopback
+	// interface), opens each student's socket from an address of its own,
+	// 127.1.x.y, as phones come from their own addresses: per-address
+	// limits and the kernel's per-address port tables then see N clients,
+	// not one. The benchmarks set it; the server must listen on 127.0.0.1.
+	Loopback bool
+	// StudentServer, when set, is the base URL the students use (their
+	// look-up, join and sockets), Server staying the instructor's: a class
+	// spread over two instances, the messages crossing the bus between them.
+	StudentServer string
 }
 
 func (c *Config) setDefaults() {
@@ -158,6 +169,7 @@ type step struct {
 type Class struct {
 	cfg  Config
 	api  *api
+	sapi *api // the students' (Config.StudentServer; else api)
 	t0   time.Time
 	runs string // unique per run, in emails and titles
 
@@ -190,6 +202,9 @@ func Setup(ctx context.Context, cfg Config) (*Class, error) {
 		return nil, err
 	}
 	c := &Class{cfg: cfg, api: newAPI(cfg.Server, cfg.HTTPClient, cfg.Retries), t0: time.Now(), runs: uuid.NewString()[:8]}
+	if cfg.StudentServer != "" {
+		c.sapi = newAPI(cfg.StudentServer, cfg.HTTPClient, cfg.Retries)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -251,6 +266,9 @@ func (c *Class) accounts(ctx context.Context) error {
 	c.Students = make([]*Student, len(accts))
 	for i, a := range accts {
 		c.Students[i] = &Student{Account: a, class: c, index: i}
+		if c.cfg.Loopback {
+			c.Students[i].local = nextLoopback()
+		}
 	}
 	c.printf("%s done in %s\n", heading, round(time.Since(began)))
 	return nil
@@ -375,13 +393,13 @@ func (c *Class) join(ctx context.Context) error {
 			var found struct {
 				SessionID int64 `json:"session_id"`
 			}
-			if err := c.api.call(gctx, http.MethodGet, "/api/sessions/"+c.SessionCode, s.Token, nil, &found); err != nil {
+			if err := c.studentAPI().call(gctx, http.MethodGet, "/api/sessions/"+c.SessionCode, s.Token, nil, &found); err != nil {
 				return fmt.Errorf("look the session up by code: %w", err)
 			}
 			if found.SessionID != c.SessionID {
 				return fmt.Errorf("code %s names session %d, not %d", c.SessionCode, found.SessionID, c.SessionID)
 			}
-			if err := c.api.call(gctx, http.MethodPost, fmt.Sprintf("/api/sessions/%d/join", c.SessionID), s.Token, map[string]any{"user_id": s.ID}, nil); err != nil {
+			if err := c.studentAPI().call(gctx, http.MethodPost, fmt.Sprintf("/api/sessions/%d/join", c.SessionID), s.Token, map[string]any{"user_id": s.ID}, nil); err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
 			joined.Add(1)
@@ -588,8 +606,20 @@ type frame struct {
 	} `json:"data"`
 }
 
+// studentAPI is the students' server (Config.StudentServer), else the class's.
+func (c *Class) studentAPI() *api {
+	if c.sapi != nil {
+		return c.sapi
+	}
+	return c.api
+}
+
 func (c *Class) socketURL(kind string, token string, after *uint64) string {
-	u := c.api.wsURL(fmt.Sprintf("/ws/session/%d/%s/?token=%s", c.SessionID, kind, token))
+	a := c.api
+	if kind == "student" {
+		a = c.studentAPI()
+	}
+	u := a.wsURL(fmt.Sprintf("/ws/session/%d/%s/?token=%s", c.SessionID, kind, token))
 	if after != nil {
 		u += "&after=" + strconv.FormatUint(*after, 10)
 	}
@@ -599,11 +629,30 @@ func (c *Class) socketURL(kind string, token string, after *uint64) string {
 // dial opens a socket, retrying a refused handshake a few times (a server
 // under a burst of connections may turn some away).
 func dial(ctx context.Context, url string) (*websocket.Conn, error) {
+	return dialFrom(ctx, url, nil)
+}
+
+// loopbackSeq numbers the students' loopback addresses across classes.
+var loopbackSeq atomic.Int64
+
+// nextLoopback is the next address of 127.1.0.1–127.1.249.250.
+func nextLoopback() *net.TCPAddr {
+	i := loopbackSeq.Add(1) - 1
+	i %= 250 * 250
+	return &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(i%250+1))}
+}
+
+// dialFrom is dial from a local address (nil: any).
+func dialFrom(ctx context.Context, url string, local *net.TCPAddr) (*websocket.Conn, error) {
+	d := dialer
+	if local != nil {
+		d.NetDialContext = (&net.Dialer{LocalAddr: local, Timeout: d.HandshakeTimeout}).DialContext
+	}
 	var err error
 	for attempt := range 5 {
 		var conn *websocket.Conn
 		var resp *http.Response
-		conn, resp, err = dialer.DialContext(ctx, url, nil)
+		conn, resp, err = d.DialContext(ctx, url, nil)
 		if err == nil {
 			return conn, nil
 		}
@@ -624,6 +673,7 @@ type Student struct {
 	Account
 	class *Class
 	index int
+	local *net.TCPAddr // Config.Loopback: the socket's own source address
 
 	mu         sync.Mutex
 	conn       *websocket.Conn
@@ -665,7 +715,7 @@ func (s *Student) connect(ctx context.Context, after *uint64) error {
 	var conn *websocket.Conn
 	for attempt := 0; ; attempt++ {
 		var err error
-		conn, err = dial(ctx, s.class.socketURL("student", s.Token, after))
+		conn, err = dialFrom(ctx, s.class.socketURL("student", s.Token, after), s.local)
 		if err != nil {
 			return fmt.Errorf("student %d socket: %w", s.ID, err)
 		}

@@ -98,10 +98,10 @@ func burstSize() int {
 func BenchmarkProgressBurst(b *testing.B) {
 	n := burstSize()
 	raiseFileLimit(b, 3*n+500)
-	srv := apptest.Start(b)
+	srv, students := benchServers(b)
 	ctx := context.Background()
 	const steps = 10
-	c, err := simulator.Setup(ctx, simulator.Config{Server: srv.URL, Students: n, Steps: steps, Accounts: fastAccounts(srv), StepTimeout: time.Minute})
+	c, err := simulator.Setup(ctx, simulator.Config{Server: srv.URL, StudentServer: students.URL, Students: n, Steps: steps, Accounts: fastAccounts(srv), StepTimeout: time.Minute, Loopback: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -120,6 +120,7 @@ func BenchmarkProgressBurst(b *testing.B) {
 	var lat, fresh, dfresh []time.Duration
 	var rates []float64
 	i := 0
+	defer statementStats(b)()
 	for b.Loop() {
 		if i >= steps {
 			b.Fatalf("at most %d bursts (use -benchtime %dx)", steps, steps)
@@ -136,7 +137,7 @@ func BenchmarkProgressBurst(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/api/progress/update", bytes.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, students.URL+"/api/progress/update", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+s.Token)
 				req.Header.Set("Content-Type", "application/json")
 				t0 := time.Now()

@@ -67,7 +67,7 @@
 // Every projector, socket catch-up and report reads through the same store;
 // the bound query reads every backend's locks, so readers share it: at most
 // one bound query runs at a time per Store, at most one per
-// Config.ReadInterval (20ms) under load, and a caller gets the result of the
+// Config.ReadInterval (5ms) under load, and a caller gets the result of the
 // first query that starts after its call — as fresh as if it had run it
 // itself, read-your-writes included — whoever else waits for it.
 // Subscriptions at the head of the log share more: the store keeps the newest
@@ -150,10 +150,13 @@ type Config struct {
 	HoldCommit func(stream string) bool
 	// Now is the clock for events without OccurredAt. Default time.Now.
 	Now func() time.Time
+	// SingleAppends turns group commit off (group.go): every append at an
+	// exact version is then a transaction of its own. Benchmarks compare both.
+	SingleAppends bool
 	// ReadInterval is the least time between two starts of the queries the
 	// store's readers share (the visible bound, the subscriptions' tail): a
 	// reader waits at most this long for one, and readers cost appenders
-	// little however many they are. Default 20ms; negative: no wait.
+	// little however many they are. Default 5ms; negative: no wait.
 	ReadInterval time.Duration
 }
 
@@ -174,7 +177,7 @@ func (c *Config) setDefaults() {
 		c.Now = time.Now
 	}
 	if c.ReadInterval == 0 {
-		c.ReadInterval = 20 * time.Millisecond
+		c.ReadInterval = 5 * time.Millisecond
 	}
 }
 
@@ -213,6 +216,8 @@ type Store struct {
 	tailQ  shared    // the tail's advance, shared by subscriptions at the head
 	tail   tailCache // guarded by tailMu
 	tailMu sync.Mutex
+
+	group committer // group.go
 }
 
 // shared runs a query for every caller that asks, at most one at a time: a
@@ -495,18 +500,10 @@ SELECT (SELECT v FROM cur), (SELECT count(*) FROM inserted), (SELECT coalesce(ma
 func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, r appendRows) (eventstore.AppendResult, error) {
 	held := (s.cfg.BeforeCommit != nil || s.cfg.AfterLock != nil) && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
 	if expected != eventstore.Any && !held {
-		var version, n, last int64
-		err := s.pool.QueryRow(ctx, appendOneSQL, stream, int64(expected), r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(&version, &n, &last)
-		if err != nil {
-			return eventstore.AppendResult{}, err
+		if s.cfg.SingleAppends {
+			return s.appendOne(ctx, stream, int64(expected), r)
 		}
-		if n == 0 {
-			return eventstore.AppendResult{}, errVersion
-		}
-		if n != int64(len(r.ids)) {
-			return eventstore.AppendResult{}, fmt.Errorf("inserted %d events of %d", n, len(r.ids))
-		}
-		return eventstore.AppendResult{Version: version + n, Position: uint64(last)}, nil
+		return s.appendGrouped(ctx, stream, int64(expected), r) // group.go
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

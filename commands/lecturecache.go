@@ -1,0 +1,108 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore"
+)
+
+// lectureCache keeps the folded lecture-{id} streams the write side reads on
+// every student command (a progress update needs the plan: does the subtask
+// exist, which one follows it). A class of a thousand students completing a
+// subtask together read and decoded the same lecture stream a thousand
+// times; with the cache each command asks the store only whether the stream
+// grew since the cached version (an indexed read that returns no row), and
+// folds it again when it did. The answer is the same as folding the stream
+// every time: the check reads the store, never a read model.
+//
+// It also keeps which lecture a subtask id belongs to: that never changes
+// once the id is allocated.
+type lectureCache struct {
+	mu       sync.Mutex
+	lectures map[int64]cachedLecture
+	subtasks map[int64]int64
+}
+
+type cachedLecture struct {
+	state   domain.Lecture
+	version int64
+}
+
+// maxCachedLectures bounds the cache (a lecture's plan is a few KB); past it
+// an arbitrary entry is dropped.
+const maxCachedLectures = 4096
+
+// maxCachedSubtasks bounds the subtask → lecture map.
+const maxCachedSubtasks = 1 << 16
+
+func (c *lectureCache) lecture(id int64) (cachedLecture, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.lectures[id]
+	return l, ok
+}
+
+func (c *lectureCache) storeLecture(id int64, l cachedLecture) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lectures == nil {
+		c.lectures = map[int64]cachedLecture{}
+	}
+	if old, ok := c.lectures[id]; ok && old.version >= l.version {
+		return
+	}
+	if len(c.lectures) >= maxCachedLectures {
+		for k := range c.lectures {
+			delete(c.lectures, k)
+			break
+		}
+	}
+	c.lectures[id] = l
+}
+
+func (c *lectureCache) subtask(id int64) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.subtasks[id]
+	return l, ok
+}
+
+func (c *lectureCache) storeSubtask(id, lectureID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.subtasks == nil {
+		c.subtasks = map[int64]int64{}
+	}
+	if len(c.subtasks) >= maxCachedSubtasks {
+		for k := range c.subtasks {
+			delete(c.subtasks, k)
+			break
+		}
+	}
+	c.subtasks[id] = lectureID
+}
+
+// load returns the lecture folded up to the stream's current version.
+func (c *lectureCache) load(ctx context.Context, es eventstore.Store, lectureID int64) (domain.Lecture, error) {
+	stream := domain.LectureStream(lectureID)
+	if cached, ok := c.lecture(lectureID); ok {
+		newer, err := es.ReadStream(ctx, stream, cached.version, 1)
+		if err != nil {
+			return domain.Lecture{}, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if len(newer) == 0 {
+			return cached.state, nil
+		}
+	}
+	state, version, err := Load(ctx, es, stream, domain.LectureDecider)
+	if err != nil {
+		return state, err
+	}
+	if version > 0 {
+		c.storeLecture(lectureID, cachedLecture{state: state, version: version})
+	}
+	return state, nil
+}
