@@ -66,22 +66,45 @@ func call[C, R any](c *gin.Context, handle func(context.Context, C) (R, error), 
 // noBody is the body of a command route that reads none.
 type noBody struct{}
 
-// route is the adapter of most command endpoints: it takes the id in the
+// route is the adapter of the command endpoints: it takes the id in the
 // path parameter param (none when ""), binds the body into B (none for
 // noBody), builds the command with the actor and metadata of the request
 // (command), calls handle and answers its result.
 func route[B, C, R any](param string, command func(body B, id int64, actor domain.Actor, meta eventstore.Metadata) C,
 	handle func(context.Context, C) (R, error), answer func(*gin.Context, R)) gin.HandlerFunc {
+	return adapt(false, param, command, handle, answer)
+}
+
+// bodyFirstRoute is route binding the body before it takes the path's id
+// (the session endpoints always have: a request wrong in both is told
+// about its body).
+func bodyFirstRoute[B, C, R any](param string, command func(body B, id int64, actor domain.Actor, meta eventstore.Metadata) C,
+	handle func(context.Context, C) (R, error), answer func(*gin.Context, R)) gin.HandlerFunc {
+	return adapt(true, param, command, handle, answer)
+}
+
+func adapt[B, C, R any](bodyFirst bool, param string, command func(B, int64, domain.Actor, eventstore.Metadata) C,
+	handle func(context.Context, C) (R, error), answer func(*gin.Context, R)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var id int64
-		if param != "" {
-			var ok bool
-			if id, ok = web.IDParam(c, param); !ok {
-				return
-			}
-		}
 		var body B
-		if _, none := any(body).(noBody); !none && !web.Bind(c, &body) {
+		pathID := func() bool {
+			if param == "" {
+				return true
+			}
+			var ok bool
+			id, ok = web.IDParam(c, param)
+			return ok
+		}
+		bind := func() bool {
+			_, none := any(body).(noBody)
+			return none || web.Bind(c, &body)
+		}
+		first, second := pathID, bind
+		if bodyFirst {
+			first, second = bind, pathID
+		}
+		if !first() || !second() {
 			return
 		}
 		actor, meta := request(c, 0)

@@ -1,12 +1,13 @@
 package commands
 
 import (
-	"context"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/web"
 )
 
@@ -15,14 +16,14 @@ import (
 // /api/sessions/:session_id/{join,start,next-step,pause,resume,end}.
 func (s *Sessions) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
 	idem = withReadYourWrites(idem)
-	r.POST("/api/lectures/:lecture_id/sessions", authed, idem, s.httpCreate)
+	r.POST("/api/lectures/:lecture_id/sessions", authed, idem, route("lecture_id", createSessionRequest.command, s.Create.Handle, s.answerCreated))
 	g := r.Group("/api/sessions/:session_id", authed, idem)
-	g.POST("/join", s.httpJoin)
-	g.POST("/start", controlRoute(startRequest.command, s.Start.Handle, startedView))
-	g.POST("/next-step", controlRoute(nextStepRequest.command, s.NextStep.Handle, stepMovedView))
-	g.POST("/pause", controlRoute(controlRequest.command, s.Pause.Handle, pausedView))
-	g.POST("/resume", controlRoute(controlRequest.command, s.Resume.Handle, resumedView))
-	g.POST("/end", controlRoute(controlRequest.command, s.End.Handle, endedView))
+	g.POST("/join", bodyFirstRoute("session_id", joinRequest.command, s.Join.Handle, answerJoined))
+	g.POST("/start", bodyFirstRoute("session_id", startRequest.command, s.Start.Handle, answer(http.StatusOK, startedView)))
+	g.POST("/next-step", bodyFirstRoute("session_id", nextStepRequest.command, s.NextStep.Handle, answer(http.StatusOK, stepMovedView)))
+	g.POST("/pause", bodyFirstRoute("session_id", controlRequest.command, s.Pause.Handle, answer(http.StatusOK, pausedView)))
+	g.POST("/resume", bodyFirstRoute("session_id", controlRequest.command, s.Resume.Handle, answer(http.StatusOK, resumedView)))
+	g.POST("/end", bodyFirstRoute("session_id", controlRequest.command, s.End.Handle, answer(http.StatusOK, endedView)))
 }
 
 type createSessionRequest struct {
@@ -30,22 +31,11 @@ type createSessionRequest struct {
 	ScheduledAt *string `json:"scheduled_at"`
 }
 
-func (s *Sessions) httpCreate(c *gin.Context) {
-	lectureID, ok := web.IDParam(c, "lecture_id")
-	if !ok {
-		return
-	}
-	var req createSessionRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	actor, meta := request(c, lectureID)
-	st, ok := call(c, s.Create.Handle, CreateSession{
-		Actor: actor, LectureID: lectureID, Title: req.Title, ScheduledAt: web.Deref(req.ScheduledAt), Meta: meta,
-	})
-	if !ok {
-		return
-	}
+func (in createSessionRequest) command(lectureID int64, actor domain.Actor, meta eventstore.Metadata) CreateSession {
+	return CreateSession{Actor: actor, LectureID: lectureID, Title: in.Title, ScheduledAt: web.Deref(in.ScheduledAt), Meta: meta}
+}
+
+func (s *Sessions) answerCreated(c *gin.Context, st domain.Session) {
 	var sched *time.Time
 	if !st.ScheduledAt().IsZero() {
 		t := st.ScheduledAt().UTC()
@@ -68,20 +58,12 @@ type joinRequest struct {
 	SessionCode string `json:"session_code" binding:"max=64"`
 }
 
-func (s *Sessions) httpJoin(c *gin.Context) {
-	var req joinRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	id, ok := web.IDParam(c, "session_id")
-	if !ok {
-		return
-	}
-	actor, meta := request(c, 0)
-	j, ok := call(c, s.Join.Handle, JoinSession{Actor: actor, SessionID: id, UserID: req.UserID, SessionCode: req.SessionCode, Meta: meta})
-	if !ok {
-		return
-	}
+func (in joinRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) JoinSession {
+	return JoinSession{Actor: actor, SessionID: sessionID, UserID: in.UserID, SessionCode: in.SessionCode, Meta: meta}
+}
+
+// answerJoined answers 201 for a first join, 200 for the existing participant.
+func answerJoined(c *gin.Context, j Joined) {
 	status := http.StatusOK
 	if j.Created {
 		status = http.StatusCreated
@@ -97,34 +79,13 @@ func (s *Sessions) httpJoin(c *gin.Context) {
 	})
 }
 
-// controlRoute is the adapter of the session control commands: it binds
-// the body (B), takes the session id from the path, builds the command from
-// the common part and the body, calls handle and answers 200 with view.
-func controlRoute[B, C, R any](command func(B, SessionControl) C, handle func(context.Context, C) (R, error), view func(R) gin.H) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		var req B
-		if !web.Bind(c, &req) {
-			return
-		}
-		id, ok := web.IDParam(c, "session_id")
-		if !ok {
-			return
-		}
-		actor, meta := request(c, 0)
-		if res, ok := call(c, handle, command(req, SessionControl{Actor: actor, SessionID: id, Meta: meta})); ok {
-			c.JSON(http.StatusOK, view(res))
-		}
-	}
-}
-
 // controlRequest is the body of pause, resume and end.
 type controlRequest struct {
 	Message string `json:"message"`
 }
 
-func (in controlRequest) command(ctl SessionControl) SessionControl {
-	ctl.Message = in.Message
-	return ctl
+func (in controlRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) SessionControl {
+	return SessionControl{Actor: actor, SessionID: sessionID, Message: in.Message, Meta: meta}
 }
 
 type startRequest struct {
@@ -132,9 +93,8 @@ type startRequest struct {
 	Message        string `json:"message"`
 }
 
-func (in startRequest) command(ctl SessionControl) StartSession {
-	ctl.Message = in.Message
-	return StartSession{SessionControl: ctl, FirstSubtaskID: in.FirstSubtaskID}
+func (in startRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) StartSession {
+	return StartSession{SessionControl: controlRequest{in.Message}.command(sessionID, actor, meta), FirstSubtaskID: in.FirstSubtaskID}
 }
 
 func startedView(res Started) gin.H {
@@ -155,9 +115,8 @@ type nextStepRequest struct {
 	Message       string `json:"message"`
 }
 
-func (in nextStepRequest) command(ctl SessionControl) NextStep {
-	ctl.Message = in.Message
-	return NextStep{SessionControl: ctl, NextSubtaskID: in.NextSubtaskID}
+func (in nextStepRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) NextStep {
+	return NextStep{SessionControl: controlRequest{in.Message}.command(sessionID, actor, meta), NextSubtaskID: in.NextSubtaskID}
 }
 
 func stepMovedView(res StepMoved) gin.H {
