@@ -32,10 +32,10 @@ func TestJoinAdmission(t *testing.T) {
 
 	t.Run("guessed_id_is_refused", func(t *testing.T) {
 		guesser := user(t, srv, domain.RoleStudent, "추측학생")
-		expect(t, srv.Post(t, path(id, "join"), guesser.Token, nil), 403, "FORBIDDEN")
-		expect(t, srv.Post(t, path(id, "join"), guesser.Token, map[string]any{"session_code": "ZZZZZZ"}), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), guesser.Token, nil), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), guesser.Token, map[string]any{"session_code": "ZZZZZZ"}), 403, "FORBIDDEN")
 		// Refused, they were neither joined nor enrolled.
-		expect(t, srv.Post(t, "/api/progress/update", guesser.Token, map[string]any{"subtask_id": f.subtasks[0], "status": "IN_PROGRESS"}), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Post(t, "/api/progress/update", guesser.Token, map[string]any{"subtask_id": f.subtasks[0], "status": "IN_PROGRESS"}), 403, "FORBIDDEN")
 		var n int
 		if err := srv.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE stream = $1`, domain.ParticipantStream(id, guesser.ID)).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -45,39 +45,39 @@ func TestJoinAdmission(t *testing.T) {
 		}
 		// Another session's lookup does not admit to this one.
 		other := f.open(t)
-		expect(t, srv.Get(t, "/api/sessions/"+sessionCode(t, srv, other), guesser.Token), 200, "")
-		expect(t, srv.Post(t, path(id, "join"), guesser.Token, nil), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Get(t, "/api/sessions/"+sessionCode(t, srv, other), guesser.Token), 200, "")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), guesser.Token, nil), 403, "FORBIDDEN")
 	})
 
 	t.Run("code_in_body", func(t *testing.T) {
 		s := user(t, srv, domain.RoleStudent, "코드학생")
 		// Matched ignoring case, spaces and hyphens, like the lookup.
 		typed := strings.ToLower(code[:3]) + " - " + code[3:]
-		expect(t, srv.Post(t, path(id, "join"), s.Token, map[string]any{"session_code": typed}), 201, "")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), s.Token, map[string]any{"session_code": typed}), 201, "")
 	})
 
 	t.Run("looked_up_by_code", func(t *testing.T) {
 		s := user(t, srv, domain.RoleStudent, "조회학생")
-		expect(t, srv.Get(t, "/api/sessions/"+code, s.Token), 200, "")
-		expect(t, srv.Post(t, path(id, "join"), s.Token, nil), 201, "")
+		apptest.MustError(t, srv.Get(t, "/api/sessions/"+code, s.Token), 200, "")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), s.Token, nil), 201, "")
 	})
 
 	t.Run("lookup_older_than_an_hour", func(t *testing.T) {
 		s := user(t, srv, domain.RoleStudent, "어제학생")
-		expect(t, srv.Get(t, "/api/sessions/"+code, s.Token), 200, "")
+		apptest.MustError(t, srv.Get(t, "/api/sessions/"+code, s.Token), 200, "")
 		if _, err := srv.DB.Pool.Exec(context.Background(), `UPDATE session_lookups SET looked_up_at = looked_up_at - interval '61 minutes' WHERE user_id = $1`, s.ID); err != nil {
 			t.Fatal(err)
 		}
-		expect(t, srv.Post(t, path(id, "join"), s.Token, nil), 403, "FORBIDDEN")
-		expect(t, srv.Get(t, "/api/sessions/"+code, s.Token), 200, "") // looking again admits again
-		expect(t, srv.Post(t, path(id, "join"), s.Token, nil), 201, "")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), s.Token, nil), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Get(t, "/api/sessions/"+code, s.Token), 200, "") // looking again admits again
+		apptest.MustError(t, srv.Post(t, path(id, "join"), s.Token, nil), 201, "")
 	})
 
 	t.Run("enrolled", func(t *testing.T) {
 		s := user(t, srv, domain.RoleStudent, "수강학생")
-		expect(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", f.lectureID), s.Token, nil), 201, "")
-		expect(t, srv.Post(t, path(id, "join"), s.Token, nil), 201, "")
+		apptest.MustError(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/enroll", f.lectureID), s.Token, nil), 201, "")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), s.Token, nil), 201, "")
 		// A participant coming back needs nothing more.
-		expect(t, srv.Post(t, path(id, "join"), s.Token, nil), 200, "")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), s.Token, nil), 200, "")
 	})
 }

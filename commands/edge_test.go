@@ -23,10 +23,10 @@ import (
 func edgeReadable(t *testing.T, s *apptest.Server, owner apptest.User) {
 	t.Helper()
 	r := s.Post(t, "/api/lectures", owner.Token, map[string]any{"title": "다음 강의"})
-	lecExpect(t, r, http.StatusCreated, "")
-	id := lecID(t, r, "id")
+	apptest.MustError(t, r, http.StatusCreated, "")
+	id := apptest.ID(t, r, "id")
 	g := s.Get(t, fmt.Sprintf("/api/lectures/%d", id), owner.Token)
-	lecExpect(t, g, http.StatusOK, "")
+	apptest.MustError(t, g, http.StatusOK, "")
 	if g.JSON(t)["title"] != "다음 강의" {
 		t.Fatalf("the next lecture reads %s", g.Body)
 	}
@@ -35,7 +35,7 @@ func edgeReadable(t *testing.T, s *apptest.Server, owner apptest.User) {
 // edgeFields fails unless r is a 400 INVALID_REQUEST whose details name field.
 func edgeFields(t *testing.T, r *apptest.Response, field string) {
 	t.Helper()
-	lecExpect(t, r, http.StatusBadRequest, "INVALID_REQUEST")
+	apptest.MustError(t, r, http.StatusBadRequest, "INVALID_REQUEST")
 	if d := lecDetails(t, r); d[field] == nil {
 		t.Fatalf("details %v do not name %q", d, field)
 	}
@@ -57,9 +57,9 @@ func TestOutOfRangeIntegersAreRefusedAndParkNothing(t *testing.T) {
 	}
 	// The largest accepted order_index is stored and read back.
 	r := s.Post(t, tasks, owner.Token, map[string]any{"title": "마지막", "order_index": domain.MaxOrderIndex})
-	lecExpect(t, r, http.StatusCreated, "")
-	g := s.Get(t, fmt.Sprintf("/api/tasks/%d", lecID(t, r, "id")), owner.Token)
-	lecExpect(t, g, http.StatusOK, "")
+	apptest.MustError(t, r, http.StatusCreated, "")
+	g := s.Get(t, fmt.Sprintf("/api/tasks/%d", apptest.ID(t, r, "id")), owner.Token)
+	apptest.MustError(t, g, http.StatusOK, "")
 	if g.JSON(t)["order_index"] != float64(domain.MaxOrderIndex) {
 		t.Fatalf("task reads %s", g.Body)
 	}
@@ -75,9 +75,9 @@ func TestOutOfRangeIntegersAreRefusedAndParkNothing(t *testing.T) {
 		r := s.Post(t, "/api/help/request", c.student.Token, map[string]any{
 			"subtask_id": c.clickID, "context_data": map[string]any{"stuck_duration_seconds": int64(2147483648)},
 		})
-		lecExpect(t, r, http.StatusCreated, "")
+		apptest.MustError(t, r, http.StatusCreated, "")
 		// No stuck signal: the analyzer escalates it to the instructor.
-		v := c.awaitStatus(t, lecID(t, r, "help_request_id"), "ESCALATED")
+		v := c.awaitStatus(t, apptest.ID(t, r, "help_request_id"), "ESCALATED")
 		if v.UserID != c.student.ID {
 			t.Fatalf("help request reads %+v", v)
 		}
@@ -98,7 +98,7 @@ func TestHelpContextDataPostgresCannotStoreIsRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			body := fmt.Sprintf(`{"subtask_id":%d,"context_data":%s}`, c.clickID, raw)
 			r := s.Post(t, "/api/help/request", c.student.Token, body)
-			lecExpect(t, r, http.StatusBadRequest, "INVALID_REQUEST")
+			apptest.MustError(t, r, http.StatusBadRequest, "INVALID_REQUEST")
 			d := lecDetails(t, r)
 			named := false
 			for k := range d {
@@ -127,12 +127,12 @@ func TestTextPostgresCannotStoreIsRefusedEverywhere(t *testing.T) {
 	c := newHelpClass(t, s)
 	admin := s.Admin(t)
 	lec := c.lectureID
-	task := hid(t, hmust(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec), c.instructor.Token, map[string]any{"title": "두 번째"}), 201), "id")
+	task := apptest.ID(t, apptest.Must(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec), c.instructor.Token, map[string]any{"title": "두 번째"}), 201), "id")
 	resolved := c.askStuck(t, c.clickID, 120)
 	v := c.awaitStatus(t, resolved, "RESOLVED")
 	escalated := c.ask(t, c.vagueID)
 	c.awaitStatus(t, escalated, "ESCALATED")
-	session := hid(t, hmust(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lec), c.instructor.Token, map[string]any{"title": "오전반"}), 201), "session_id")
+	session := apptest.ID(t, apptest.Must(t, s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lec), c.instructor.Token, map[string]any{"title": "오전반"}), 201), "session_id")
 	sess := func(action string) string { return fmt.Sprintf("/api/sessions/%d/%s", session, action) }
 
 	type endpoint struct {
@@ -198,7 +198,7 @@ func TestTextPostgresCannotStoreIsRefusedEverywhere(t *testing.T) {
 	}
 	// Nothing is stuck: the next ordinary commands are served and readable.
 	edgeReadable(t, s, c.instructor)
-	hmust(t, s.Post(t, "/api/auth/register", "", register), 201)
+	apptest.Must(t, s.Post(t, "/api/auth/register", "", register), 201)
 	s.Login(t, c.student.Email, "password-123")
 }
 
@@ -253,7 +253,7 @@ func TestHugePageNumbersAreRefused(t *testing.T) {
 				edgeFields(t, s.Get(t, l.path+"?"+q.query, l.token), q.field)
 			}
 			r := s.Get(t, l.path+"?page=1000000&page_size=100", l.token)
-			lecExpect(t, r, http.StatusOK, "")
+			apptest.MustError(t, r, http.StatusOK, "")
 			p, _ := r.JSON(t)["pagination"].(map[string]any)
 			if p["page"] != float64(1000000) {
 				t.Fatalf("pagination %s", r.Body)
@@ -305,12 +305,12 @@ func TestRequestIDIsBounded(t *testing.T) {
 			// A lecture command and a session command follow the same rule.
 			r := s.Do(t, apptest.Request{Method: "PUT", Path: fmt.Sprintf("/api/lectures/%d", lectureID), Token: owner.Token,
 				Body: map[string]any{"description": tc.name}, Header: h})
-			lecExpect(t, r, http.StatusOK, "")
+			apptest.MustError(t, r, http.StatusOK, "")
 			check(t, domain.LectureStream(lectureID))
 			r = s.Do(t, apptest.Request{Method: "POST", Path: fmt.Sprintf("/api/lectures/%d/sessions", lectureID), Token: owner.Token,
 				Body: map[string]any{}, Header: h})
-			lecExpect(t, r, http.StatusCreated, "")
-			check(t, domain.SessionStream(lecID(t, r, "session_id")))
+			apptest.MustError(t, r, http.StatusCreated, "")
+			check(t, domain.SessionStream(apptest.ID(t, r, "session_id")))
 		})
 	}
 }

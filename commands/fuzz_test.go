@@ -2,7 +2,8 @@ package commands
 
 // Fuzz targets for the edge of the lecture, task, subtask and help request
 // commands: the JSON body is decoded and validated exactly as the handlers
-// do (web.Bind, the request's command builder, the decider). Properties:
+// do (web.Bind, the request's command builder, the handler's domain
+// command, the decider). Properties:
 // nothing panics; a refusal is a 400 INVALID_REQUEST in the contract's shape
 // naming at least one field; an accepted command decides only events that
 // PostgreSQL can store (text without NUL and in valid UTF-8, jsonb-storable
@@ -23,6 +24,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/web"
 )
 
@@ -30,6 +32,7 @@ var (
 	fuzzAt         = time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
 	fuzzInstructor = domain.Actor{UserID: 10, Role: domain.RoleInstructor}
 	fuzzStudent    = domain.Actor{UserID: 20, Role: domain.RoleStudent}
+	fuzzMeta       = eventstore.Metadata{CorrelationID: "fuzz"}
 	// fuzzLecture is lecture 1 of fuzzInstructor with task 100 and its subtask 1000.
 	fuzzLecture = domain.LectureDecider.Fold([]domain.Event{
 		domain.LectureCreated{LectureID: 1, InstructorID: 10, Title: "카카오톡 기초", CreatedAt: fuzzAt},
@@ -154,15 +157,13 @@ func fuzzStorable(t *testing.T, v reflect.Value, path string) {
 func FuzzCreateLectureRequest(f *testing.F) {
 	f.Add([]byte(`{"title":"카카오톡 기초","description":"","thumbnail_url":"https://cdn.example.com/t.png"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var in CreateLectureInput
+		var in createLectureRequest
 		if fuzzBind(t, body, &in) {
-			fuzzDecide(t, domain.LectureDecider, domain.Lecture{}, domain.LectureCommand(in.command(fuzzInstructor, fuzzAt, 2)))
+			fuzzDecide(t, domain.LectureDecider, domain.Lecture{}, domain.LectureCommand(in.command(0, fuzzInstructor, fuzzMeta).toDomain(fuzzAt, 2)))
 		}
 		var up updateLectureRequest
 		if fuzzBind(t, body, &up) {
-			fuzzDecide(t, domain.LectureDecider, fuzzLecture, domain.LectureCommand(domain.UpdateLecture{
-				Actor: fuzzInstructor, At: fuzzAt, Title: up.Title, Description: up.Description, ThumbnailURL: up.ThumbnailURL, IsActive: up.IsActive,
-			}))
+			fuzzDecide(t, domain.LectureDecider, fuzzLecture, domain.LectureCommand(up.command(1, fuzzInstructor, fuzzMeta).toDomain(fuzzAt)))
 		}
 	})
 }
@@ -174,8 +175,8 @@ func FuzzTaskRequest(f *testing.F) {
 		if !fuzzBind(t, body, &in) {
 			return
 		}
-		fuzzDecide(t, orderingDecider, fuzzLecture, domain.LectureCommand(in.addTask(fuzzInstructor, fuzzAt, 101)))
-		fuzzDecide(t, domain.LectureDecider, fuzzLecture, domain.LectureCommand(in.updateTask(fuzzInstructor, fuzzAt, 100)))
+		fuzzDecide(t, orderingDecider, fuzzLecture, domain.LectureCommand(in.addTask(1, fuzzInstructor, fuzzMeta).toDomain(fuzzAt, 101)))
+		fuzzDecide(t, domain.LectureDecider, fuzzLecture, domain.LectureCommand(in.updateTask(100, fuzzInstructor, fuzzMeta).toDomain(fuzzAt)))
 	})
 }
 
@@ -186,8 +187,8 @@ func FuzzSubtaskRequest(f *testing.F) {
 		if !fuzzBind(t, body, &in) {
 			return
 		}
-		fuzzDecide(t, orderingDecider, fuzzLecture, domain.LectureCommand(in.addSubtask(fuzzInstructor, fuzzAt, 100, 1001)))
-		fuzzDecide(t, domain.LectureDecider, fuzzLecture, domain.LectureCommand(in.updateSubtask(fuzzInstructor, fuzzAt, 1000)))
+		fuzzDecide(t, orderingDecider, fuzzLecture, domain.LectureCommand(in.addSubtask(100, fuzzInstructor, fuzzMeta).toDomain(fuzzAt, 1001)))
+		fuzzDecide(t, domain.LectureDecider, fuzzLecture, domain.LectureCommand(in.updateSubtask(1000, fuzzInstructor, fuzzMeta).toDomain(fuzzAt)))
 	})
 }
 
@@ -203,6 +204,7 @@ func FuzzHelpRequest(f *testing.F) {
 		if in.UserID != nil {
 			user = *in.UserID
 		}
-		fuzzDecide(t, domain.HelpDecider, domain.HelpRequest{}, domain.HelpCommand(in.input(user).command(fuzzStudent, fuzzAt, 5000, user, st.Ref(), 10, 0)))
+		cmd := in.command(0, fuzzStudent, fuzzMeta)
+		fuzzDecide(t, domain.HelpDecider, domain.HelpRequest{}, domain.HelpCommand(cmd.HelpRequestInput.command(fuzzStudent, fuzzAt, 5000, user, st.Ref(), 10, 0)))
 	})
 }

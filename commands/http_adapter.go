@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 
@@ -61,3 +62,62 @@ func call[C, R any](c *gin.Context, handle func(context.Context, C) (R, error), 
 	}
 	return res, true
 }
+
+// noBody is the body of a command route that reads none.
+type noBody struct{}
+
+// route is the adapter of the command endpoints: it takes the id in the
+// path parameter param (none when ""), binds the body into B (none for
+// noBody), builds the command with the actor and metadata of the request
+// (command), calls handle and answers its result.
+func route[B, C, R any](param string, command func(body B, id int64, actor domain.Actor, meta eventstore.Metadata) C,
+	handle func(context.Context, C) (R, error), answer func(*gin.Context, R)) gin.HandlerFunc {
+	return adapt(false, param, command, handle, answer)
+}
+
+// bodyFirstRoute is route binding the body before it takes the path's id
+// (the session endpoints always have: a request wrong in both is told
+// about its body).
+func bodyFirstRoute[B, C, R any](param string, command func(body B, id int64, actor domain.Actor, meta eventstore.Metadata) C,
+	handle func(context.Context, C) (R, error), answer func(*gin.Context, R)) gin.HandlerFunc {
+	return adapt(true, param, command, handle, answer)
+}
+
+func adapt[B, C, R any](bodyFirst bool, param string, command func(B, int64, domain.Actor, eventstore.Metadata) C,
+	handle func(context.Context, C) (R, error), answer func(*gin.Context, R)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var id int64
+		var body B
+		pathID := func() bool {
+			if param == "" {
+				return true
+			}
+			var ok bool
+			id, ok = web.IDParam(c, param)
+			return ok
+		}
+		bind := func() bool {
+			_, none := any(body).(noBody)
+			return none || web.Bind(c, &body)
+		}
+		first, second := pathID, bind
+		if bodyFirst {
+			first, second = bind, pathID
+		}
+		if !first() || !second() {
+			return
+		}
+		actor, meta := request(c, 0)
+		if res, ok := call(c, handle, command(body, id, actor, meta)); ok {
+			answer(c, res)
+		}
+	}
+}
+
+// answer answers status with view's JSON of the result.
+func answer[R, V any](status int, view func(R) V) func(*gin.Context, R) {
+	return func(c *gin.Context, res R) { c.JSON(status, view(res)) }
+}
+
+// noContent answers 204.
+func noContent[R any](c *gin.Context, _ R) { c.Status(http.StatusNoContent) }

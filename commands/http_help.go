@@ -7,18 +7,17 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/domain"
-	"github.com/lockstep/lockstep/web"
+	"github.com/lockstep/lockstep/eventstore"
 )
 
 // Routes mounts the help commands on r. authed authenticates; idem honours
 // Idempotency-Key (after authed).
 func (h *Help) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
 	idem = withReadYourWrites(idem)
-	r.POST("/api/help/request", authed, idem, h.postRequest)
-	r.POST("/api/help/request/:help_request_id/respond", authed, idem, h.postRespond)
-	r.POST("/api/help/feedback", authed, idem, h.postFeedback)
+	r.POST("/api/help/request", authed, idem, route("", helpRequestBody.command, h.RequestHelp.Handle, answer(http.StatusCreated, helpRequestedOf)))
+	r.POST("/api/help/request/:help_request_id/respond", authed, idem, route("help_request_id", helpRespondBody.command, h.Respond.Handle, answer(http.StatusOK, helpRespondedOf)))
+	r.POST("/api/help/feedback", authed, idem, route("", helpFeedbackBody.command, h.GiveFeedback.Handle, answer(http.StatusCreated, feedbackGivenOf)))
 }
 
 type helpRequestBody struct {
@@ -29,11 +28,15 @@ type helpRequestBody struct {
 	StuckDurationSeconds *int            `json:"stuck_duration_seconds" binding:"omitempty,gte=0"`
 }
 
-func (in helpRequestBody) input(user int64) HelpRequestInput {
-	return HelpRequestInput{
+func (in helpRequestBody) command(_ int64, actor domain.Actor, meta eventstore.Metadata) RequestHelp {
+	var user int64
+	if in.UserID != nil {
+		user = *in.UserID
+	}
+	return RequestHelp{Actor: actor, Meta: meta, HelpRequestInput: HelpRequestInput{
 		UserID: user, SubtaskID: in.SubtaskID, RequestType: domain.HelpRequestType(in.RequestType),
 		ContextData: in.ContextData, StuckDurationSeconds: in.StuckDurationSeconds,
-	}
+	}}
 }
 
 type helpRequested struct {
@@ -42,28 +45,20 @@ type helpRequested struct {
 	Message       string            `json:"message"`
 }
 
-func (h *Help) postRequest(c *gin.Context) {
-	var in helpRequestBody
-	if !web.Bind(c, &in) {
-		return
-	}
-	actor := auth.ActorFrom(c)
-	var user int64
-	if in.UserID != nil {
-		user = *in.UserID
-	}
-	hr, _, err := h.Request(c.Request.Context(), actor, in.input(user), LectureRequestMeta(c, 0))
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, helpRequested{HelpRequestID: hr.ID(), Status: hr.Status(), Message: AnalyzingMessage})
+func helpRequestedOf(hr domain.HelpRequest) helpRequested {
+	return helpRequested{HelpRequestID: hr.ID(), Status: hr.Status(), Message: AnalyzingMessage}
 }
 
 type helpRespondBody struct {
 	HelpType       string `json:"help_type" binding:"omitempty,oneof=TEXT VOICE HIGHLIGHT"`
 	HelpContent    string `json:"help_content" binding:"required"`
 	VoiceGuideText string `json:"voice_guide_text"`
+}
+
+func (in helpRespondBody) command(id int64, actor domain.Actor, meta eventstore.Metadata) RespondToHelp {
+	return RespondToHelp{Actor: actor, HelpRequestID: id, Meta: meta, Answer: domain.HelpAnswer{
+		HelpType: domain.HelpType(in.HelpType), HelpContent: in.HelpContent, VoiceGuideText: in.VoiceGuideText,
+	}}
 }
 
 // HelpResponseView is a help response as the API shows it.
@@ -87,25 +82,9 @@ func helpResponseView(r domain.HelpResponse) HelpResponseView {
 	return v
 }
 
-func (h *Help) postRespond(c *gin.Context) {
-	id, ok := web.IDParam(c, "help_request_id")
-	if !ok {
-		return
-	}
-	var in helpRespondBody
-	if !web.Bind(c, &in) {
-		return
-	}
-	hr, _, err := h.Respond(c.Request.Context(), auth.ActorFrom(c), id, domain.HelpAnswer{
-		HelpType: domain.HelpType(in.HelpType), HelpContent: in.HelpContent, VoiceGuideText: in.VoiceGuideText,
-	}, LectureRequestMeta(c, 0))
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
+func helpRespondedOf(hr domain.HelpRequest) gin.H {
 	r, _ := hr.LatestResponse()
-	view := helpResponseView(r)
-	c.JSON(http.StatusOK, gin.H{"help_request_id": hr.ID(), "status": hr.Status(), "help_response": view})
+	return gin.H{"help_request_id": hr.ID(), "status": hr.Status(), "help_response": helpResponseView(r)}
 }
 
 type helpFeedbackBody struct {
@@ -114,21 +93,16 @@ type helpFeedbackBody struct {
 	FeedbackText   string `json:"feedback_text" binding:"max=1000"`
 }
 
-func (h *Help) postFeedback(c *gin.Context) {
-	var in helpFeedbackBody
-	if !web.Bind(c, &in) {
-		return
+func (in helpFeedbackBody) command(_ int64, actor domain.Actor, meta eventstore.Metadata) GiveHelpFeedback {
+	return GiveHelpFeedback{Actor: actor, HelpResponseID: in.HelpResponseID, Rating: in.Rating, FeedbackText: in.FeedbackText, Meta: meta}
+}
+
+// feedbackGivenOf is the created feedback. Its id (CONTRACT): a response is
+// rated once, so the feedback is identified by the response it rates.
+func feedbackGivenOf(f FeedbackGiven) gin.H {
+	return gin.H{
+		"id":               f.HelpResponseID,
+		"help_response_id": f.HelpResponseID, "help_request_id": f.HelpRequest.ID(),
+		"rating": f.Rating, "feedback_text": f.FeedbackText, "message": "소중한 의견 감사합니다.",
 	}
-	hr, _, err := h.Feedback(c.Request.Context(), auth.ActorFrom(c), in.HelpResponseID, in.Rating, in.FeedbackText, LectureRequestMeta(c, 0))
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
-	// The created feedback's id (CONTRACT): a response is rated once, so the
-	// feedback is identified by the response it rates.
-	c.JSON(http.StatusCreated, gin.H{
-		"id":               in.HelpResponseID,
-		"help_response_id": in.HelpResponseID, "help_request_id": hr.ID(),
-		"rating": in.Rating, "feedback_text": in.FeedbackText, "message": "소중한 의견 감사합니다.",
-	})
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/lockstep/lockstep/domain"
+	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/web"
 )
 
@@ -14,14 +16,14 @@ import (
 // /api/sessions/:session_id/{join,start,next-step,pause,resume,end}.
 func (s *Sessions) Routes(r gin.IRouter, authed, idem gin.HandlerFunc) {
 	idem = withReadYourWrites(idem)
-	r.POST("/api/lectures/:lecture_id/sessions", authed, idem, s.httpCreate)
+	r.POST("/api/lectures/:lecture_id/sessions", authed, idem, route("lecture_id", createSessionRequest.command, s.Create.Handle, s.answerCreated))
 	g := r.Group("/api/sessions/:session_id", authed, idem)
-	g.POST("/join", s.httpJoin)
-	g.POST("/start", s.httpStart)
-	g.POST("/next-step", s.httpNextStep)
-	g.POST("/pause", s.httpPause)
-	g.POST("/resume", s.httpResume)
-	g.POST("/end", s.httpEnd)
+	g.POST("/join", bodyFirstRoute("session_id", joinRequest.command, s.Join.Handle, answerJoined))
+	g.POST("/start", bodyFirstRoute("session_id", startRequest.command, s.Start.Handle, answer(http.StatusOK, startedView)))
+	g.POST("/next-step", bodyFirstRoute("session_id", nextStepRequest.command, s.NextStep.Handle, answer(http.StatusOK, stepMovedView)))
+	g.POST("/pause", bodyFirstRoute("session_id", controlRequest.command, s.Pause.Handle, answer(http.StatusOK, pausedView)))
+	g.POST("/resume", bodyFirstRoute("session_id", controlRequest.command, s.Resume.Handle, answer(http.StatusOK, resumedView)))
+	g.POST("/end", bodyFirstRoute("session_id", controlRequest.command, s.End.Handle, answer(http.StatusOK, endedView)))
 }
 
 type createSessionRequest struct {
@@ -29,22 +31,11 @@ type createSessionRequest struct {
 	ScheduledAt *string `json:"scheduled_at"`
 }
 
-func (s *Sessions) httpCreate(c *gin.Context) {
-	lectureID, ok := web.IDParam(c, "lecture_id")
-	if !ok {
-		return
-	}
-	var req createSessionRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	actor, meta := request(c, lectureID)
-	st, ok := call(c, s.Create.Handle, CreateSession{
-		Actor: actor, LectureID: lectureID, Title: req.Title, ScheduledAt: web.Deref(req.ScheduledAt), Meta: meta,
-	})
-	if !ok {
-		return
-	}
+func (in createSessionRequest) command(lectureID int64, actor domain.Actor, meta eventstore.Metadata) CreateSession {
+	return CreateSession{Actor: actor, LectureID: lectureID, Title: in.Title, ScheduledAt: web.Deref(in.ScheduledAt), Meta: meta}
+}
+
+func (s *Sessions) answerCreated(c *gin.Context, st domain.Session) {
 	var sched *time.Time
 	if !st.ScheduledAt().IsZero() {
 		t := st.ScheduledAt().UTC()
@@ -67,20 +58,12 @@ type joinRequest struct {
 	SessionCode string `json:"session_code" binding:"max=64"`
 }
 
-func (s *Sessions) httpJoin(c *gin.Context) {
-	var req joinRequest
-	if !web.Bind(c, &req) {
-		return
-	}
-	id, ok := web.IDParam(c, "session_id")
-	if !ok {
-		return
-	}
-	actor, meta := request(c, 0)
-	j, ok := call(c, s.Join.Handle, JoinSession{Actor: actor, SessionID: id, UserID: req.UserID, SessionCode: req.SessionCode, Meta: meta})
-	if !ok {
-		return
-	}
+func (in joinRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) JoinSession {
+	return JoinSession{Actor: actor, SessionID: sessionID, UserID: in.UserID, SessionCode: in.SessionCode, Meta: meta}
+}
+
+// answerJoined answers 201 for a first join, 200 for the existing participant.
+func answerJoined(c *gin.Context, j Joined) {
 	status := http.StatusOK
 	if j.Created {
 		status = http.StatusCreated
@@ -96,22 +79,13 @@ func (s *Sessions) httpJoin(c *gin.Context) {
 	})
 }
 
+// controlRequest is the body of pause, resume and end.
 type controlRequest struct {
 	Message string `json:"message"`
 }
 
-// control binds a control request's body into req and builds the command's
-// common part; on failure it has answered.
-func control(c *gin.Context, req any) (SessionControl, bool) {
-	if !web.Bind(c, req) {
-		return SessionControl{}, false
-	}
-	id, ok := web.IDParam(c, "session_id")
-	if !ok {
-		return SessionControl{}, false
-	}
-	actor, meta := request(c, 0)
-	return SessionControl{Actor: actor, SessionID: id, Meta: meta}, true
+func (in controlRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) SessionControl {
+	return SessionControl{Actor: actor, SessionID: sessionID, Message: in.Message, Meta: meta}
 }
 
 type startRequest struct {
@@ -119,27 +93,21 @@ type startRequest struct {
 	Message        string `json:"message"`
 }
 
-func (s *Sessions) httpStart(c *gin.Context) {
-	var req startRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.Start.Handle, StartSession{SessionControl: ctl, FirstSubtaskID: req.FirstSubtaskID})
-	if !ok {
-		return
-	}
+func (in startRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) StartSession {
+	return StartSession{SessionControl: controlRequest{in.Message}.command(sessionID, actor, meta), FirstSubtaskID: in.FirstSubtaskID}
+}
+
+func startedView(res Started) gin.H {
 	st := res.Session
 	cur, _ := st.CurrentSubtask()
-	c.JSON(http.StatusOK, gin.H{
+	return gin.H{
 		"session_id":          st.ID(),
 		"status":              st.Status(),
 		"started_at":          st.StartedAt().UTC(),
 		"current_subtask":     SubtaskRef{ID: cur.ID, Title: cur.Title},
 		"active_participants": res.ActiveParticipants,
 		"message":             "수업이 시작되었습니다",
-	})
+	}
 }
 
 type nextStepRequest struct {
@@ -147,82 +115,46 @@ type nextStepRequest struct {
 	Message       string `json:"message"`
 }
 
-func (s *Sessions) httpNextStep(c *gin.Context) {
-	var req nextStepRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.NextStep.Handle, NextStep{SessionControl: ctl, NextSubtaskID: req.NextSubtaskID})
-	if !ok {
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{
+func (in nextStepRequest) command(sessionID int64, actor domain.Actor, meta eventstore.Metadata) NextStep {
+	return NextStep{SessionControl: controlRequest{in.Message}.command(sessionID, actor, meta), NextSubtaskID: in.NextSubtaskID}
+}
+
+func stepMovedView(res StepMoved) gin.H {
+	return gin.H{
 		"session_id":       res.SessionID,
 		"previous_subtask": res.Previous,
 		"current_subtask":  res.Current,
 		"timestamp":        res.At,
-	})
+	}
 }
 
-func (s *Sessions) httpPause(c *gin.Context) {
-	var req controlRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.Pause.Handle, ctl)
-	if !ok {
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{
+func pausedView(res Controlled) gin.H {
+	return gin.H{
 		"session_id": res.Session.ID(),
 		"action":     "PAUSE",
 		"message":    "수업이 일시 정지되었습니다",
 		"timestamp":  res.At,
-	})
+	}
 }
 
-func (s *Sessions) httpResume(c *gin.Context) {
-	var req controlRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.Resume.Handle, ctl)
-	if !ok {
-		return
-	}
+func resumedView(res Controlled) gin.H {
 	cur, _ := res.Session.CurrentSubtask()
-	c.JSON(http.StatusOK, gin.H{
+	return gin.H{
 		"session_id":      res.Session.ID(),
 		"action":          "RESUME",
 		"current_subtask": SubtaskRef{ID: cur.ID, Title: cur.Title},
 		"message":         "수업이 재개되었습니다",
 		"timestamp":       res.At,
-	})
+	}
 }
 
-func (s *Sessions) httpEnd(c *gin.Context) {
-	var req controlRequest
-	ctl, ok := control(c, &req)
-	if !ok {
-		return
-	}
-	ctl.Message = req.Message
-	res, ok := call(c, s.End.Handle, ctl)
-	if !ok {
-		return
-	}
+func endedView(res Ended) gin.H {
 	st := res.Session
 	minutes := 0
 	if !st.StartedAt().IsZero() {
 		minutes = int(st.EndedAt().Sub(st.StartedAt()) / time.Minute)
 	}
-	c.JSON(http.StatusOK, gin.H{
+	return gin.H{
 		"session_id":             st.ID(),
 		"status":                 st.Status(),
 		"ended_at":               st.EndedAt().UTC(),
@@ -230,5 +162,5 @@ func (s *Sessions) httpEnd(c *gin.Context) {
 		"completed_participants": res.Completed,
 		"total_participants":     res.Total,
 		"message":                "수업이 종료되었습니다",
-	})
+	}
 }

@@ -25,12 +25,22 @@ type LecturesConfig struct {
 	Now func() time.Time
 }
 
-// Lectures handles the commands of the lecture-{id} streams (lectures, tasks,
-// subtasks) and enrollment (the first event of a progress-{lectureId}-{userId}
-// stream), and serves their HTTP endpoints.
+// Lectures holds the handlers of the commands of the lecture-{id} streams
+// (lectures, tasks, subtasks) and of enrollment (the first event of a
+// progress-{lectureId}-{userId} stream); http_lectures.go mounts them.
 type Lectures struct {
 	cfg   LecturesConfig
 	cache lectureCache
+
+	Create        CreateLectureHandler
+	Update        UpdateLectureHandler
+	Deactivate    DeactivateLectureHandler
+	Enroll        EnrollHandler
+	AddTask       AddTaskHandler
+	UpdateTask    UpdateTaskHandler
+	AddSubtask    AddSubtaskHandler
+	UpdateSubtask UpdateSubtaskHandler
+	RemoveSubtask RemoveSubtaskHandler
 }
 
 // NewLectures returns the lecture commands; it panics without a store or pool
@@ -42,7 +52,11 @@ func NewLectures(cfg LecturesConfig) *Lectures {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Lectures{cfg: cfg}
+	l := &Lectures{cfg: cfg}
+	l.Create, l.Update, l.Deactivate, l.Enroll = CreateLectureHandler{l}, UpdateLectureHandler{l}, DeactivateLectureHandler{l}, EnrollHandler{l}
+	l.AddTask, l.UpdateTask = AddTaskHandler{l}, UpdateTaskHandler{l}
+	l.AddSubtask, l.UpdateSubtask, l.RemoveSubtask = AddSubtaskHandler{l}, UpdateSubtaskHandler{l}, RemoveSubtaskHandler{l}
+	return l
 }
 
 // waitTimeout bounds how long a command answer waits for the read models.
@@ -94,12 +108,15 @@ func (l *Lectures) LectureOfTask(ctx context.Context, taskID int64) (int64, erro
 	return lookupLecture(ctx, l.cfg.Pool, `SELECT lecture_id FROM lecture_task_ids WHERE task_id = $1`, taskID, "task")
 }
 
+// subtaskLectureQuery looks up the lecture a subtask id was allocated for.
+const subtaskLectureQuery = `SELECT lecture_id FROM lecture_subtask_ids WHERE subtask_id = $1`
+
 // LectureOfSubtask returns the lecture a subtask id was allocated for (NOT_FOUND if none).
 func (l *Lectures) LectureOfSubtask(ctx context.Context, subtaskID int64) (int64, error) {
 	if id, ok := l.cache.subtask(subtaskID); ok {
 		return id, nil
 	}
-	id, err := lookupLecture(ctx, l.cfg.Pool, `SELECT lecture_id FROM lecture_subtask_ids WHERE subtask_id = $1`, subtaskID, "subtask")
+	id, err := lookupLecture(ctx, l.cfg.Pool, subtaskLectureQuery, subtaskID, "subtask")
 	if err == nil {
 		l.cache.storeSubtask(subtaskID, id)
 	}
@@ -197,103 +214,6 @@ func checkUser(ctx context.Context, pool *pgxpool.Pool, actor domain.Actor, user
 		return domain.Invalid("invalid field", map[string]string{"user_id": "is not a user"})
 	}
 	return nil
-}
-
-// CreateLectureInput is what POST /api/lectures carries.
-type CreateLectureInput struct {
-	Title        string `json:"title"`
-	Description  string `json:"description"`
-	ThumbnailURL string `json:"thumbnail_url"`
-}
-
-// CreateLecture allocates a lecture id and creates the lecture, owned by actor.
-func (l *Lectures) CreateLecture(ctx context.Context, actor domain.Actor, in CreateLectureInput, meta eventstore.Metadata) (domain.Lecture, error) {
-	if actor.Role != domain.RoleInstructor && !actor.IsAdmin() {
-		return domain.Lecture{}, domain.Forbidden("only instructors create lectures")
-	}
-	id, err := l.nextID(ctx, "lecture_ids")
-	if err != nil {
-		return domain.Lecture{}, err
-	}
-	res, err := l.execLecture(ctx, id, in.command(actor, l.now(), id), meta)
-	return res.State, err
-}
-
-func (in CreateLectureInput) command(actor domain.Actor, at time.Time, id int64) domain.CreateLecture {
-	return domain.CreateLecture{
-		Actor: actor, At: at, LectureID: id,
-		Title: in.Title, Description: in.Description, ThumbnailURL: in.ThumbnailURL,
-	}
-}
-
-// Enrollment is a student's enrollment in a lecture.
-type Enrollment struct {
-	EnrollmentID int64     `json:"enrollment_id"`
-	LectureID    int64     `json:"lecture_id"`
-	UserID       int64     `json:"user_id"`
-	EnrolledAt   time.Time `json:"enrolled_at"`
-	// Position is the global position of the StudentEnrolled event (0 when
-	// the student was already enrolled); the read models reflect it on return.
-	Position uint64 `json:"-"`
-}
-
-// Enroll enrolls userID (0 = the actor) in lectureID. created is false when
-// the student was already enrolled: the enrollment is then the existing one
-// and no event is appended. sessionID is the session whose join enrolls the
-// student (0 for an explicit enrollment); it goes into the event and its
-// metadata. An explicit enrollment (sessionID 0) in an inactive lecture is
-// NOT_FOUND unless the actor may see inactive lectures (its owner, ANALYST,
-// ADMIN); a session join enrolls whatever the lecture's state. Other
-// refusals: NOT_FOUND (no such lecture), FORBIDDEN (not a STUDENT enrolling
-// themself, nor an ADMIN). The caller's meta is completed with the lecture,
-// session and acting user.
-func (l *Lectures) Enroll(ctx context.Context, actor domain.Actor, userID, lectureID, sessionID int64, meta eventstore.Metadata) (e Enrollment, created bool, err error) {
-	lec, err := l.LoadLecture(ctx, lectureID)
-	if err != nil {
-		return Enrollment{}, false, err
-	}
-	if !lec.Exists() {
-		return Enrollment{}, false, domain.NotFound("lecture")
-	}
-	if sessionID == 0 && !lec.IsActive() && !CanSeeInactiveLecture(actor, lec.InstructorID()) {
-		return Enrollment{}, false, domain.NotFound("lecture")
-	}
-	if userID == 0 {
-		userID = actor.UserID
-	}
-	stream := domain.ProgressStream(lectureID, userID)
-	cmd := domain.Enroll{Actor: actor, At: l.now(), LectureID: lectureID, UserID: userID, SessionID: sessionID}
-	state, _, err := Load(ctx, l.cfg.Store, stream, domain.ProgressDecider)
-	if err != nil {
-		return Enrollment{}, false, err
-	}
-	// Already enrolled: the decider still rules on who may ask (FORBIDDEN).
-	if state.Enrolled() {
-		if _, err := domain.ProgressDecider.Decide(state, cmd); err != nil {
-			return Enrollment{}, false, err
-		}
-		return enrollmentOf(state, 0), false, nil
-	}
-	if cmd.EnrollmentID, err = l.nextID(ctx, "enrollment_ids"); err != nil {
-		return Enrollment{}, false, err
-	}
-	if meta.UserID == 0 {
-		meta.UserID = actor.UserID
-	}
-	meta.LectureID = lectureID
-	if sessionID != 0 {
-		meta.SessionID = sessionID
-	}
-	res, err := Execute(ctx, l.cfg.Store, stream, domain.ProgressDecider, domain.ProgressCommand(cmd), meta)
-	if err != nil {
-		return Enrollment{}, false, err
-	}
-	l.wait(ctx, res.Position)
-	return enrollmentOf(res.State, res.Position), len(res.Events) > 0, nil
-}
-
-func enrollmentOf(p domain.Progress, position uint64) Enrollment {
-	return Enrollment{EnrollmentID: p.EnrollmentID(), LectureID: p.LectureID(), UserID: p.UserID(), EnrolledAt: p.EnrolledAt().UTC(), Position: position}
 }
 
 // CanSeeInactiveLecture reports whether actor may see an inactive lecture of

@@ -12,17 +12,6 @@ import (
 	"github.com/lockstep/lockstep/domain"
 )
 
-// lecExpect fails the test unless r has the status (and, for errors, the code).
-func lecExpect(t *testing.T, r *apptest.Response, status int, code string) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
-	}
-	if code != "" && r.ErrorCode() != code {
-		t.Fatalf("error code = %q, want %q; body %s", r.ErrorCode(), code, r.Body)
-	}
-}
-
 // lecDetails returns the error details of a contract error answer.
 func lecDetails(t *testing.T, r *apptest.Response) map[string]any {
 	t.Helper()
@@ -38,7 +27,7 @@ func lecDetails(t *testing.T, r *apptest.Response) map[string]any {
 // lecExpectFields fails unless r is a 400 naming exactly fields.
 func lecExpectFields(t *testing.T, r *apptest.Response, fields ...string) {
 	t.Helper()
-	lecExpect(t, r, http.StatusBadRequest, "INVALID_REQUEST")
+	apptest.MustError(t, r, http.StatusBadRequest, "INVALID_REQUEST")
 	d := lecDetails(t, r)
 	for _, f := range fields {
 		if _, ok := d[f]; !ok {
@@ -48,15 +37,6 @@ func lecExpectFields(t *testing.T, r *apptest.Response, fields ...string) {
 	if len(d) != len(fields) {
 		t.Errorf("details %v, want exactly %v", d, fields)
 	}
-}
-
-func lecID(t *testing.T, r *apptest.Response, key string) int64 {
-	t.Helper()
-	v, ok := r.JSON(t)[key].(float64)
-	if !ok || v <= 0 {
-		t.Fatalf("answer has no positive %q: %s", key, r.Body)
-	}
-	return int64(v)
 }
 
 // lecEventCount counts the stored events of a stream.
@@ -81,8 +61,8 @@ func TestLectureCommands(t *testing.T) {
 		r := s.Post(t, "/api/lectures", owner.Token, map[string]any{
 			"title": "카카오톡 기초", "description": "카카오톡 사용법을 배웁니다", "thumbnail_url": "https://example.com/t.png",
 		})
-		lecExpect(t, r, http.StatusCreated, "")
-		lectureID = lecID(t, r, "id")
+		apptest.MustError(t, r, http.StatusCreated, "")
+		lectureID = apptest.ID(t, r, "id")
 		m := r.JSON(t)
 		if m["title"] != "카카오톡 기초" || m["instructor_id"] != float64(owner.ID) || m["is_active"] != true {
 			t.Errorf("created = %s", r.Body)
@@ -92,15 +72,15 @@ func TestLectureCommands(t *testing.T) {
 		}
 		// Read-your-writes: the detail answers at once.
 		d := s.Get(t, fmt.Sprintf("/api/lectures/%d", lectureID), student.Token)
-		lecExpect(t, d, http.StatusOK, "")
+		apptest.MustError(t, d, http.StatusOK, "")
 		if d.JSON(t)["title"] != "카카오톡 기초" {
 			t.Errorf("detail = %s", d.Body)
 		}
 	})
 	t.Run("create_refusals", func(t *testing.T) {
-		lecExpect(t, s.Post(t, "/api/lectures", "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Post(t, "/api/lectures", "not-a-token", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Post(t, "/api/lectures", student.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Post(t, "/api/lectures", "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Post(t, "/api/lectures", "not-a-token", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Post(t, "/api/lectures", student.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
 		lecExpectFields(t, s.Post(t, "/api/lectures", owner.Token, map[string]any{"description": "no title"}), "title")
 		lecExpectFields(t, s.Post(t, "/api/lectures", owner.Token, map[string]any{
 			"title": strings.Repeat("가", domain.MaxTitleLen+1), "thumbnail_url": "ftp://x",
@@ -109,13 +89,13 @@ func TestLectureCommands(t *testing.T) {
 		lecExpectFields(t, s.Post(t, "/api/lectures", owner.Token, `{"title": `), "body")
 	})
 	t.Run("admin_creates", func(t *testing.T) {
-		lecExpect(t, s.Post(t, "/api/lectures", admin.Token, map[string]any{"title": "관리자 강의"}), http.StatusCreated, "")
+		apptest.MustError(t, s.Post(t, "/api/lectures", admin.Token, map[string]any{"title": "관리자 강의"}), http.StatusCreated, "")
 	})
 
 	path := func(id int64) string { return fmt.Sprintf("/api/lectures/%d", id) }
 	t.Run("put_subset_200", func(t *testing.T) {
 		r := s.Put(t, path(lectureID), owner.Token, map[string]any{"description": "새 설명"})
-		lecExpect(t, r, http.StatusOK, "")
+		apptest.MustError(t, r, http.StatusOK, "")
 		m := r.JSON(t)
 		if m["description"] != "새 설명" || m["title"] != "카카오톡 기초" || m["id"] != float64(lectureID) {
 			t.Errorf("put = %s", r.Body)
@@ -125,17 +105,17 @@ func TestLectureCommands(t *testing.T) {
 			t.Errorf("detail after put = %v", d)
 		}
 		before := lecEventCount(t, s, domain.LectureStream(lectureID))
-		lecExpect(t, s.Put(t, path(lectureID), owner.Token, map[string]any{"description": "새 설명"}), http.StatusOK, "")
+		apptest.MustError(t, s.Put(t, path(lectureID), owner.Token, map[string]any{"description": "새 설명"}), http.StatusOK, "")
 		if after := lecEventCount(t, s, domain.LectureStream(lectureID)); after != before {
 			t.Errorf("a put that changes nothing appended %d events", after-before)
 		}
 	})
 	t.Run("put_refusals", func(t *testing.T) {
-		lecExpect(t, s.Put(t, path(lectureID), "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Put(t, path(lectureID), other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Put(t, path(lectureID), student.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Put(t, path(999999), owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
-		lecExpect(t, s.Put(t, "/api/lectures/abc", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Put(t, path(lectureID), "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Put(t, path(lectureID), other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Put(t, path(lectureID), student.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Put(t, path(999999), owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Put(t, "/api/lectures/abc", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
 		before := lecEventCount(t, s, domain.LectureStream(lectureID))
 		lecExpectFields(t, s.Put(t, path(lectureID), owner.Token, map[string]any{"title": "  ", "thumbnail_url": "nope"}), "title", "thumbnail_url")
 		lecExpectFields(t, s.Put(t, path(lectureID), owner.Token, map[string]any{"is_active": "yes"}), "is_active")
@@ -144,26 +124,26 @@ func TestLectureCommands(t *testing.T) {
 		}
 	})
 	t.Run("delete_204_then_inactive", func(t *testing.T) {
-		lecExpect(t, s.Delete(t, path(lectureID), ""), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Delete(t, path(lectureID), other.Token), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Delete(t, path(999999), owner.Token), http.StatusNotFound, "NOT_FOUND")
-		lecExpect(t, s.Delete(t, path(lectureID), owner.Token), http.StatusNoContent, "")
-		lecExpect(t, s.Delete(t, path(lectureID), owner.Token), http.StatusNoContent, "")
+		apptest.MustError(t, s.Delete(t, path(lectureID), ""), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Delete(t, path(lectureID), other.Token), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Delete(t, path(999999), owner.Token), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Delete(t, path(lectureID), owner.Token), http.StatusNoContent, "")
+		apptest.MustError(t, s.Delete(t, path(lectureID), owner.Token), http.StatusNoContent, "")
 		d := s.Get(t, path(lectureID), owner.Token)
-		lecExpect(t, d, http.StatusOK, "")
+		apptest.MustError(t, d, http.StatusOK, "")
 		if d.JSON(t)["is_active"] != false {
 			t.Errorf("after delete: %s", d.Body)
 		}
-		lecExpect(t, s.Get(t, path(lectureID), student.Token), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Get(t, path(lectureID), student.Token), http.StatusNotFound, "NOT_FOUND")
 		// PUT is_active brings it back.
 		r := s.Put(t, path(lectureID), owner.Token, map[string]any{"is_active": true})
-		lecExpect(t, r, http.StatusOK, "")
-		lecExpect(t, s.Get(t, path(lectureID), student.Token), http.StatusOK, "")
+		apptest.MustError(t, r, http.StatusOK, "")
+		apptest.MustError(t, s.Get(t, path(lectureID), student.Token), http.StatusOK, "")
 	})
 	t.Run("event_metadata", func(t *testing.T) {
 		r := s.Do(t, apptest.Request{Method: http.MethodPut, Path: path(lectureID), Token: owner.Token,
 			Body: map[string]any{"title": "카카오톡 기초 (개정)"}, Header: map[string]string{"X-Request-ID": "req-lecture-meta-1"}})
-		lecExpect(t, r, http.StatusOK, "")
+		apptest.MustError(t, r, http.StatusOK, "")
 		var meta []byte
 		if err := s.DB.Pool.QueryRow(context.Background(),
 			`SELECT metadata FROM events WHERE stream = $1 ORDER BY version DESC LIMIT 1`, domain.LectureStream(lectureID)).Scan(&meta); err != nil {
@@ -182,20 +162,20 @@ func TestLectureCommands(t *testing.T) {
 func lecPlan(t *testing.T, s *apptest.Server, owner apptest.User) (lectureID int64, taskIDs, subtaskIDs []int64) {
 	t.Helper()
 	r := s.Post(t, "/api/lectures", owner.Token, map[string]any{"title": "카카오톡 기초"})
-	lecExpect(t, r, http.StatusCreated, "")
-	lectureID = lecID(t, r, "id")
+	apptest.MustError(t, r, http.StatusCreated, "")
+	lectureID = apptest.ID(t, r, "id")
 	for ti, title := range []string{"메시지 보내기", "사진 보내기"} {
 		r := s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lectureID), owner.Token, map[string]any{"title": title, "order_index": ti + 1})
-		lecExpect(t, r, http.StatusCreated, "")
-		task := lecID(t, r, "id")
+		apptest.MustError(t, r, http.StatusCreated, "")
+		task := apptest.ID(t, r, "id")
 		taskIDs = append(taskIDs, task)
 		for si := range 2 {
 			r := s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), owner.Token, map[string]any{
 				"title": fmt.Sprintf("%s %d", title, si+1), "order_index": si + 1, "target_action": "CLICK",
 				"guide_text": "눌러주세요", "voice_guide_text": "눌러주세요",
 			})
-			lecExpect(t, r, http.StatusCreated, "")
-			subtaskIDs = append(subtaskIDs, lecID(t, r, "id"))
+			apptest.MustError(t, r, http.StatusCreated, "")
+			subtaskIDs = append(subtaskIDs, apptest.ID(t, r, "id"))
 		}
 	}
 	return lectureID, taskIDs, subtaskIDs
@@ -207,27 +187,27 @@ func TestTaskAndSubtaskCommands(t *testing.T) {
 	other := s.NewUser(t, "INSTRUCTOR", "최강사")
 	student := s.NewUser(t, "STUDENT", "김학생")
 	r := s.Post(t, "/api/lectures", owner.Token, map[string]any{"title": "카카오톡 기초"})
-	lectureID := lecID(t, r, "id")
+	lectureID := apptest.ID(t, r, "id")
 	tasksPath := fmt.Sprintf("/api/lectures/%d/tasks", lectureID)
 
 	var taskID, firstSub, secondSub int64
 	t.Run("add_task_201", func(t *testing.T) {
 		r := s.Post(t, tasksPath, owner.Token, map[string]any{"title": "메시지 보내기", "description": "친구에게", "order_index": 2})
-		lecExpect(t, r, http.StatusCreated, "")
-		taskID = lecID(t, r, "id")
+		apptest.MustError(t, r, http.StatusCreated, "")
+		taskID = apptest.ID(t, r, "id")
 		m := r.JSON(t)
 		if m["lecture_id"] != float64(lectureID) || m["order_index"] != float64(2) || m["title"] != "메시지 보내기" {
 			t.Errorf("task = %s", r.Body)
 		}
 		// order_index left out: after the last task.
 		r = s.Post(t, tasksPath, owner.Token, map[string]any{"title": "사진 보내기"})
-		lecExpect(t, r, http.StatusCreated, "")
+		apptest.MustError(t, r, http.StatusCreated, "")
 		if r.JSON(t)["order_index"] != float64(3) {
 			t.Errorf("auto order_index = %s", r.Body)
 		}
 		// an earlier task: the detail lists tasks by order_index.
 		r = s.Post(t, tasksPath, owner.Token, map[string]any{"title": "앱 설치", "order_index": 1})
-		lecExpect(t, r, http.StatusCreated, "")
+		apptest.MustError(t, r, http.StatusCreated, "")
 		d := s.Get(t, fmt.Sprintf("/api/lectures/%d", lectureID), student.Token)
 		var det struct {
 			Tasks []struct {
@@ -245,10 +225,10 @@ func TestTaskAndSubtaskCommands(t *testing.T) {
 		}
 	})
 	t.Run("add_task_refusals", func(t *testing.T) {
-		lecExpect(t, s.Post(t, tasksPath, "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Post(t, tasksPath, other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Post(t, tasksPath, student.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Post(t, "/api/lectures/999999/tasks", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Post(t, tasksPath, "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Post(t, tasksPath, other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Post(t, tasksPath, student.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Post(t, "/api/lectures/999999/tasks", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
 		before := lecEventCount(t, s, domain.LectureStream(lectureID))
 		lecExpectFields(t, s.Post(t, tasksPath, owner.Token, map[string]any{"order_index": 0}), "title", "order_index")
 		lecExpectFields(t, s.Post(t, tasksPath, owner.Token, map[string]any{"title": "x", "order_index": "first"}), "order_index")
@@ -259,12 +239,12 @@ func TestTaskAndSubtaskCommands(t *testing.T) {
 	t.Run("update_task", func(t *testing.T) {
 		p := fmt.Sprintf("/api/tasks/%d", taskID)
 		r := s.Put(t, p, owner.Token, map[string]any{"title": "메시지 보내기 (개정)"})
-		lecExpect(t, r, http.StatusOK, "")
+		apptest.MustError(t, r, http.StatusOK, "")
 		if r.JSON(t)["title"] != "메시지 보내기 (개정)" {
 			t.Errorf("put task = %s", r.Body)
 		}
-		lecExpect(t, s.Put(t, p, other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Put(t, "/api/tasks/999999", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Put(t, p, other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Put(t, "/api/tasks/999999", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
 		lecExpectFields(t, s.Put(t, p, owner.Token, map[string]any{"order_index": -1}), "order_index")
 	})
 
@@ -274,15 +254,15 @@ func TestTaskAndSubtaskCommands(t *testing.T) {
 			"title": "친구 선택하기", "description": "친구 목록에서", "order_index": 2, "target_action": "CLICK",
 			"target_element_hint": "com.kakao.talk", "guide_text": "친구를 선택하세요", "voice_guide_text": "친구를 선택하세요",
 		})
-		lecExpect(t, r, http.StatusCreated, "")
-		secondSub = lecID(t, r, "id")
+		apptest.MustError(t, r, http.StatusCreated, "")
+		secondSub = apptest.ID(t, r, "id")
 		m := r.JSON(t)
 		if m["task_id"] != float64(taskID) || m["target_action"] != "CLICK" || m["target_element_hint"] != "com.kakao.talk" || m["guide_text"] != "친구를 선택하세요" {
 			t.Errorf("subtask = %s", r.Body)
 		}
 		r = s.Post(t, subPath(taskID), owner.Token, map[string]any{"title": "카카오톡 앱 열기", "order_index": 1})
-		lecExpect(t, r, http.StatusCreated, "")
-		firstSub = lecID(t, r, "id")
+		apptest.MustError(t, r, http.StatusCreated, "")
+		firstSub = apptest.ID(t, r, "id")
 		if r.JSON(t)["target_action"] != "OTHER" {
 			t.Errorf("default target_action: %s", r.Body)
 		}
@@ -298,9 +278,9 @@ func TestTaskAndSubtaskCommands(t *testing.T) {
 	})
 	t.Run("add_subtask_refusals", func(t *testing.T) {
 		body := map[string]any{"title": "x"}
-		lecExpect(t, s.Post(t, subPath(taskID), "", body), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Post(t, subPath(taskID), other.Token, body), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Post(t, subPath(999999), owner.Token, body), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Post(t, subPath(taskID), "", body), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Post(t, subPath(taskID), other.Token, body), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Post(t, subPath(999999), owner.Token, body), http.StatusNotFound, "NOT_FOUND")
 		before := lecEventCount(t, s, domain.LectureStream(lectureID))
 		lecExpectFields(t, s.Post(t, subPath(taskID), owner.Token, map[string]any{
 			"target_action": "TAP", "guide_text": strings.Repeat("a", domain.MaxGuideTextLen+1),
@@ -312,24 +292,24 @@ func TestTaskAndSubtaskCommands(t *testing.T) {
 	t.Run("update_subtask", func(t *testing.T) {
 		p := fmt.Sprintf("/api/subtasks/%d", secondSub)
 		r := s.Put(t, p, owner.Token, map[string]any{"title": "친구 고르기", "target_action": "LONG_CLICK"})
-		lecExpect(t, r, http.StatusOK, "")
+		apptest.MustError(t, r, http.StatusOK, "")
 		m := r.JSON(t)
 		if m["title"] != "친구 고르기" || m["target_action"] != "LONG_CLICK" || m["guide_text"] != "친구를 선택하세요" {
 			t.Errorf("put subtask = %s", r.Body)
 		}
-		lecExpect(t, s.Put(t, p, "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Put(t, p, other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Put(t, "/api/subtasks/999999", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Put(t, p, "", map[string]any{"title": "x"}), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Put(t, p, other.Token, map[string]any{"title": "x"}), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Put(t, "/api/subtasks/999999", owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
 		lecExpectFields(t, s.Put(t, p, owner.Token, map[string]any{"target_action": "click", "order_index": 0}), "target_action", "order_index")
 	})
 	t.Run("delete_subtask", func(t *testing.T) {
 		p := fmt.Sprintf("/api/subtasks/%d", firstSub)
-		lecExpect(t, s.Delete(t, p, ""), http.StatusUnauthorized, "UNAUTHORIZED")
-		lecExpect(t, s.Delete(t, p, other.Token), http.StatusForbidden, "FORBIDDEN")
-		lecExpect(t, s.Delete(t, "/api/subtasks/999999", owner.Token), http.StatusNotFound, "NOT_FOUND")
-		lecExpect(t, s.Delete(t, p, owner.Token), http.StatusNoContent, "")
-		lecExpect(t, s.Delete(t, p, owner.Token), http.StatusNotFound, "NOT_FOUND")
-		lecExpect(t, s.Put(t, p, owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Delete(t, p, ""), http.StatusUnauthorized, "UNAUTHORIZED")
+		apptest.MustError(t, s.Delete(t, p, other.Token), http.StatusForbidden, "FORBIDDEN")
+		apptest.MustError(t, s.Delete(t, "/api/subtasks/999999", owner.Token), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Delete(t, p, owner.Token), http.StatusNoContent, "")
+		apptest.MustError(t, s.Delete(t, p, owner.Token), http.StatusNotFound, "NOT_FOUND")
+		apptest.MustError(t, s.Put(t, p, owner.Token, map[string]any{"title": "x"}), http.StatusNotFound, "NOT_FOUND")
 		var task struct {
 			Subtasks []struct {
 				ID int64 `json:"id"`
@@ -348,21 +328,21 @@ func TestEnroll(t *testing.T) {
 	student := s.NewUser(t, "STUDENT", "김학생")
 	admin := s.Admin(t)
 	r := s.Post(t, "/api/lectures", owner.Token, map[string]any{"title": "카카오톡 기초"})
-	lectureID := lecID(t, r, "id")
+	lectureID := apptest.ID(t, r, "id")
 	p := fmt.Sprintf("/api/lectures/%d/enroll", lectureID)
 
 	first := s.Post(t, p, student.Token, nil)
-	lecExpect(t, first, http.StatusCreated, "")
+	apptest.MustError(t, first, http.StatusCreated, "")
 	m := first.JSON(t)
 	if m["lecture_id"] != float64(lectureID) || m["user_id"] != float64(student.ID) {
 		t.Errorf("enrollment = %s", first.Body)
 	}
-	enrollmentID := lecID(t, first, "enrollment_id")
+	enrollmentID := apptest.ID(t, first, "enrollment_id")
 	if _, ok := m["enrolled_at"].(string); !ok {
 		t.Errorf("no enrolled_at: %s", first.Body)
 	}
 	again := s.Post(t, p, student.Token, nil)
-	lecExpect(t, again, http.StatusOK, "")
+	apptest.MustError(t, again, http.StatusOK, "")
 	if string(again.Body) != string(first.Body) {
 		t.Errorf("again = %s, want the same enrollment %s", again.Body, first.Body)
 	}
@@ -374,23 +354,23 @@ func TestEnroll(t *testing.T) {
 		t.Errorf("enrolled_count = %v", d["enrolled_count"])
 	}
 
-	lecExpect(t, s.Post(t, p, "", nil), http.StatusUnauthorized, "UNAUTHORIZED")
-	lecExpect(t, s.Post(t, p, owner.Token, nil), http.StatusForbidden, "FORBIDDEN")
-	lecExpect(t, s.Post(t, p, s.NewUser(t, "STUDENT", "이학생").Token, map[string]any{"user_id": student.ID}), http.StatusForbidden, "FORBIDDEN")
-	lecExpect(t, s.Post(t, "/api/lectures/999999/enroll", student.Token, nil), http.StatusNotFound, "NOT_FOUND")
+	apptest.MustError(t, s.Post(t, p, "", nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	apptest.MustError(t, s.Post(t, p, owner.Token, nil), http.StatusForbidden, "FORBIDDEN")
+	apptest.MustError(t, s.Post(t, p, s.NewUser(t, "STUDENT", "이학생").Token, map[string]any{"user_id": student.ID}), http.StatusForbidden, "FORBIDDEN")
+	apptest.MustError(t, s.Post(t, "/api/lectures/999999/enroll", student.Token, nil), http.StatusNotFound, "NOT_FOUND")
 	lecExpectFields(t, s.Post(t, p, student.Token, map[string]any{"user_id": "me"}), "user_id")
 
 	// An admin enrolls a student on their behalf.
 	other := s.NewUser(t, "STUDENT", "박학생")
 	r = s.Post(t, p, admin.Token, map[string]any{"user_id": other.ID})
-	lecExpect(t, r, http.StatusCreated, "")
-	if r.JSON(t)["user_id"] != float64(other.ID) || lecID(t, r, "enrollment_id") == enrollmentID {
+	apptest.MustError(t, r, http.StatusCreated, "")
+	if r.JSON(t)["user_id"] != float64(other.ID) || apptest.ID(t, r, "enrollment_id") == enrollmentID {
 		t.Errorf("admin enrollment = %s", r.Body)
 	}
 
 	// An inactive lecture is not there for students.
-	lecExpect(t, s.Delete(t, fmt.Sprintf("/api/lectures/%d", lectureID), owner.Token), http.StatusNoContent, "")
-	lecExpect(t, s.Post(t, p, s.NewUser(t, "STUDENT", "정학생").Token, nil), http.StatusNotFound, "NOT_FOUND")
+	apptest.MustError(t, s.Delete(t, fmt.Sprintf("/api/lectures/%d", lectureID), owner.Token), http.StatusNoContent, "")
+	apptest.MustError(t, s.Post(t, p, s.NewUser(t, "STUDENT", "정학생").Token, nil), http.StatusNotFound, "NOT_FOUND")
 }
 
 func TestIdempotencyKey(t *testing.T) {
@@ -401,9 +381,9 @@ func TestIdempotencyKey(t *testing.T) {
 			Header: map[string]string{"Idempotency-Key": key}})
 	}
 	first := send("create-lecture-1", map[string]any{"title": "카카오톡 기초"})
-	lecExpect(t, first, http.StatusCreated, "")
+	apptest.MustError(t, first, http.StatusCreated, "")
 	second := send("create-lecture-1", map[string]any{"title": "카카오톡 기초"})
-	lecExpect(t, second, http.StatusCreated, "")
+	apptest.MustError(t, second, http.StatusCreated, "")
 	if string(first.Body) != string(second.Body) {
 		t.Errorf("retry answered %s, first %s", second.Body, first.Body)
 	}
@@ -417,6 +397,6 @@ func TestIdempotencyKey(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d LectureCreated events, want 1", n)
 	}
-	lecExpect(t, send("create-lecture-1", map[string]any{"title": "다른 강의"}), http.StatusConflict, "CONFLICT")
-	lecExpect(t, send("create-lecture-2", map[string]any{"title": "카카오톡 기초"}), http.StatusCreated, "")
+	apptest.MustError(t, send("create-lecture-1", map[string]any{"title": "다른 강의"}), http.StatusConflict, "CONFLICT")
+	apptest.MustError(t, send("create-lecture-2", map[string]any{"title": "카카오톡 기초"}), http.StatusCreated, "")
 }

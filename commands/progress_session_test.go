@@ -16,25 +16,14 @@ func TestProgressDuringALiveSessionCarriesTheSession(t *testing.T) {
 	s := apptest.Start(t)
 	teacher := s.NewUser(t, "INSTRUCTOR", "박강사")
 	student := s.NewUser(t, "STUDENT", "김학생")
-	id := func(r *apptest.Response, key string) int64 {
-		t.Helper()
-		if r.Status != http.StatusCreated && r.Status != http.StatusOK {
-			t.Fatalf("%d %s", r.Status, r.Body)
-		}
-		return int64(r.JSON(t)[key].(float64))
-	}
-	lecture := id(s.Post(t, "/api/lectures", teacher.Token, map[string]any{"title": "카카오톡 기초"}), "id")
-	task := id(s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), teacher.Token, map[string]any{"title": "메시지 보내기", "order_index": 1}), "id")
-	first := id(s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), teacher.Token, map[string]any{"title": "앱 열기", "order_index": 1, "target_action": "CLICK"}), "id")
-	opened := s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), teacher.Token, map[string]any{"title": "오전반"})
-	session, code := id(opened, "session_id"), opened.JSON(t)["session_code"]
-	id(s.Post(t, fmt.Sprintf("/api/sessions/%d/join", session), student.Token, map[string]any{"session_code": code}), "participant_id")
-	if r := s.Post(t, fmt.Sprintf("/api/sessions/%d/start", session), teacher.Token, nil); r.Status != http.StatusOK {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
-	if r := s.Post(t, "/api/progress/update", student.Token, map[string]any{"subtask_id": first, "status": "COMPLETED"}); r.Status != http.StatusOK {
-		t.Fatalf("progress: %d %s", r.Status, r.Body)
-	}
+	lecture := s.Post(t, "/api/lectures", teacher.Token, map[string]any{"title": "카카오톡 기초"}).Must(t, http.StatusCreated).ID(t, "id")
+	task := s.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), teacher.Token, map[string]any{"title": "메시지 보내기", "order_index": 1}).Must(t, http.StatusCreated).ID(t, "id")
+	first := s.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), teacher.Token, map[string]any{"title": "앱 열기", "order_index": 1, "target_action": "CLICK"}).Must(t, http.StatusCreated).ID(t, "id")
+	opened := s.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), teacher.Token, map[string]any{"title": "오전반"}).Must(t, http.StatusCreated)
+	session, code := opened.ID(t, "session_id"), opened.JSON(t)["session_code"]
+	s.Post(t, fmt.Sprintf("/api/sessions/%d/join", session), student.Token, map[string]any{"session_code": code}).Must(t, http.StatusCreated).ID(t, "participant_id")
+	s.Post(t, fmt.Sprintf("/api/sessions/%d/start", session), teacher.Token, nil).Must(t, http.StatusOK)
+	s.Post(t, "/api/progress/update", student.Token, map[string]any{"subtask_id": first, "status": "COMPLETED"}).Must(t, http.StatusOK)
 
 	evs, err := s.App.Store().ReadStream(context.Background(), domain.ProgressStream(lecture, student.ID), 0, 0)
 	if err != nil {

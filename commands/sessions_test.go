@@ -32,14 +32,6 @@ func user(t *testing.T, srv *apptest.Server, role domain.Role, name string) appt
 	return u
 }
 
-func expect(t *testing.T, r *apptest.Response, status int, code string) *apptest.Response {
-	t.Helper()
-	if r.Status != status || r.ErrorCode() != code {
-		t.Fatalf("got %d %q, want %d %q: %s", r.Status, r.ErrorCode(), status, code, r.Body)
-	}
-	return r
-}
-
 type fixture struct {
 	srv        *apptest.Server
 	instructor apptest.User
@@ -60,13 +52,13 @@ func (f *fixture) lecture(t *testing.T, n int) int64 {
 	var lec, task struct {
 		ID int64 `json:"id"`
 	}
-	expect(t, f.srv.Post(t, "/api/lectures", f.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "기초"}), 201, "").Decode(t, &lec)
-	expect(t, f.srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec.ID), f.instructor.Token, map[string]any{"title": "과제", "order_index": 1}), 201, "").Decode(t, &task)
+	apptest.MustError(t, f.srv.Post(t, "/api/lectures", f.instructor.Token, map[string]any{"title": "카카오톡 기초", "description": "기초"}), 201, "").Decode(t, &lec)
+	apptest.MustError(t, f.srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lec.ID), f.instructor.Token, map[string]any{"title": "과제", "order_index": 1}), 201, "").Decode(t, &task)
 	for i := range n {
 		var st struct {
 			ID int64 `json:"id"`
 		}
-		expect(t, f.srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), f.instructor.Token, map[string]any{
+		apptest.MustError(t, f.srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task.ID), f.instructor.Token, map[string]any{
 			"title": fmt.Sprintf("단계 %d", i+1), "order_index": i + 1, "target_action": "CLICK", "guide_text": "안내",
 		}), 201, "").Decode(t, &st)
 		if lec.ID == f.lectureID || f.lectureID == 0 {
@@ -81,7 +73,7 @@ func (f *fixture) open(t *testing.T) int64 {
 	var out struct {
 		SessionID int64 `json:"session_id"`
 	}
-	expect(t, f.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", f.lectureID), f.instructor.Token, nil), 201, "").Decode(t, &out)
+	apptest.MustError(t, f.srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", f.lectureID), f.instructor.Token, nil), 201, "").Decode(t, &out)
 	return out.SessionID
 }
 
@@ -97,22 +89,22 @@ func TestSessionRefusals(t *testing.T) {
 
 	t.Run("create", func(t *testing.T) {
 		lec := fmt.Sprintf("/api/lectures/%d/sessions", f.lectureID)
-		expect(t, srv.Post(t, lec, "", nil), 401, "UNAUTHORIZED")
-		expect(t, srv.Post(t, "/api/lectures/999999/sessions", f.instructor.Token, nil), 404, "NOT_FOUND")
-		expect(t, srv.Post(t, lec, student.Token, nil), 403, "FORBIDDEN")
-		expect(t, srv.Post(t, lec, other.Token, nil), 403, "FORBIDDEN")
-		r := expect(t, srv.Post(t, lec, f.instructor.Token, map[string]any{"scheduled_at": "tomorrow"}), 400, "INVALID_REQUEST")
+		apptest.MustError(t, srv.Post(t, lec, "", nil), 401, "UNAUTHORIZED")
+		apptest.MustError(t, srv.Post(t, "/api/lectures/999999/sessions", f.instructor.Token, nil), 404, "NOT_FOUND")
+		apptest.MustError(t, srv.Post(t, lec, student.Token, nil), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Post(t, lec, other.Token, nil), 403, "FORBIDDEN")
+		r := apptest.MustError(t, srv.Post(t, lec, f.instructor.Token, map[string]any{"scheduled_at": "tomorrow"}), 400, "INVALID_REQUEST")
 		if !strings.Contains(string(r.Body), "scheduled_at") {
 			t.Fatalf("details do not name scheduled_at: %s", r.Body)
 		}
-		expect(t, srv.Post(t, lec, f.instructor.Token, map[string]any{"title": strings.Repeat("가", 201)}), 400, "INVALID_REQUEST")
-		expect(t, srv.Post(t, lec, f.instructor.Token, "{not json"), 400, "INVALID_REQUEST")
+		apptest.MustError(t, srv.Post(t, lec, f.instructor.Token, map[string]any{"title": strings.Repeat("가", 201)}), 400, "INVALID_REQUEST")
+		apptest.MustError(t, srv.Post(t, lec, f.instructor.Token, "{not json"), 400, "INVALID_REQUEST")
 		// An inactive lecture takes no new session.
 		inactive := f.lecture(t, 1)
-		expect(t, srv.Delete(t, fmt.Sprintf("/api/lectures/%d", inactive), f.instructor.Token), 204, "")
-		expect(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", inactive), f.instructor.Token, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Delete(t, fmt.Sprintf("/api/lectures/%d", inactive), f.instructor.Token), 204, "")
+		apptest.MustError(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", inactive), f.instructor.Token, nil), 409, "INVALID_STATE")
 		// The admin may open one of anyone's lectures.
-		expect(t, srv.Post(t, lec, admin.Token, nil), 201, "")
+		apptest.MustError(t, srv.Post(t, lec, admin.Token, nil), 201, "")
 	})
 
 	t.Run("by_code", func(t *testing.T) {
@@ -122,7 +114,7 @@ func TestSessionRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		// No enrollment needed.
-		r := expect(t, srv.Get(t, "/api/sessions/"+code, student.Token), 200, "")
+		r := apptest.MustError(t, srv.Get(t, "/api/sessions/"+code, student.Token), 200, "")
 		m := r.JSON(t)
 		if m["session_id"].(float64) != float64(id) || m["status"] != "WAITING" || m["instructor"].(map[string]any)["name"] != "박강사" ||
 			m["lecture"].(map[string]any)["description"] != "기초" || m["participant_count"].(float64) != 0 {
@@ -132,51 +124,51 @@ func TestSessionRefusals(t *testing.T) {
 		if code == unknown {
 			unknown = "YYYYYY"
 		}
-		expect(t, srv.Get(t, "/api/sessions/"+unknown, student.Token), 404, "NOT_FOUND")
-		expect(t, srv.Get(t, "/api/sessions/abc", student.Token), 404, "NOT_FOUND")
-		expect(t, srv.Get(t, "/api/sessions/"+code, ""), 401, "UNAUTHORIZED")
+		apptest.MustError(t, srv.Get(t, "/api/sessions/"+unknown, student.Token), 404, "NOT_FOUND")
+		apptest.MustError(t, srv.Get(t, "/api/sessions/abc", student.Token), 404, "NOT_FOUND")
+		apptest.MustError(t, srv.Get(t, "/api/sessions/"+code, ""), 401, "UNAUTHORIZED")
 	})
 
 	t.Run("join", func(t *testing.T) {
 		id := f.open(t)
 		code := map[string]any{"session_code": sessionCode(t, srv, id)} // admits (CONTRACT "Admission")
-		expect(t, srv.Post(t, path(999999, "join"), student.Token, nil), 404, "NOT_FOUND")
-		expect(t, srv.Post(t, path(id, "join"), f.instructor.Token, nil), 403, "FORBIDDEN")
-		expect(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": other.ID}), 403, "FORBIDDEN")
-		expect(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": "me"}), 400, "INVALID_REQUEST")
-		first := expect(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": student.ID, "session_code": code["session_code"]}), 201, "").JSON(t)
+		apptest.MustError(t, srv.Post(t, path(999999, "join"), student.Token, nil), 404, "NOT_FOUND")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), f.instructor.Token, nil), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": other.ID}), 403, "FORBIDDEN")
+		apptest.MustError(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": "me"}), 400, "INVALID_REQUEST")
+		first := apptest.MustError(t, srv.Post(t, path(id, "join"), student.Token, map[string]any{"user_id": student.ID, "session_code": code["session_code"]}), 201, "").JSON(t)
 		if first["status"] != "WAITING" || first["user_id"].(float64) != float64(student.ID) || first["participant_id"].(float64) <= 0 {
 			t.Fatalf("first join: %v", first)
 		}
-		again := expect(t, srv.Post(t, path(id, "join"), student.Token, nil), 200, "").JSON(t)
+		again := apptest.MustError(t, srv.Post(t, path(id, "join"), student.Token, nil), 200, "").JSON(t)
 		if again["participant_id"] != first["participant_id"] || again["joined_at"] != first["joined_at"] {
 			t.Fatalf("second join %v, first %v", again, first)
 		}
 		// Joining enrolled the student: they may record progress.
-		expect(t, srv.Post(t, "/api/progress/update", student.Token, map[string]any{"subtask_id": f.subtasks[0], "status": "IN_PROGRESS"}), 200, "")
+		apptest.MustError(t, srv.Post(t, "/api/progress/update", student.Token, map[string]any{"subtask_id": f.subtasks[0], "status": "IN_PROGRESS"}), 200, "")
 
 		// A late joiner is ACTIVE at once, in IN_PROGRESS and in PAUSED.
-		expect(t, srv.Post(t, path(id, "start"), f.instructor.Token, nil), 200, "")
+		apptest.MustError(t, srv.Post(t, path(id, "start"), f.instructor.Token, nil), 200, "")
 		late := user(t, srv, domain.RoleStudent, "늦은학생")
-		if m := expect(t, srv.Post(t, path(id, "join"), late.Token, code), 201, "").JSON(t); m["status"] != "ACTIVE" {
+		if m := apptest.MustError(t, srv.Post(t, path(id, "join"), late.Token, code), 201, "").JSON(t); m["status"] != "ACTIVE" {
 			t.Fatalf("late join: %v", m)
 		}
-		expect(t, srv.Post(t, path(id, "pause"), f.instructor.Token, nil), 200, "")
+		apptest.MustError(t, srv.Post(t, path(id, "pause"), f.instructor.Token, nil), 200, "")
 		paused := user(t, srv, domain.RoleStudent, "쉬는시간학생")
-		if m := expect(t, srv.Post(t, path(id, "join"), paused.Token, code), 201, "").JSON(t); m["status"] != "ACTIVE" {
+		if m := apptest.MustError(t, srv.Post(t, path(id, "join"), paused.Token, code), 201, "").JSON(t); m["status"] != "ACTIVE" {
 			t.Fatalf("join while paused: %v", m)
 		}
 		// The admin may join a student.
 		byAdmin := user(t, srv, domain.RoleStudent, "대리학생")
-		if m := expect(t, srv.Post(t, path(id, "join"), admin.Token, map[string]any{"user_id": byAdmin.ID}), 201, "").JSON(t); m["user_id"].(float64) != float64(byAdmin.ID) {
+		if m := apptest.MustError(t, srv.Post(t, path(id, "join"), admin.Token, map[string]any{"user_id": byAdmin.ID}), 201, "").JSON(t); m["user_id"].(float64) != float64(byAdmin.ID) {
 			t.Fatalf("join by admin: %v", m)
 		}
 
 		// In REVIEW_MODE: a first join is refused, a participant comes back.
-		expect(t, srv.Post(t, path(id, "end"), f.instructor.Token, nil), 200, "")
+		apptest.MustError(t, srv.Post(t, path(id, "end"), f.instructor.Token, nil), 200, "")
 		newcomer := user(t, srv, domain.RoleStudent, "새학생")
-		expect(t, srv.Post(t, path(id, "join"), newcomer.Token, code), 409, "INVALID_STATE")
-		back := expect(t, srv.Post(t, path(id, "join"), student.Token, nil), 200, "").JSON(t)
+		apptest.MustError(t, srv.Post(t, path(id, "join"), newcomer.Token, code), 409, "INVALID_STATE")
+		back := apptest.MustError(t, srv.Post(t, path(id, "join"), student.Token, nil), 200, "").JSON(t)
 		if back["participant_id"] != first["participant_id"] {
 			t.Fatalf("join in review mode: %v", back)
 		}
@@ -186,17 +178,17 @@ func TestSessionRefusals(t *testing.T) {
 		id := f.open(t)
 		tok := f.instructor.Token
 		// WAITING: only start and end.
-		expect(t, srv.Post(t, path(id, "next-step"), tok, nil), 409, "INVALID_STATE")
-		expect(t, srv.Post(t, path(id, "pause"), tok, nil), 409, "INVALID_STATE")
-		expect(t, srv.Post(t, path(id, "resume"), tok, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Post(t, path(id, "next-step"), tok, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Post(t, path(id, "pause"), tok, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Post(t, path(id, "resume"), tok, nil), 409, "INVALID_STATE")
 		// Not the owner.
 		for _, u := range []apptest.User{student, other} {
 			for _, a := range []string{"start", "next-step", "pause", "resume", "end"} {
-				expect(t, srv.Post(t, path(id, a), u.Token, nil), 403, "FORBIDDEN")
+				apptest.MustError(t, srv.Post(t, path(id, a), u.Token, nil), 403, "FORBIDDEN")
 			}
 		}
 		for _, a := range []string{"start", "next-step", "pause", "resume", "end"} {
-			expect(t, srv.Post(t, path(999999, a), tok, nil), 404, "NOT_FOUND")
+			apptest.MustError(t, srv.Post(t, path(999999, a), tok, nil), 404, "NOT_FOUND")
 		}
 		// first_subtask_id must be the lecture's.
 		foreign := f.lecture(t, 1)
@@ -204,40 +196,40 @@ func TestSessionRefusals(t *testing.T) {
 		if err := srv.DB.Pool.QueryRow(context.Background(), `SELECT subtask_id FROM lecture_subtask_ids WHERE lecture_id = $1`, foreign).Scan(&foreignSub); err != nil {
 			t.Fatal(err)
 		}
-		r := expect(t, srv.Post(t, path(id, "start"), tok, map[string]any{"first_subtask_id": foreignSub}), 400, "INVALID_REQUEST")
+		r := apptest.MustError(t, srv.Post(t, path(id, "start"), tok, map[string]any{"first_subtask_id": foreignSub}), 400, "INVALID_REQUEST")
 		if !strings.Contains(string(r.Body), "first_subtask_id") {
 			t.Fatalf("details do not name first_subtask_id: %s", r.Body)
 		}
-		expect(t, srv.Post(t, path(id, "start"), tok, map[string]any{"message": strings.Repeat("가", 501)}), 400, "INVALID_REQUEST")
+		apptest.MustError(t, srv.Post(t, path(id, "start"), tok, map[string]any{"message": strings.Repeat("가", 501)}), 400, "INVALID_REQUEST")
 		// Start at the second subtask; starting again is refused.
-		m := expect(t, srv.Post(t, path(id, "start"), tok, map[string]any{"first_subtask_id": f.subtasks[1]}), 200, "").JSON(t)
+		m := apptest.MustError(t, srv.Post(t, path(id, "start"), tok, map[string]any{"first_subtask_id": f.subtasks[1]}), 200, "").JSON(t)
 		if m["current_subtask"].(map[string]any)["id"].(float64) != float64(f.subtasks[1]) {
 			t.Fatalf("start: %v", m)
 		}
-		expect(t, srv.Post(t, path(id, "start"), tok, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Post(t, path(id, "start"), tok, nil), 409, "INVALID_STATE")
 		// IN_PROGRESS: no resume; next_subtask_id must be the lecture's.
-		expect(t, srv.Post(t, path(id, "resume"), tok, nil), 409, "INVALID_STATE")
-		expect(t, srv.Post(t, path(id, "next-step"), tok, map[string]any{"next_subtask_id": foreignSub}), 400, "INVALID_REQUEST")
+		apptest.MustError(t, srv.Post(t, path(id, "resume"), tok, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Post(t, path(id, "next-step"), tok, map[string]any{"next_subtask_id": foreignSub}), 400, "INVALID_REQUEST")
 		// Jump back to the first subtask, then default to the next one.
-		m = expect(t, srv.Post(t, path(id, "next-step"), tok, map[string]any{"next_subtask_id": f.subtasks[0]}), 200, "").JSON(t)
+		m = apptest.MustError(t, srv.Post(t, path(id, "next-step"), tok, map[string]any{"next_subtask_id": f.subtasks[0]}), 200, "").JSON(t)
 		if m["previous_subtask"].(map[string]any)["id"].(float64) != float64(f.subtasks[1]) || m["current_subtask"].(map[string]any)["id"].(float64) != float64(f.subtasks[0]) {
 			t.Fatalf("jump: %v", m)
 		}
-		m = expect(t, srv.Post(t, path(id, "next-step"), tok, nil), 200, "").JSON(t)
+		m = apptest.MustError(t, srv.Post(t, path(id, "next-step"), tok, nil), 200, "").JSON(t)
 		if m["current_subtask"].(map[string]any)["id"].(float64) != float64(f.subtasks[1]) {
 			t.Fatalf("default next: %v", m)
 		}
 		// PAUSED: no next-step, no second pause.
-		m = expect(t, srv.Post(t, path(id, "pause"), tok, nil), 200, "").JSON(t)
+		m = apptest.MustError(t, srv.Post(t, path(id, "pause"), tok, nil), 200, "").JSON(t)
 		if m["action"] != "PAUSE" {
 			t.Fatalf("pause: %v", m)
 		}
-		expect(t, srv.Post(t, path(id, "pause"), tok, nil), 409, "INVALID_STATE")
-		expect(t, srv.Post(t, path(id, "next-step"), tok, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Post(t, path(id, "pause"), tok, nil), 409, "INVALID_STATE")
+		apptest.MustError(t, srv.Post(t, path(id, "next-step"), tok, nil), 409, "INVALID_STATE")
 		// End from PAUSED, then nothing more.
-		expect(t, srv.Post(t, path(id, "end"), tok, nil), 200, "")
+		apptest.MustError(t, srv.Post(t, path(id, "end"), tok, nil), 200, "")
 		for _, a := range []string{"start", "next-step", "pause", "resume", "end"} {
-			expect(t, srv.Post(t, path(id, a), tok, nil), 409, "INVALID_STATE")
+			apptest.MustError(t, srv.Post(t, path(id, a), tok, nil), 409, "INVALID_STATE")
 		}
 	})
 
@@ -253,7 +245,7 @@ func TestSessionRefusals(t *testing.T) {
 		if count() != 1 {
 			t.Fatal("an open session has no reserved code")
 		}
-		m := expect(t, srv.Post(t, path(id, "end"), admin.Token, nil), 200, "").JSON(t)
+		m := apptest.MustError(t, srv.Post(t, path(id, "end"), admin.Token, nil), 200, "").JSON(t)
 		if m["status"] != "REVIEW_MODE" || m["duration_minutes"].(float64) != 0 || m["completed_participants"].(float64) != 0 {
 			t.Fatalf("end from waiting: %v", m)
 		}
@@ -265,24 +257,24 @@ func TestSessionRefusals(t *testing.T) {
 	t.Run("queries", func(t *testing.T) {
 		id := f.open(t)
 		for _, u := range []apptest.User{student, other} {
-			expect(t, srv.Get(t, path(id, "participants"), u.Token), 403, "FORBIDDEN")
-			expect(t, srv.Get(t, path(id, "current"), u.Token), 403, "FORBIDDEN")
+			apptest.MustError(t, srv.Get(t, path(id, "participants"), u.Token), 403, "FORBIDDEN")
+			apptest.MustError(t, srv.Get(t, path(id, "current"), u.Token), 403, "FORBIDDEN")
 		}
-		expect(t, srv.Get(t, path(999999, "participants"), admin.Token), 404, "NOT_FOUND")
-		expect(t, srv.Get(t, path(999999, "current"), admin.Token), 404, "NOT_FOUND")
-		expect(t, srv.Get(t, path(id, "participants"), admin.Token), 200, "")
+		apptest.MustError(t, srv.Get(t, path(999999, "participants"), admin.Token), 404, "NOT_FOUND")
+		apptest.MustError(t, srv.Get(t, path(999999, "current"), admin.Token), 404, "NOT_FOUND")
+		apptest.MustError(t, srv.Get(t, path(id, "participants"), admin.Token), 200, "")
 
 		loner := user(t, srv, domain.RoleStudent, "혼자")
 		r := srv.Get(t, "/api/sessions/my-active", loner.Token)
 		if r.Status != 404 || r.JSON(t)["message"] == nil || string(r.Body) == "" || !strings.Contains(string(r.Body), `"active_session":null`) {
 			t.Fatalf("my-active with none: %d %s", r.Status, r.Body)
 		}
-		expect(t, srv.Post(t, path(id, "join"), loner.Token, map[string]any{"session_code": sessionCode(t, srv, id)}), 201, "")
-		cur := expect(t, srv.Get(t, path(id, "current"), loner.Token), 200, "").JSON(t)
+		apptest.MustError(t, srv.Post(t, path(id, "join"), loner.Token, map[string]any{"session_code": sessionCode(t, srv, id)}), 201, "")
+		cur := apptest.MustError(t, srv.Get(t, path(id, "current"), loner.Token), 200, "").JSON(t)
 		if cur["status"] != "WAITING" || cur["current_subtask"] != nil {
 			t.Fatalf("current: %v", cur)
 		}
-		active := expect(t, srv.Get(t, "/api/sessions/my-active", loner.Token), 200, "").JSON(t)["active_session"].(map[string]any)
+		active := apptest.MustError(t, srv.Get(t, "/api/sessions/my-active", loner.Token), 200, "").JSON(t)["active_session"].(map[string]any)
 		if active["session_id"].(float64) != float64(id) || active["my_status"] != "WAITING" || active["lecture"].(map[string]any)["title"] != "카카오톡 기초" {
 			t.Fatalf("my-active: %v", active)
 		}

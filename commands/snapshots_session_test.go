@@ -17,15 +17,15 @@ func TestSessionControlAcrossInstances(t *testing.T) {
 	b := apptest.Start(t, apptest.WithDB(a.DB), apptest.WithConfig(func(c *app.Config) { c.Projectors = false }))
 	f := newFixture(t, a, 3)
 	id := f.open(t)
-	expect(t, a.Post(t, path(id, "start"), f.instructor.Token, nil), 200, "")
-	expect(t, a.Post(t, path(id, "next-step"), f.instructor.Token, nil), 200, "") // a keeps the session at step 2
+	apptest.MustError(t, a.Post(t, path(id, "start"), f.instructor.Token, nil), 200, "")
+	apptest.MustError(t, a.Post(t, path(id, "next-step"), f.instructor.Token, nil), 200, "") // a keeps the session at step 2
 
-	expect(t, b.Post(t, path(id, "pause"), f.instructor.Token, nil), 200, "")
-	expect(t, a.Post(t, path(id, "next-step"), f.instructor.Token, nil), 409, "INVALID_STATE")
-	expect(t, a.Post(t, path(id, "pause"), f.instructor.Token, nil), 409, "INVALID_STATE")
+	apptest.MustError(t, b.Post(t, path(id, "pause"), f.instructor.Token, nil), 200, "")
+	apptest.MustError(t, a.Post(t, path(id, "next-step"), f.instructor.Token, nil), 409, "INVALID_STATE")
+	apptest.MustError(t, a.Post(t, path(id, "pause"), f.instructor.Token, nil), 409, "INVALID_STATE")
 
-	expect(t, b.Post(t, path(id, "resume"), f.instructor.Token, nil), 200, "")
-	r := expect(t, a.Post(t, path(id, "next-step"), f.instructor.Token, nil), 200, "")
+	apptest.MustError(t, b.Post(t, path(id, "resume"), f.instructor.Token, nil), 200, "")
+	r := apptest.MustError(t, a.Post(t, path(id, "next-step"), f.instructor.Token, nil), 200, "")
 	if cur, _ := r.JSON(t)["current_subtask"].(map[string]any); cur == nil || cur["id"] != float64(f.subtasks[2]) {
 		t.Errorf("next-step after the other instance's pause and resume = %s, want subtask %d", r.Body, f.subtasks[2])
 	}

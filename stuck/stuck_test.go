@@ -16,15 +16,6 @@ import (
 	"github.com/lockstep/lockstep/stuck"
 )
 
-func id(t testing.TB, r *apptest.Response, key string) int64 {
-	t.Helper()
-	v, ok := r.JSON(t)[key].(float64)
-	if !ok {
-		t.Fatalf("no %s in %s", key, r.Body)
-	}
-	return int64(v)
-}
-
 // liveClass is a session in progress on a CLICK step with two students in it.
 type liveClass struct {
 	srv        *apptest.Server
@@ -37,13 +28,13 @@ type liveClass struct {
 func newLiveClass(t testing.TB, srv *apptest.Server) *liveClass {
 	t.Helper()
 	c := &liveClass{srv: srv, instructor: srv.NewUser(t, "INSTRUCTOR", "박강사")}
-	lecture := id(t, apptest.Must(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
-	task := id(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), c.instructor.Token, map[string]any{"title": "메시지", "order_index": 1}), 201), "id")
-	c.subtaskID = id(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
+	lecture := apptest.ID(t, apptest.Must(t, srv.Post(t, "/api/lectures", c.instructor.Token, map[string]any{"title": "카카오톡 기초"}), 201), "id")
+	task := apptest.ID(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/tasks", lecture), c.instructor.Token, map[string]any{"title": "메시지", "order_index": 1}), 201), "id")
+	c.subtaskID = apptest.ID(t, apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/tasks/%d/subtasks", task), c.instructor.Token, map[string]any{
 		"title": "친구 선택하기", "order_index": 1, "target_action": "CLICK", "target_element_hint": "친구 탭 (com.kakao.talk:id/friend_tab)",
 	}), 201), "id")
 	opened := apptest.Must(t, srv.Post(t, fmt.Sprintf("/api/lectures/%d/sessions", lecture), c.instructor.Token, map[string]any{"title": "오전반"}), 201)
-	c.sessionID = id(t, opened, "session_id")
+	c.sessionID = apptest.ID(t, opened, "session_id")
 	code := opened.JSON(t)["session_code"] // a session id alone admits no one (CONTRACT "Admission")
 	for _, name := range []string{"김학생", "이학생"} {
 		s := srv.NewUser(t, "STUDENT", name)
@@ -170,7 +161,7 @@ func TestDetectorSkipsCompletedStepsAndSessionsNotInProgress(t *testing.T) {
 	}
 	// A student's own request during the session is attributed to it.
 	r := apptest.Must(t, srv.Post(t, "/api/help/request", kim.Token, map[string]any{"subtask_id": c.subtaskID}), 201)
-	if v := await(t, srv, id(t, r, "help_request_id"), kim.Token); v.SessionID != c.sessionID || v.RequestType != "MANUAL" {
+	if v := await(t, srv, apptest.ID(t, r, "help_request_id"), kim.Token); v.SessionID != c.sessionID || v.RequestType != "MANUAL" {
 		t.Fatalf("manual request in the session: %+v", v)
 	}
 }
