@@ -73,7 +73,7 @@ type HelpResponseView struct {
 }
 
 func helpResponseView(r domain.HelpResponse) HelpResponseView {
-	v := HelpResponseView{ID: r.ID, HelpType: r.HelpType, HelpContent: r.HelpContent, VoiceGuideText: r.VoiceGuideText,
+	v := HelpResponseView{ID: r.ID, HelpType: r.HelpType, HelpContent: r.HelpContent, VoiceGuideText: domain.SpokenText(r.VoiceGuideText, r.HelpContent, ""),
 		Responder: r.Responder, ProvidedAt: r.ProvidedAt.UTC()}
 	if r.ResponderID != 0 {
 		id := r.ResponderID

@@ -245,7 +245,7 @@ func (p *Help) OnHelpProvided(ctx context.Context, tx pgx.Tx, r Record, e domain
 		Type: "HELP_AVAILABLE", HelpRequestID: e.HelpRequestID,
 		HelpResponse: HelpResponseEntry{
 			ID: e.HelpResponseID, HelpRequestID: e.HelpRequestID, HelpType: e.HelpType, HelpContent: e.HelpContent,
-			VoiceGuideText: e.VoiceGuideText, Responder: e.Responder, ProvidedAt: e.ProvidedAt.UTC(),
+			VoiceGuideText: domain.SpokenText(e.VoiceGuideText, e.HelpContent, ""), Responder: e.Responder, ProvidedAt: e.ProvidedAt.UTC(),
 		},
 	}); err != nil {
 		return err

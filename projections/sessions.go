@@ -385,14 +385,7 @@ func progressSession(ctx context.Context, tx pgx.Tx, r Record, fromData, lecture
 	if r.Metadata.SessionID != 0 {
 		return r.Metadata.SessionID, nil
 	}
-	var id int64
-	err := tx.QueryRow(ctx, `SELECT s.session_id FROM session_participants p JOIN live_sessions s USING (session_id)
-		WHERE p.user_id = $1 AND p.lecture_id = $2 AND s.status IN ('IN_PROGRESS', 'PAUSED')
-		ORDER BY s.session_id DESC LIMIT 1`, userID, lectureID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
-	return id, err
+	return LiveSession(ctx, tx, lectureID, userID)
 }
 
 type progressData struct {

@@ -170,6 +170,7 @@ func loadHelpRequest(ctx context.Context, db helpQuerier, id int64) (helpRequest
 		return v, 0, fmt.Errorf("load the response of help request %d: %w", id, err)
 	default:
 		r.ProvidedAt = r.ProvidedAt.UTC()
+		r.VoiceGuideText = domain.SpokenText(r.VoiceGuideText, r.HelpContent, "")
 		if rating != nil {
 			r.Feedback = &helpFeedbackView{Rating: *rating, CreatedAt: helpUTCPtr(fbAt)}
 			if text != nil {
