@@ -1,21 +1,16 @@
 package activitylog
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lockstep/lockstep/domain"
-	"github.com/lockstep/lockstep/web"
+	"github.com/lockstep/lockstep/idempotency"
 )
 
 // KeyHeader is the request header that makes a log request safe to retry.
@@ -116,24 +111,10 @@ func PruneKeys(ctx context.Context, pool *pgxpool.Pool, now time.Time) (int64, e
 // keyed reads an Idempotency-Key and, when there is one, fingerprints the
 // request (path and body) for store. It runs after the body limit.
 func keyed(c *gin.Context) {
-	key := c.GetHeader(KeyHeader)
-	if key == "" {
-		return
+	key, fp, ok := idempotency.KeyedRequest(c, KeyHeader, maxKeyLen, c.Request.URL.Path+"\n")
+	if ok && key != "" {
+		c.Set(ctxKey, [2]string{key, fp})
 	}
-	if len(key) > maxKeyLen {
-		web.Error(c, domain.Invalid("invalid header", map[string]string{KeyHeader: fmt.Sprintf("must have at most %d characters", maxKeyLen)}))
-		return
-	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		web.Error(c, web.BindError(err))
-		return
-	}
-	c.Request.Body = io.NopCloser(bytes.NewReader(body))
-	h := sha256.New()
-	h.Write([]byte(c.Request.URL.Path + "\n"))
-	h.Write(body)
-	c.Set(ctxKey, [2]string{key, hex.EncodeToString(h.Sum(nil))})
 }
 
 const ctxKey = "activitylog.idempotency"

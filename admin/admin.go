@@ -180,6 +180,21 @@ func (p *Projections) quarantine(c *gin.Context) {
 // retry re-applies a quarantined event now (out of order) and removes it
 // from the quarantine; 409 with the error when it still fails.
 func (p *Projections) retry(c *gin.Context) {
+	p.onQuarantined(c, "applied", func(ctx context.Context, r *projections.Runner, pos uint64) error {
+		return r.RetryQuarantined(ctx, pos)
+	})
+}
+
+// skip removes a quarantined event from the quarantine without applying it.
+func (p *Projections) skip(c *gin.Context) {
+	p.onQuarantined(c, "skipped", func(ctx context.Context, r *projections.Runner, pos uint64) error {
+		return r.SkipQuarantined(ctx, pos)
+	})
+}
+
+// onQuarantined does an operator's action on the quarantined event at
+// :position of projector :name, logs it and answers its status.
+func (p *Projections) onQuarantined(c *gin.Context, status string, do func(context.Context, *projections.Runner, uint64) error) {
 	r, ok := p.runner(c)
 	if !ok {
 		return
@@ -188,7 +203,7 @@ func (p *Projections) retry(c *gin.Context) {
 	if !ok {
 		return
 	}
-	err := r.RetryQuarantined(c.Request.Context(), pos)
+	err := do(c.Request.Context(), r, pos)
 	var still *projections.StillFailingError
 	switch {
 	case errors.Is(err, projections.ErrNotQuarantined):
@@ -198,30 +213,8 @@ func (p *Projections) retry(c *gin.Context) {
 	case err != nil:
 		web.Error(c, err)
 	default:
-		p.Logger.Info("quarantined event applied by an operator", "projector", r.Name(), "position", pos, "actor", auth.ActorFrom(c).UserID)
-		c.JSON(http.StatusOK, gin.H{"name": r.Name(), "position": pos, "status": "applied"})
-	}
-}
-
-// skip removes a quarantined event from the quarantine without applying it.
-func (p *Projections) skip(c *gin.Context) {
-	r, ok := p.runner(c)
-	if !ok {
-		return
-	}
-	pos, ok := position(c)
-	if !ok {
-		return
-	}
-	err := r.SkipQuarantined(c.Request.Context(), pos)
-	switch {
-	case errors.Is(err, projections.ErrNotQuarantined):
-		web.Error(c, domain.NotFound("quarantined event"))
-	case err != nil:
-		web.Error(c, err)
-	default:
-		p.Logger.Info("quarantined event skipped by an operator", "projector", r.Name(), "position", pos, "actor", auth.ActorFrom(c).UserID)
-		c.JSON(http.StatusOK, gin.H{"name": r.Name(), "position": pos, "status": "skipped"})
+		p.Logger.Info("quarantined event "+status+" by an operator", "projector", r.Name(), "position", pos, "actor", auth.ActorFrom(c).UserID)
+		c.JSON(http.StatusOK, gin.H{"name": r.Name(), "position": pos, "status": status})
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,29 +16,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/gin-gonic/gin"
-)
 
-// chromium finds a Chromium as console/browsertest does: $LOCKSTEP_CHROMIUM,
-// then the usual names. Without one the test is skipped, but fails when CI=true.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("browser tests skipped with -short")
-	}
-	if p := os.Getenv("LOCKSTEP_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no Chromium found (CI=true): install it with `apt-get install -y chromium` or set LOCKSTEP_CHROMIUM")
-	}
-	t.Skip("browser test skipped: no Chromium found (install `chromium` or set LOCKSTEP_CHROMIUM)")
-	return ""
-}
+	"github.com/lockstep/lockstep/console/browsertest/headless"
+)
 
 // TestDocsPageRendersOffline opens /docs in headless Chromium that cannot
 // resolve any host but 127.0.0.1: both renderers must draw the documents
@@ -47,33 +26,14 @@ func chromium(t *testing.T) string {
 // of asyncapi.yaml), without page errors or CSP violations, and no request
 // may leave the test server.
 func TestDocsPageRendersOffline(t *testing.T) {
-	path := chromium(t)
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	Routes(r)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// No network: every host name but the test server's address fails to resolve.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium %s: %v", path, err)
-	}
+	// No network: every host name but the test server's address fails to resolve.
+	ctx := headless.Start(t, chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))
 
 	var mu sync.Mutex
 	var requests, pageErrors []string

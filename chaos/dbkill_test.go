@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/lockstep/lockstep/pgtest"
 	"github.com/lockstep/lockstep/simulator"
 )
@@ -41,17 +39,9 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 func TestDatabaseConnectionsKilled(t *testing.T) {
 	for _, bus := range []string{"postgres", "memory"} {
 		t.Run("BUS="+bus, func(t *testing.T) {
-			students, steps, speed := 100, 6, 4.0
-			if *long {
-				students, steps, speed = 300, 15, 1
-			}
+			students, steps, speed := classSize()
 			db := pgtest.New(t)
-			// The killer's own pool: its connections are spared (its pid is the caller's).
-			admin, err := pgxpool.New(context.Background(), db.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer admin.Close()
+			admin := adminPool(t, db)
 			srv := startServer(t, db.URL, "BUS="+bus, "STUCK_DETECTOR=false")
 
 			w := newLineWatch()

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/lockstep/lockstep/pgtest"
 	"github.com/lockstep/lockstep/simulator"
 )
@@ -90,16 +88,9 @@ func (p *roundRobin) handed() map[string]int {
 // with the same Idempotency-Key and applied once, and the read models
 // equal a clean rebuild.
 func TestInstanceKilled(t *testing.T) {
-	students, steps, speed := 100, 6, 4.0
-	if *long {
-		students, steps, speed = 300, 15, 1
-	}
+	students, steps, speed := classSize()
 	db := pgtest.New(t)
-	admin, err := pgxpool.New(context.Background(), db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := adminPool(t, db)
 	a := startServer(t, db.URL, "BUS=postgres", "STUCK_DETECTOR=false")
 	b := startServer(t, db.URL, "BUS=postgres", "STUCK_DETECTOR=false")
 	proxy := newRoundRobin(t, a.Addr, b.Addr)

@@ -15,6 +15,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lockstep/lockstep/pgtest"
 )
 
 var (
@@ -186,3 +190,25 @@ func procStatus(pid int) (rss int64, fds int, err error) {
 }
 
 var _ = context.Background
+
+// classSize is the class a chaos test runs: small in make test, the issue's
+// size with -chaos.long.
+func classSize() (students, steps int, speed float64) {
+	if *long {
+		return 300, 15, 1
+	}
+	return 100, 6, 4.0
+}
+
+// adminPool is a pool of the test's own on the app's database: a killer's
+// connections are spared (its pid is the caller's), and the checks read
+// through it. Closed when the test ends.
+func adminPool(t *testing.T, db *pgtest.DB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}

@@ -595,15 +595,7 @@ func (l Lecture) updateTask(c UpdateTask) ([]Event, error) {
 		return nil, errNotOwner
 	}
 	f := fields{}
-	if c.Title != nil {
-		f.requiredText("title", *c.Title, MaxTitleLen)
-	}
-	if c.Description != nil {
-		f.optionalText("description", *c.Description, MaxDescriptionLen)
-	}
-	if c.OrderIndex != nil {
-		f.orderIndex("order_index", *c.OrderIndex)
-	}
+	f.planUpdate(c.Title, c.Description, c.OrderIndex)
 	if err := f.err(); err != nil {
 		return nil, err
 	}
@@ -667,15 +659,7 @@ func (l Lecture) updateSubtask(c UpdateSubtask) ([]Event, error) {
 		return nil, errNotOwner
 	}
 	f := fields{}
-	if c.Title != nil {
-		f.requiredText("title", *c.Title, MaxTitleLen)
-	}
-	if c.Description != nil {
-		f.optionalText("description", *c.Description, MaxDescriptionLen)
-	}
-	if c.OrderIndex != nil {
-		f.orderIndex("order_index", *c.OrderIndex)
-	}
+	f.planUpdate(c.Title, c.Description, c.OrderIndex)
 	if c.TargetAction != nil {
 		f.targetAction("target_action", *c.TargetAction)
 	}
@@ -795,4 +779,18 @@ func trimPtr(s *string) *string {
 		return nil
 	}
 	return ptr(strings.TrimSpace(*s))
+}
+
+// planUpdate checks the title, description and order index an update of a
+// task or subtask sets (nil: left as it is).
+func (f fields) planUpdate(title, description *string, order *int) {
+	if title != nil {
+		f.requiredText("title", *title, MaxTitleLen)
+	}
+	if description != nil {
+		f.optionalText("description", *description, MaxDescriptionLen)
+	}
+	if order != nil {
+		f.orderIndex("order_index", *order)
+	}
 }

@@ -35,27 +35,18 @@ const Header = "Idempotency-Key"
 // Answers with a status of 500 or more are not remembered, so a retry runs again.
 func Middleware(pool *pgxpool.Pool, log *slog.Logger, userID func(*gin.Context) int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		key := c.GetHeader(Header)
-		if key == "" || c.Request.Method == http.MethodGet {
+		if c.GetHeader(Header) == "" || c.Request.Method == http.MethodGet {
 			c.Next()
 			return
 		}
-		if len(key) > 200 {
-			web.Error(c, domain.Invalid("invalid header", map[string]string{Header: "must have at most 200 characters"}))
+		key, fp, ok := KeyedRequest(c, Header, 200, c.Request.Method+" "+c.Request.URL.Path+"\n")
+		if !ok {
 			return
 		}
-		body, err := io.ReadAll(c.Request.Body)
-		if err != nil {
-			web.Error(c, web.BindError(err))
-			return
-		}
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		sum := sha256.Sum256(append([]byte(c.Request.Method+" "+c.Request.URL.Path+"\n"), body...))
-		fp := hex.EncodeToString(sum[:])
 		uid := userID(c)
 		ctx := c.Request.Context()
 
-		_, err = pool.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3)`, uid, key, fp)
+		_, err := pool.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3)`, uid, key, fp)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			// A first attempt still "in progress" past the lease died with
@@ -155,4 +146,28 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, now time.Time) (int64, error
 		return 0, fmt.Errorf("prune command ids: %w", err)
 	}
 	return tag.RowsAffected() + ids.RowsAffected(), nil
+}
+
+// KeyedRequest reads c's idempotency key (the header named header) and, when
+// there is one, fingerprints the request: the SHA-256 of what (the method
+// and path, as the caller spells them) followed by the body, which it puts
+// back for the handler. ok is false when c was answered: a key longer than
+// maxLen, or a body that could not be read.
+func KeyedRequest(c *gin.Context, header string, maxLen int, what string) (key, fingerprint string, ok bool) {
+	key = c.GetHeader(header)
+	if key == "" {
+		return "", "", true
+	}
+	if len(key) > maxLen {
+		web.Error(c, domain.Invalid("invalid header", map[string]string{header: fmt.Sprintf("must have at most %d characters", maxLen)}))
+		return "", "", false
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		web.Error(c, web.BindError(err))
+		return "", "", false
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	sum := sha256.Sum256(append([]byte(what), body...))
+	return key, hex.EncodeToString(sum[:]), true
 }

@@ -95,10 +95,9 @@ func (p *Dashboard) Reset(ctx context.Context, tx pgx.Tx) error {
 // AfterCommit implements AfterCommitter: it announces what the batch
 // recorded (from one below the first position: see STARTED_LEARNING).
 func (p *Dashboard) AfterCommit(ctx context.Context, batch []Record) {
-	if p.announcer == nil || len(batch) == 0 || Rebuilding(ctx) {
-		return
+	if !Rebuilding(ctx) {
+		announceBatch(ctx, p.announcer, DashboardProjector, batch, true)
 	}
-	p.announcer.Announce(ctx, DashboardProjector, batch[0].Position-1, batch[len(batch)-1].Position)
 }
 
 // Handle implements Projector.

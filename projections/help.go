@@ -70,10 +70,7 @@ func (p *Help) Reset(ctx context.Context, tx pgx.Tx) error {
 
 // AfterCommit implements AfterCommitter: it announces what the batch recorded.
 func (p *Help) AfterCommit(ctx context.Context, batch []Record) {
-	if p.announcer == nil || len(batch) == 0 {
-		return
-	}
-	p.announcer.Announce(ctx, HelpProjector, batch[0].Position, batch[len(batch)-1].Position)
+	announceBatch(ctx, p.announcer, HelpProjector, batch, false)
 }
 
 // Handle implements Projector.

@@ -198,30 +198,22 @@ func (*Lectures) OnStudentEnrolled(ctx context.Context, tx pgx.Tx, e domain.Stud
 
 // OnSubtaskStarted records the student's start of a subtask.
 func (*Lectures) OnSubtaskStarted(ctx context.Context, tx pgx.Tx, e domain.SubtaskStarted) error {
-	// One statement per event: the progress row and the enrollment's last activity.
-	_, err := tx.Exec(ctx, `WITH up AS (
-			INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, started_at, session_id)
-			VALUES ($1, $2, $3, $4, $5, 'IN_PROGRESS', $6, $7)
-			ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'IN_PROGRESS', started_at = $6,
-				task_id = $4, subtask_title = $5, session_id = COALESCE($7, rm_subtask_progress.session_id)
-			RETURNING 1)
-		UPDATE rm_enrollments SET last_activity = GREATEST(last_activity, $6) WHERE lecture_id = $1 AND user_id = $2`,
-		e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.StartedAt, nullID(e.SessionID))
-	return err
+	return recordProgress(ctx, tx, e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.SessionID, domain.ProgressStatusInProgress, e.StartedAt)
 }
 
 // OnSubtaskCompleted records the student's completion of a subtask.
 func (*Lectures) OnSubtaskCompleted(ctx context.Context, tx pgx.Tx, e domain.SubtaskCompleted) error {
-	// One statement per event: the progress row and the enrollment's last activity.
-	_, err := tx.Exec(ctx, `WITH up AS (
-			INSERT INTO rm_subtask_progress (lecture_id, user_id, subtask_id, task_id, subtask_title, status, completed_at, session_id)
-			VALUES ($1, $2, $3, $4, $5, 'COMPLETED', $6, $7)
-			ON CONFLICT (lecture_id, user_id, subtask_id) DO UPDATE SET status = 'COMPLETED', completed_at = $6,
-				task_id = $4, subtask_title = $5, session_id = COALESCE($7, rm_subtask_progress.session_id)
-			RETURNING 1)
-		UPDATE rm_enrollments SET last_activity = GREATEST(last_activity, $6) WHERE lecture_id = $1 AND user_id = $2`,
-		e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.CompletedAt, nullID(e.SessionID))
-	return err
+	return recordProgress(ctx, tx, e.LectureID, e.UserID, e.SubtaskID, e.TaskID, e.SubtaskTitle, e.SessionID, domain.ProgressStatusCompleted, e.CompletedAt)
+}
+
+// recordProgress writes a progress event: the progress row (its status,
+// and started_at or completed_at) and the enrollment's last activity (no look
+// at the command tags, so the projector can be pipelined).
+func recordProgress(ctx context.Context, tx pgx.Tx, lectureID, userID, subtaskID, taskID int64, title string, sessionID int64, status domain.ProgressStatus, at time.Time) error {
+	if err := upsertProgress(ctx, tx, lectureID, userID, subtaskID, taskID, title, sessionID, status, at); err != nil {
+		return err
+	}
+	return touchEnrollment(ctx, tx, lectureID, userID, at)
 }
 
 // HandleBatch implements BatchHandler: progress rows are written event by

@@ -87,10 +87,7 @@ func (p *Sessions) Reset(ctx context.Context, tx pgx.Tx) error {
 
 // AfterCommit implements AfterCommitter: it announces what the batch recorded.
 func (p *Sessions) AfterCommit(ctx context.Context, batch []Record) {
-	if p.announcer == nil || len(batch) == 0 {
-		return
-	}
-	p.announcer.Announce(ctx, SessionsProjector, batch[0].Position, batch[len(batch)-1].Position)
+	announceBatch(ctx, p.announcer, SessionsProjector, batch, false)
 }
 
 // Handle implements Projector.

@@ -6,10 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/lockstep/lockstep/eventstore/postgres"
-	"github.com/lockstep/lockstep/pgtest"
-	"github.com/lockstep/lockstep/projections"
 )
 
 // Many commands wait for one projector at once (a class completing a
@@ -19,21 +15,8 @@ import (
 func TestWaitForWakesEveryWaiter(t *testing.T) {
 	for _, local := range []bool{true, false} {
 		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) {
-			db := pgtest.New(t)
-			es := postgres.New(db.Pool, postgres.Config{})
-			defer es.Close()
-			p := &stalled{name: "stalled", release: make(chan struct{})}
-			r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p})
-			g := projections.NewGroup(db.Pool, local, r)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go r.Run(ctx)
-			eventually(t, "runner running", func() bool { return r.State().Status == projections.StatusRunning })
-			appendN(t, es, 1, 1, "ThingHappened")
-			head, err := es.HeadPosition(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			g, p, head, stop := stalledGroup(t, false, local)
+			defer stop()
 
 			const waiters = 200
 			var wg sync.WaitGroup

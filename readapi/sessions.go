@@ -69,8 +69,10 @@ func (q *SessionQueries) Routes(r gin.IRouter, authed gin.HandlerFunc) {
 	// One wildcard name for both: /api/sessions/{code} alone, and
 	// /api/sessions/{id}/… with a further segment.
 	r.GET("/api/sessions/:session_id", authed, q.byCode)
-	r.GET("/api/sessions/:session_id/participants", authed, q.participants)
-	r.GET("/api/sessions/:session_id/current", authed, q.current)
+	r.GET("/api/sessions/:session_id/participants", authed, sessionView(q, sessionAccess.owner,
+		"only the session's instructor may see its participants", participantsView))
+	r.GET("/api/sessions/:session_id/current", authed, sessionView(q, sessionAccess.canReadCurrent,
+		"only the session's participants and instructor may see it", currentView))
 	r.GET("/qr/:file", q.qrImage)
 	if q.Hub != nil {
 		r.GET("/ws/session/:session_id/student", q.studentSocket)
@@ -235,28 +237,33 @@ func participantsView(ctx context.Context, db sessionQuerier, sessionID int64) (
 	return sessionParticipants{SessionID: sessionID, Participants: list, TotalCount: len(list)}, nil
 }
 
-func (q *SessionQueries) participants(c *gin.Context) {
-	id, ok := web.IDParam(c, "session_id")
-	if !ok {
-		return
+// sessionView answers a GET of session :session_id with view, to the actors
+// allowed lets through (FORBIDDEN with deny to the others).
+func sessionView[T any](q *SessionQueries, allowed func(sessionAccess, domain.Actor) bool, deny string,
+	view func(context.Context, sessionQuerier, int64) (T, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := web.IDParam(c, "session_id")
+		if !ok {
+			return
+		}
+		ctx := c.Request.Context()
+		actor := auth.ActorFrom(c)
+		a, err := loadSessionAccess(ctx, q.Pool, id, actor.UserID)
+		if err != nil {
+			web.Error(c, err)
+			return
+		}
+		if !allowed(a, actor) {
+			web.Error(c, domain.Forbidden(deny))
+			return
+		}
+		v, err := view(ctx, q.Pool, id)
+		if err != nil {
+			web.Error(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, v)
 	}
-	ctx := c.Request.Context()
-	actor := auth.ActorFrom(c)
-	a, err := loadSessionAccess(ctx, q.Pool, id, actor.UserID)
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
-	if !a.owner(actor) {
-		web.Error(c, domain.Forbidden("only the session's instructor may see its participants"))
-		return
-	}
-	v, err := participantsView(ctx, q.Pool, id)
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, v)
 }
 
 type sessionCurrent struct {
@@ -304,30 +311,6 @@ func deref(s *string) string {
 // canReadCurrent: the session's participants, its instructor, ANALYST and ADMIN.
 func (a sessionAccess) canReadCurrent(actor domain.Actor) bool {
 	return a.owner(actor) || a.participant || actor.Role == domain.RoleAnalyst
-}
-
-func (q *SessionQueries) current(c *gin.Context) {
-	id, ok := web.IDParam(c, "session_id")
-	if !ok {
-		return
-	}
-	ctx := c.Request.Context()
-	actor := auth.ActorFrom(c)
-	a, err := loadSessionAccess(ctx, q.Pool, id, actor.UserID)
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
-	if !a.canReadCurrent(actor) {
-		web.Error(c, domain.Forbidden("only the session's participants and instructor may see it"))
-		return
-	}
-	v, err := currentView(ctx, q.Pool, id)
-	if err != nil {
-		web.Error(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, v)
 }
 
 type activeSession struct {

@@ -235,6 +235,16 @@ func TestStartupFailuresAreOneClearLine(t *testing.T) {
 
 // TestReplayAndRebuildCreateNothing: a typo in DATABASE_URL must fail, not
 // create (and migrate) a new database; an unmigrated one is not migrated.
+// TestReplayWithAStoreWithoutFilteredReads: replay reads a classroom through
+// the store's filtered reads (as analytics does); with EventStoreDB, which
+// has none, it fails at once with the store's own reason — nothing needs to
+// answer at EVENTSTORE_URL for that.
+func TestReplayWithAStoreWithoutFilteredReads(t *testing.T) {
+	db := pgtest.New(t)
+	out, code := runLockstep(t, []string{"DATABASE_URL=" + db.URL, "EVENT_STORE=eventstoredb", "EVENTSTORE_URL=esdb://127.0.0.1:1?tls=false"}, "replay", "--session", "1")
+	assertOneLineFailure(t, out, code, "EVENT_STORE=eventstoredb", "does not support filtered reads", "metadata")
+}
+
 func TestReplayAndRebuildCreateNothing(t *testing.T) {
 	empty := pgtest.NewEmpty(t)
 	name := fmt.Sprintf("lockstep_typo_%d", time.Now().UnixNano())

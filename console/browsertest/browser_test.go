@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,61 +17,22 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/lockstep/lockstep/console/browsertest/headless"
 )
 
 //go:embed testdata/axe.min.js
 var axeSource string
 
-// chromiumPath finds a Chromium: $LOCKSTEP_CHROMIUM, then the usual names.
-func chromiumPath() string {
-	if p := os.Getenv("LOCKSTEP_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// browser starts one headless Chromium for the test (skipped when there is
-// none, but failed when CI=true: CI installs it).
+// browser starts one headless Chromium for the test, in Korean, with
+// sound allowed (headless.Start: skipped without one, failed then under CI).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser tests skipped with -short")
-	}
-	path := chromiumPath()
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no Chromium found (CI=true): install it with `apt-get install -y chromium fonts-nanum` or set LOCKSTEP_CHROMIUM")
-		}
-		t.Skip("browser tests skipped: no Chromium found (install `chromium fonts-nanum` or set LOCKSTEP_CHROMIUM)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
+	return headless.Start(t,
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("lang", "ko-KR"),
 	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(alloc)
-	if err := chromedp.Do(ctx); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start Chromium %s: %v", path, err)
-	}
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	return ctx
 }
 
 // tab is one page in its own browser context (own storage, own cookies).

@@ -80,24 +80,21 @@ type CommitHook struct {
 // from appends to streams it Holds, once the append holds whatever gives it
 // its place in the global order (a lock) and before it inserts.
 func (h *CommitHook) AfterLock(ctx context.Context, stream string) {
-	if h == nil {
-		return
-	}
-	h.mu.RLock()
-	fn := h.lockFn
-	h.mu.RUnlock()
-	if fn != nil {
-		fn(ctx, stream)
-	}
+	h.call(ctx, stream, func(h *CommitHook) func(context.Context, string) { return h.lockFn })
 }
 
 // BeforeCommit calls the installed callback, if any.
 func (h *CommitHook) BeforeCommit(ctx context.Context, stream string) {
+	h.call(ctx, stream, func(h *CommitHook) func(context.Context, string) { return h.fn })
+}
+
+// call runs the callback pick names, if one is installed.
+func (h *CommitHook) call(ctx context.Context, stream string, pick func(*CommitHook) func(context.Context, string)) {
 	if h == nil {
 		return
 	}
 	h.mu.RLock()
-	fn := h.fn
+	fn := pick(h)
 	h.mu.RUnlock()
 	if fn != nil {
 		fn(ctx, stream)
