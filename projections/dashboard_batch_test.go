@@ -3,7 +3,6 @@ package projections_test
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -280,13 +279,7 @@ func (p perEventDashboard) Tables() []string { return p.d.Tables() }
 // class history, event by event (the path before HandleBatch) and batched,
 // in one run. LOCKSTEP_BENCH_EVENTS sets the history's size (default 20,000).
 func BenchmarkDashboardRebuild(b *testing.B) {
-	n := 20_000
-	if s := os.Getenv("LOCKSTEP_BENCH_EVENTS"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
-	db := pgtest.New(b)
-	seeded := seedClassHistory(b, db, n)
-	es := postgres.New(db.Pool, postgres.Config{})
+	db, seeded, es := benchClassHistory(b, 20_000)
 	defer es.Close()
 	for _, c := range []struct {
 		name string
