@@ -192,6 +192,14 @@ func seedMixedClass(t *testing.T, db *pgtest.DB, store eventstore.Store) {
 			appendTo(domain.ProgressStream(l.id, u), progress(l, u, l.subtasks[(round+1)%len(l.subtasks)], i%2 == 0))
 		}
 	}
+	// A student who completes subtasks, then enrols (counted with those
+	// completions, after the last plan change could recount them), then
+	// completes one more: the fold's enrolment reads the count.
+	late, l := int64(9_000_002), lectures[1]
+	ps := domain.ProgressStream(l.id, late)
+	appendTo(ps, progress(l, late, l.subtasks[0], true), progress(l, late, l.subtasks[1], true))
+	appendTo(ps, domain.StudentEnrolled{EnrollmentID: late, LectureID: l.id, UserID: late, EnrolledAt: tick()})
+	appendTo(ps, progress(l, late, l.subtasks[3], true))
 }
 
 // TestDashboardBatchEqualsPerEvent: the batch path (HandleBatch, as the
