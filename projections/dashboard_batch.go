@@ -14,8 +14,10 @@ import (
 	"github.com/lockstep/lockstep/outbox"
 )
 
-// HandleBatch implements BatchHandler. Runs of consecutive SubtaskStarted
-// and SubtaskCompleted events (a class's progress, nearly every event) are
+// HandleBatch implements BatchHandler. Runs of consecutive StudentEnrolled,
+// SubtaskStarted and SubtaskCompleted events (a class's progress and its
+// students' enrolments, nearly every event; an enrolment no longer cuts the
+// run short, so a class's batch is usually one run) are
 // folded in memory and written with a fixed number of set-based statements
 // per run (about fifteen, whatever the run's length) instead of about twelve
 // per event; every other event goes through Handle. The result equals Handle
@@ -25,10 +27,7 @@ import (
 // difference the run is rolled back to a savepoint and applied event by event.
 func (p *Dashboard) HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error {
 	for i := 0; i < len(records); {
-		j := i
-		for j < len(records) && isProgressEvent(records[j]) {
-			j++
-		}
+		j := foldedRunEnd(records, i)
 		if j-i >= minProgressRun {
 			if err := p.progressRun(ctx, tx, records[i:j]); err != nil {
 				return fmt.Errorf("progress run at positions %d..%d: %w", records[i].Position, records[j-1].Position, err)
@@ -56,9 +55,33 @@ var dashboardFallbacks atomic.Int64
 // minProgressRun: shorter runs cost fewer statements event by event.
 const minProgressRun = 2
 
-func isProgressEvent(r Record) bool {
+// foldedRunEnd is the end of the run of folded events from i: it stops
+// before an event progressRun does not fold, and before the enrolment of a
+// student who progressed earlier in the run (the enrolment counts the
+// student's completions, which the database refreshes only after the run;
+// the next run starts with it and reads them fresh).
+func foldedRunEnd(records []Record, i int) int {
+	progressed := map[dashStudentKey]bool{}
+	j := i
+	for ; j < len(records) && isFoldedEvent(records[j]); j++ {
+		switch x := records[j].Payload.(type) {
+		case domain.StudentEnrolled:
+			if progressed[dashStudentKey{x.LectureID, x.UserID}] {
+				return j
+			}
+		case domain.SubtaskStarted:
+			progressed[dashStudentKey{x.LectureID, x.UserID}] = true
+		case domain.SubtaskCompleted:
+			progressed[dashStudentKey{x.LectureID, x.UserID}] = true
+		}
+	}
+	return j
+}
+
+// isFoldedEvent: the events progressRun folds.
+func isFoldedEvent(r Record) bool {
 	switch r.Payload.(type) {
-	case domain.SubtaskStarted, domain.SubtaskCompleted:
+	case domain.StudentEnrolled, domain.SubtaskStarted, domain.SubtaskCompleted:
 		return true
 	}
 	return false
@@ -127,7 +150,8 @@ type dashSubtaskState struct {
 
 type dashLectureState struct {
 	enrolled, total, completions int64
-	delta                        int64
+	delta                        int64 // completions counted by the run's progress
+	changed                      bool  // enrolled or completions changed
 }
 
 type dashDayState struct {
@@ -136,10 +160,12 @@ type dashDayState struct {
 }
 
 type dashStudentState struct {
-	enrolled      bool
-	lastActivity  time.Time
-	firstProgress *time.Time
-	refresh       bool
+	enrolled       bool
+	completedCount int64      // as read
+	enrolledAt     *time.Time // enrolled by the run
+	lastActivity   time.Time
+	firstProgress  *time.Time
+	refresh        bool
 }
 
 // dbTime is t as PostgreSQL stores it (microseconds; pgx truncates).
@@ -190,9 +216,10 @@ type progressFold struct {
 	refreshUs     []int64
 }
 
-// foldEvent is one progress event of the run.
+// foldEvent is one event of the run.
 type foldEvent struct {
 	r         Record
+	enrol     bool // StudentEnrolled (no subtask)
 	completed bool
 	lecture   int64
 	user      int64
@@ -218,20 +245,15 @@ func newProgressFold(run []Record) *progressFold {
 		case domain.SubtaskCompleted:
 			e.completed = true
 			e.lecture, e.user, e.subtask, e.title, e.at = x.LectureID, x.UserID, x.SubtaskID, x.SubtaskTitle, x.CompletedAt
+		case domain.StudentEnrolled:
+			e.enrol = true
+			e.lecture, e.user, e.at = x.LectureID, x.UserID, x.EnrolledAt
 		}
 		f.evs[i] = e
 		sk := dashStudentKey{e.lecture, e.user}
 		if _, ok := f.students[sk]; !ok {
 			f.students[sk] = &dashStudentState{}
 			f.studentOrder = append(f.studentOrder, sk)
-		}
-		pk := dashProgressKey{e.lecture, e.user, e.subtask}
-		if _, ok := f.progress[pk]; !ok {
-			f.progress[pk] = &dashProgressState{status: domain.ProgressStatusNotStarted}
-			f.progressOrder = append(f.progressOrder, pk)
-		}
-		if _, ok := f.subtasks[e.subtask]; !ok {
-			f.subtasks[e.subtask] = &dashSubtaskState{}
 		}
 		if _, ok := f.lectures[e.lecture]; !ok {
 			f.lectures[e.lecture] = nil
@@ -242,6 +264,17 @@ func newProgressFold(run []Record) *progressFold {
 			f.activeOrder = append(f.activeOrder, ak)
 		}
 		f.users[e.user] = ""
+		if e.enrol {
+			continue
+		}
+		pk := dashProgressKey{e.lecture, e.user, e.subtask}
+		if _, ok := f.progress[pk]; !ok {
+			f.progress[pk] = &dashProgressState{status: domain.ProgressStatusNotStarted}
+			f.progressOrder = append(f.progressOrder, pk)
+		}
+		if _, ok := f.subtasks[e.subtask]; !ok {
+			f.subtasks[e.subtask] = &dashSubtaskState{}
+		}
 	}
 	return f
 }
@@ -281,15 +314,16 @@ func (f *progressFold) readRows(reads *pgx.Batch) {
 		for i, k := range f.studentOrder {
 			ls[i], us[i] = k.lecture, k.user
 		}
-		reads.Queue(`SELECT s.lecture_id, s.user_id, s.enrolled FROM dash_students s
+		reads.Queue(`SELECT s.lecture_id, s.user_id, s.enrolled, s.completed_count FROM dash_students s
 			JOIN unnest($1::bigint[], $2::bigint[]) AS k(l, u) ON s.lecture_id = k.l AND s.user_id = k.u`, ls, us).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var k dashStudentKey
 				var enrolled bool
-				if err := rows.Scan(&k.lecture, &k.user, &enrolled); err != nil {
+				var completed int64
+				if err := rows.Scan(&k.lecture, &k.user, &enrolled, &completed); err != nil {
 					return err
 				}
-				f.students[k].enrolled = enrolled
+				f.students[k].enrolled, f.students[k].completedCount = enrolled, completed
 			}
 			return rows.Err()
 		})
@@ -421,6 +455,18 @@ func (f *progressFold) fold() (bool, error) {
 		ak := dashActiveKey{e.lecture, DayOf(e.at), e.user}
 		first := !f.actives[ak]
 		f.actives[ak] = true
+		if e.enrol {
+			if ok := f.enrol(e, st, first); !ok {
+				return false, nil
+			}
+			if first {
+				msg := dashMessage{Type: "student_activity", Data: DashboardStudentActivity{UserID: e.user, UserName: f.users[e.user], Activity: ActivityStartedLearning, Timestamp: e.at.UTC()}}
+				if err := f.record(DashboardLectureChannel(e.lecture), e.r.Position, msg); err != nil {
+					return false, err
+				}
+			}
+			continue
+		}
 		pk := dashProgressKey{e.lecture, e.user, e.subtask}
 		row := f.progress[pk]
 		old := row.status
@@ -466,20 +512,7 @@ func (f *progressFold) fold() (bool, error) {
 			}
 			own = progressUpdate(e.user, e.subtask, e.title, old, status, e.at)
 		}
-		// touchDay
-		if l := f.lectures[e.lecture]; l != nil {
-			dk := dashDayKey{e.lecture, DayOf(e.at)}
-			d := f.days[dk]
-			if d == nil {
-				d = &dashDayState{}
-				f.days[dk] = d
-				f.dayOrder = append(f.dayOrder, dk)
-			}
-			if first {
-				d.active++
-			}
-			d.enrolled, d.completions, d.total = l.enrolled, l.completions, l.total
-		}
+		f.touchDay(e, first)
 		// emit
 		if own == nil && !first {
 			continue
@@ -511,9 +544,59 @@ func (f *progressFold) fold() (bool, error) {
 	return true, nil
 }
 
+// touchDay is touchDay of dashboard.go on the fold's rows.
+func (f *progressFold) touchDay(e foldEvent, first bool) {
+	l := f.lectures[e.lecture]
+	if l == nil {
+		return
+	}
+	dk := dashDayKey{e.lecture, DayOf(e.at)}
+	d := f.days[dk]
+	if d == nil {
+		d = &dashDayState{}
+		f.days[dk] = d
+		f.dayOrder = append(f.dayOrder, dk)
+	}
+	if first {
+		d.active++
+	}
+	d.enrolled, d.completions, d.total = l.enrolled, l.completions, l.total
+}
+
+// enrol folds a StudentEnrolled as OnStudentEnrolled would: the student is
+// enrolled (once) and counted, with the completions they already have, in
+// the lecture. false: the student progressed earlier in the run, so the
+// completed_count read is stale (the database refreshes it only after the
+// run); the caller falls back.
+func (f *progressFold) enrol(e foldEvent, st *dashStudentState, first bool) bool {
+	if !st.enrolled {
+		if st.refresh {
+			return false
+		}
+		st.enrolled = true
+		at := e.at
+		st.enrolledAt = &at
+		if l := f.lectures[e.lecture]; l != nil {
+			l.enrolled++
+			l.completions += st.completedCount
+			l.changed = true
+		}
+	}
+	f.touchDay(e, first)
+	return true
+}
+
 // writes queues the writes of the folded rows.
 func (f *progressFold) writes() *pgx.Batch {
 	writes := &pgx.Batch{}
+	f.writeRows(writes)
+	f.writeCounts(writes)
+	return writes
+}
+
+// writeRows queues the writes of the students', their days' and their
+// progress rows.
+func (f *progressFold) writeRows(writes *pgx.Batch) {
 	{
 		ls, us, ts := make([]int64, len(f.studentOrder)), make([]int64, len(f.studentOrder)), make([]time.Time, len(f.studentOrder))
 		for i, k := range f.studentOrder {
@@ -524,6 +607,20 @@ func (f *progressFold) writes() *pgx.Batch {
 			ON CONFLICT (lecture_id, user_id) DO UPDATE SET last_activity = GREATEST(dash_students.last_activity, EXCLUDED.last_activity)`, ls, us, ts)
 	}
 	{
+		var ls, us []int64
+		var ts []time.Time
+		for _, k := range f.studentOrder {
+			if st := f.students[k]; st.enrolledAt != nil {
+				ls, us, ts = append(ls, k.lecture), append(us, k.user), append(ts, *st.enrolledAt)
+			}
+		}
+		if len(ls) > 0 {
+			writes.Queue(`UPDATE dash_students s SET enrolled = true, enrolled_at = k.t
+				FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS k(l, u, t)
+				WHERE s.lecture_id = k.l AND s.user_id = k.u AND NOT s.enrolled`, ls, us, ts)
+		}
+	}
+	{
 		ls, ds, us := make([]int64, len(f.activeOrder)), make([]time.Time, len(f.activeOrder)), make([]int64, len(f.activeOrder))
 		for i, k := range f.activeOrder {
 			ls[i], ds[i], us[i] = k.lecture, k.day, k.user
@@ -532,6 +629,11 @@ func (f *progressFold) writes() *pgx.Batch {
 			SELECT l, (d AT TIME ZONE 'UTC')::date, u FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS k(l, d, u)
 			ON CONFLICT DO NOTHING`, ls, ds, us)
 	}
+}
+
+// writeCounts queues the writes of the counts: the students' first
+// progress, the lectures', the subtasks' and the days'.
+func (f *progressFold) writeCounts(writes *pgx.Batch) {
 	{
 		var ls, us, ss []int64
 		var statuses []string
@@ -569,15 +671,15 @@ func (f *progressFold) writes() *pgx.Batch {
 		}
 	}
 	{
-		var ids, completions []int64
+		var ids, enrolled, completions []int64
 		for id, l := range f.lectures {
-			if l != nil && l.delta != 0 {
-				ids, completions = append(ids, id), append(completions, l.completions)
+			if l != nil && (l.delta != 0 || l.changed) {
+				ids, enrolled, completions = append(ids, id), append(enrolled, l.enrolled), append(completions, l.completions)
 			}
 		}
 		if len(ids) > 0 {
-			writes.Queue(`UPDATE dash_lectures l SET completions = k.c
-				FROM unnest($1::bigint[], $2::bigint[]) AS k(id, c) WHERE l.lecture_id = k.id`, ids, completions)
+			writes.Queue(`UPDATE dash_lectures l SET enrolled = k.e, completions = k.c
+				FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(id, e, c) WHERE l.lecture_id = k.id`, ids, enrolled, completions)
 		}
 	}
 	{
@@ -608,7 +710,6 @@ func (f *progressFold) writes() *pgx.Batch {
 				active_students = dash_daily.active_students + EXCLUDED.active_students,
 				enrolled = EXCLUDED.enrolled, completions = EXCLUDED.completions, total_subtasks = EXCLUDED.total_subtasks`, ls, ds, active, enrolled, completions, total)
 	}
-	return writes
 }
 
 // checkRefresh refreshes the students' counts set-based and checks them

@@ -89,17 +89,23 @@ func seedClassHistory(tb testing.TB, db *pgtest.DB, n int) int {
 	return len(evs)
 }
 
-// BenchmarkRebuildOnline measures how fast the lectures projector is rebuilt
-// from event zero into shadow tables and swapped in. LOCKSTEP_BENCH_EVENTS
-// sets the history's size (default 1,000,000).
-func BenchmarkRebuildOnline(b *testing.B) {
-	n := 1_000_000
+// benchClassHistory is a test database seeded with a class history of
+// LOCKSTEP_BENCH_EVENTS events (n when unset), the count seeded, and an
+// event store on it (the caller closes it).
+func benchClassHistory(b *testing.B, n int) (*pgtest.DB, int, *postgres.Store) {
 	if s := os.Getenv("LOCKSTEP_BENCH_EVENTS"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
 	db := pgtest.New(b)
 	seeded := seedClassHistory(b, db, n)
-	es := postgres.New(db.Pool, postgres.Config{})
+	return db, seeded, postgres.New(db.Pool, postgres.Config{})
+}
+
+// BenchmarkRebuildOnline measures how fast the lectures projector is rebuilt
+// from event zero into shadow tables and swapped in. LOCKSTEP_BENCH_EVENTS
+// sets the history's size (default 1,000,000).
+func BenchmarkRebuildOnline(b *testing.B) {
+	db, seeded, es := benchClassHistory(b, 1_000_000)
 	defer es.Close()
 	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: &projections.Lectures{}})
 	b.ResetTimer()
