@@ -24,7 +24,7 @@ func replayCommand() *cli.Command {
 		Name:  "replay",
 		Usage: "print a past classroom to stdout: events, xAPI statements or live messages, optionally timed",
 		Flags: append(databaseFlags("PostgreSQL holding the events (must exist and be migrated: replay creates nothing)"),
-			&cli.StringFlag{Name: "event-store", Value: "postgres", Usage: "replay reads the PostgreSQL event store only (with eventstoredb there is nothing to replay)", Sources: cli.EnvVars("EVENT_STORE")},
+			&cli.StringFlag{Name: "event-store", Value: "postgres", Usage: "the event store to read, opened as the server opens it (replay needs one with filtered reads: analytics.Supported)", Sources: cli.EnvVars("EVENT_STORE")},
 			&cli.StringFlag{Name: "public-url", Usage: "the server's base URL, for --format xapi (statement and activity ids are IRIs under it)", Sources: cli.EnvVars("PUBLIC_URL")},
 			&cli.Int64Flag{Name: "session", Usage: "the session to replay", Required: true},
 			&cli.Float64Flag{Name: "speed", Usage: "re-emit with the original gaps divided by this (0 = as fast as possible)"},
@@ -42,14 +42,14 @@ func replayCommand() *cli.Command {
 			if format == "xapi" && cfg.PublicURL == "" {
 				return errors.New("--format xapi needs --public-url (the server's base URL: statement ids and activity ids are IRIs under it)")
 			}
-			if cfg.EventStore != "postgres" {
-				return fmt.Errorf("replay reads the PostgreSQL event store; with EVENT_STORE=%s there is nothing to replay (analytics are off too)", cfg.EventStore)
-			}
 			a, _, err := openApp(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer a.Close()
+			if err := analytics.Supported(a.Store()); err != nil {
+				return fmt.Errorf("replay cannot read EVENT_STORE=%s (analytics are off too): %w", cfg.EventStore, err)
+			}
 			return replay(ctx, a.AnalyticsReader(), bufio.NewWriterSize(os.Stdout, 64<<10), session, format, speed, cfg.PublicURL)
 		},
 	}
