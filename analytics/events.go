@@ -148,14 +148,10 @@ func (r *Reader) fetch(q eventstore.Querier, f eventstore.Filter, what string, i
 	}
 }
 
-// firstEvent is stream's first event (ok false: the stream is empty), whole
-// or with only fields of its data.
-func (r *Reader) firstEvent(ctx context.Context, stream string, fields []string) (eventstore.Event, bool, error) {
-	q, err := r.querier()
-	if err != nil {
-		return eventstore.Event{}, false, err
-	}
-	evs, err := q.Query(ctx, eventstore.Filter{Streams: []string{stream}, Limit: 1, Fields: fields})
+// firstEvent is stream's first event (ok false: the stream is empty), read
+// by version through the store (the stream's index, not the global log).
+func (r *Reader) firstEvent(ctx context.Context, stream string) (eventstore.Event, bool, error) {
+	evs, err := r.store.ReadStream(ctx, stream, 0, 1)
 	if err != nil || len(evs) == 0 || evs[0].Version != 1 {
 		return eventstore.Event{}, false, err
 	}
@@ -193,7 +189,7 @@ type rival struct {
 // LoadClassroom reads session sessionID's opening and its attribution data;
 // domain.ErrNotFound when there is no such session.
 func (r *Reader) LoadClassroom(ctx context.Context, sessionID int64) (*Classroom, error) {
-	first, ok, err := r.firstEvent(ctx, domain.SessionStream(sessionID), nil)
+	first, ok, err := r.firstEvent(ctx, domain.SessionStream(sessionID))
 	if err != nil {
 		return nil, fmt.Errorf("load session %d: %w", sessionID, err)
 	}
@@ -224,14 +220,23 @@ func (r *Reader) loadAttribution(ctx context.Context, cl *Classroom) error {
 	if err != nil {
 		return err
 	}
-	evs, err := q.Query(ctx, eventstore.Filter{LectureID: cl.LectureID, Types: lifecycleTypes})
+	// A lean read (these three types name their session and user in their
+	// data) of this session and the newer ones (events_session_control_idx).
+	evs, err := q.Query(ctx, eventstore.Filter{LectureID: cl.LectureID, SessionsFrom: cl.SessionID, Types: lifecycleTypes, Fields: []string{"session_id", "user_id"}})
 	if err != nil {
 		return fmt.Errorf("load sessions of lecture %d: %w", cl.LectureID, err)
 	}
 	others := map[int64]*rival{}
 	for _, e := range evs {
-		sid, typ, pos := e.Metadata.SessionID, e.Type, e.Position
-		if sid == 0 || sid < cl.SessionID {
+		var d struct {
+			SessionID int64 `json:"session_id"`
+			UserID    int64 `json:"user_id"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("decode %s at %d: %w", e.Type, e.Position, err)
+		}
+		sid, pos := d.SessionID, e.Position
+		if sid < cl.SessionID {
 			continue // sessions with a lower id cannot claim this one's events
 		}
 		start, end, joins := &cl.startPos, &cl.endPos, cl.joins
@@ -243,18 +248,12 @@ func (r *Reader) loadAttribution(ctx context.Context, cl *Classroom) error {
 			}
 			start, end, joins = &o.startPos, &o.endPos, o.joins
 		}
-		switch typ {
+		switch e.Type {
 		case lifecycleTypes[0]:
 			*start = pos
 		case lifecycleTypes[1]:
 			*end = pos
 		case lifecycleTypes[2]:
-			var d struct {
-				UserID int64 `json:"user_id"`
-			}
-			if err := json.Unmarshal(e.Data, &d); err != nil {
-				return fmt.Errorf("decode %s at %d: %w", typ, pos, err)
-			}
 			joins[d.UserID] = pos
 		}
 	}
@@ -419,7 +418,7 @@ ORDER BY position LIMIT $4`
 // LectureOwner returns the lecture's instructor from its LectureCreated
 // event; domain.ErrNotFound when there is no such lecture.
 func (r *Reader) LectureOwner(ctx context.Context, lectureID int64) (int64, error) {
-	first, ok, err := r.firstEvent(ctx, domain.LectureStream(lectureID), []string{"instructor_id"})
+	first, ok, err := r.firstEvent(ctx, domain.LectureStream(lectureID))
 	if err != nil {
 		return 0, fmt.Errorf("load lecture %d: %w", lectureID, err)
 	}
