@@ -5,8 +5,10 @@
 // with the original gaps, and an xAPI 1.0.3 export.
 //
 // It reads through the event store's optional filtered reads
-// (eventstore.Querier; the classroom at an instant, the replay's times) and
-// pages the PostgreSQL event store's events table, through the partial
+// (eventstore.Querier: a classroom's events, its state at an instant) and,
+// for a lecture's whole history only, pages the PostgreSQL event store's
+// events table with SQL (its time range and its sessions' events that do not
+// name the lecture are not Filter conditions yet), through the partial
 // expression indexes of migrations/00050_analytics.sql on metadata.session_id
 // and metadata.lecture_id, bounded by the store's HeadPosition so that a
 // reader paging by position never skips an event committing late.
@@ -461,13 +463,7 @@ func (r *Reader) LectureEvents(ctx context.Context, lectureID int64, after uint6
 		chunk = 500
 	}
 	since, until := tr.args()
-	var sessions []int64
-	rows, err := r.pool.Query(ctx, `SELECT (data->>'session_id')::bigint FROM events
-		WHERE metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = $1 AND type = 'SessionOpened' AND position <= $2`, lectureID, int64(upTo))
-	if err != nil {
-		return fmt.Errorf("list sessions of lecture %d: %w", lectureID, err)
-	}
-	sessions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	sessions, err := r.lectureSessions(ctx, lectureID, upTo)
 	if err != nil {
 		return fmt.Errorf("list sessions of lecture %d: %w", lectureID, err)
 	}
@@ -488,6 +484,30 @@ func (r *Reader) LectureEvents(ctx context.Context, lectureID int64, after uint6
 		}})
 	}
 	return merge(ctx, chunk, sources, yield)
+}
+
+// lectureSessions lists the sessions opened for the lecture up to position
+// upTo (a lean read of its SessionOpened events).
+func (r *Reader) lectureSessions(ctx context.Context, lectureID int64, upTo uint64) ([]int64, error) {
+	q, err := r.querier()
+	if err != nil {
+		return nil, err
+	}
+	evs, err := q.Query(ctx, eventstore.Filter{LectureID: lectureID, Types: []string{domain.SessionOpened{}.EventType()}, UpTo: upTo, Fields: []string{"session_id"}})
+	if err != nil {
+		return nil, err
+	}
+	sessions := make([]int64, 0, len(evs))
+	for _, e := range evs {
+		var d struct {
+			SessionID int64 `json:"session_id"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, d.SessionID)
+	}
+	return sessions, nil
 }
 
 // Page collects up to limit events from an iteration (ClassroomEvents or
