@@ -5,8 +5,10 @@
 // with the original gaps, and an xAPI 1.0.3 export.
 //
 // It reads through the event store's optional filtered reads
-// (eventstore.Querier; the classroom at an instant, the replay's times) and
-// pages the PostgreSQL event store's events table, through the partial
+// (eventstore.Querier: a classroom's events, its state at an instant) and,
+// for a lecture's whole history only, pages the PostgreSQL event store's
+// events table with SQL (its time range and its sessions' events that do not
+// name the lecture are not Filter conditions yet), through the partial
 // expression indexes of migrations/00050_analytics.sql on metadata.session_id
 // and metadata.lecture_id, bounded by the store's HeadPosition so that a
 // reader paging by position never skips an event committing late.
@@ -17,7 +19,6 @@ package analytics
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -104,6 +105,61 @@ func scanEvents(rows pgx.Rows) ([]Event, error) {
 	return out, rows.Err()
 }
 
+// shownMetadata is a stored event's metadata as the events table's jsonb
+// prints it with the event's id added: keys shorter first, then in byte
+// order, and the writers' omitempty (so the pages stay as they were when
+// they were read with SQL).
+type shownMetadata struct {
+	UserID        int64     `json:"user_id,omitempty"`
+	EventID       uuid.UUID `json:"event_id"`
+	LectureID     int64     `json:"lecture_id,omitempty"`
+	SessionID     int64     `json:"session_id,omitempty"`
+	CausationID   string    `json:"causation_id,omitempty"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+}
+
+// shown is a stored event as the analytics endpoints show it.
+func shown(e eventstore.Event) (Event, error) {
+	m := e.Metadata
+	meta, err := json.Marshal(shownMetadata{UserID: m.UserID, EventID: e.ID, LectureID: m.LectureID, SessionID: m.SessionID,
+		CausationID: m.CausationID, CorrelationID: m.CorrelationID})
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{Position: e.Position, Stream: e.Stream, Version: e.Version, Type: e.Type, Data: e.Data, Metadata: meta,
+		OccurredAt: e.OccurredAt.UTC(), ID: e.ID}, nil
+}
+
+// fetch reads a chunk of the events f selects in (after, upTo] through the
+// store's Querier, as the endpoints show them; what names what it reads, for
+// errors.
+func (r *Reader) fetch(q eventstore.Querier, f eventstore.Filter, what string, id int64) func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
+	return func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
+		f.After, f.UpTo, f.Limit = after, upTo, n
+		evs, err := q.Query(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("read "+what+": %w", id, err)
+		}
+		out := make([]Event, len(evs))
+		for i, e := range evs {
+			if out[i], err = shown(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+}
+
+// firstEvent is stream's first event (ok false: the stream is empty), read
+// by version through the store (the stream's index, not the global log).
+func (r *Reader) firstEvent(ctx context.Context, stream string) (eventstore.Event, bool, error) {
+	evs, err := r.store.ReadStream(ctx, stream, 0, 1)
+	if err != nil || len(evs) == 0 || evs[0].Version != 1 {
+		return eventstore.Event{}, false, err
+	}
+	return evs[0], true, nil
+}
+
 // Classroom is a live session as its own stream tells it, plus what
 // attributing progress events to it needs.
 type Classroom struct {
@@ -135,23 +191,21 @@ type rival struct {
 // LoadClassroom reads session sessionID's opening and its attribution data;
 // domain.ErrNotFound when there is no such session.
 func (r *Reader) LoadClassroom(ctx context.Context, sessionID int64) (*Classroom, error) {
-	var data []byte
-	var pos int64
-	err := r.pool.QueryRow(ctx, `SELECT data, position FROM events WHERE stream = $1 AND version = 1 AND type = 'SessionOpened'`,
-		domain.SessionStream(sessionID)).Scan(&data, &pos)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, domain.NotFound("session")
-	}
+	first, ok, err := r.firstEvent(ctx, domain.SessionStream(sessionID))
 	if err != nil {
 		return nil, fmt.Errorf("load session %d: %w", sessionID, err)
 	}
+	if !ok || first.Type != (domain.SessionOpened{}).EventType() {
+		return nil, domain.NotFound("session")
+	}
+	data, pos := first.Data, first.Position
 	var o domain.SessionOpened
 	if err := json.Unmarshal(data, &o); err != nil {
 		return nil, fmt.Errorf("decode SessionOpened of session %d: %w", sessionID, err)
 	}
 	cl := &Classroom{
 		SessionID: o.SessionID, LectureID: o.LectureID, LectureTitle: o.LectureTitle, InstructorID: o.InstructorID,
-		Title: o.Title, OpenedAt: o.OpenedAt.UTC(), OpenedPosition: uint64(pos), joins: map[int64]uint64{},
+		Title: o.Title, OpenedAt: o.OpenedAt.UTC(), OpenedPosition: pos, joins: map[int64]uint64{},
 	}
 	if err := r.loadAttribution(ctx, cl); err != nil {
 		return nil, err
@@ -159,28 +213,33 @@ func (r *Reader) LoadClassroom(ctx context.Context, sessionID int64) (*Classroom
 	return cl, nil
 }
 
-// lifecycleSQL lists the starts, ends and joins of the sessions of a lecture
-// with an id of at least $2 (the lecture index; few rows per session).
-const lifecycleSQL = `
-SELECT (metadata->>'session_id')::bigint, type, position, coalesce((data->>'user_id')::bigint, 0)
-FROM events
-WHERE metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = $1
-  AND metadata ? 'session_id' AND (metadata->>'session_id')::bigint >= $2
-  AND type IN ('SessionStarted', 'SessionEnded', 'ParticipantJoined')
-ORDER BY position`
+// lifecycleTypes are the starts, ends and joins of a lecture's sessions
+// (the lecture index; few events per session).
+var lifecycleTypes = []string{domain.SessionStarted{}.EventType(), domain.SessionEnded{}.EventType(), domain.ParticipantJoined{}.EventType()}
 
 func (r *Reader) loadAttribution(ctx context.Context, cl *Classroom) error {
-	rows, err := r.pool.Query(ctx, lifecycleSQL, cl.LectureID, cl.SessionID)
+	q, err := r.querier()
+	if err != nil {
+		return err
+	}
+	// A lean read (these three types name their session and user in their
+	// data) of this session and the newer ones (events_session_control_idx).
+	evs, err := q.Query(ctx, eventstore.Filter{LectureID: cl.LectureID, SessionsFrom: cl.SessionID, Types: lifecycleTypes, Fields: []string{"session_id", "user_id"}})
 	if err != nil {
 		return fmt.Errorf("load sessions of lecture %d: %w", cl.LectureID, err)
 	}
-	defer rows.Close()
 	others := map[int64]*rival{}
-	for rows.Next() {
-		var sid, pos, user int64
-		var typ string
-		if err := rows.Scan(&sid, &typ, &pos, &user); err != nil {
-			return err
+	for _, e := range evs {
+		var d struct {
+			SessionID int64 `json:"session_id"`
+			UserID    int64 `json:"user_id"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("decode %s at %d: %w", e.Type, e.Position, err)
+		}
+		sid, pos := d.SessionID, e.Position
+		if sid < cl.SessionID {
+			continue // sessions with a lower id cannot claim this one's events
 		}
 		start, end, joins := &cl.startPos, &cl.endPos, cl.joins
 		if sid != cl.SessionID {
@@ -191,17 +250,14 @@ func (r *Reader) loadAttribution(ctx context.Context, cl *Classroom) error {
 			}
 			start, end, joins = &o.startPos, &o.endPos, o.joins
 		}
-		switch typ {
-		case "SessionStarted":
-			*start = uint64(pos)
-		case "SessionEnded":
-			*end = uint64(pos)
-		case "ParticipantJoined":
-			joins[user] = uint64(pos)
+		switch e.Type {
+		case lifecycleTypes[0]:
+			*start = pos
+		case lifecycleTypes[1]:
+			*end = pos
+		case lifecycleTypes[2]:
+			joins[d.UserID] = pos
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load sessions of lecture %d: %w", cl.LectureID, err)
 	}
 	for _, o := range others {
 		if o.startPos != 0 && len(o.joins) > 0 {
@@ -232,23 +288,6 @@ func (cl *Classroom) attributed(userID int64, pos uint64) bool {
 	}
 	return true
 }
-
-// sessionPageSQL: the events whose metadata names the session (session and
-// participant streams, enrollments on joining, progress and help recorded in
-// the session), an index range scan on events_session_position_idx.
-const sessionPageSQL = `SELECT ` + eventColumns + ` FROM events
-WHERE metadata ? 'session_id' AND (metadata->>'session_id')::bigint = $1
-  AND position > $2 AND position <= $3
-ORDER BY position LIMIT $4`
-
-// unnamedProgressSQL: progress events of the lecture that name no session,
-// while the session was live (attributed in Go, see Classroom.attributed);
-// events_unnamed_progress_idx.
-const unnamedProgressSQL = `SELECT ` + eventColumns + ` FROM events
-WHERE (metadata->>'lecture_id')::bigint = $1
-  AND type IN ('SubtaskStarted', 'SubtaskCompleted') AND NOT metadata ? 'session_id'
-  AND position > $2 AND position <= $3 AND NOT data ? 'session_id'
-ORDER BY position LIMIT $4`
 
 // source is one position-ordered query, read in chunks.
 type source struct {
@@ -332,13 +371,11 @@ func (r *Reader) ClassroomEvents(ctx context.Context, cl *Classroom, after, upTo
 	if chunk <= 0 {
 		chunk = 500
 	}
-	named := &source{after: after, upTo: upTo, fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
-		rows, err := r.pool.Query(ctx, sessionPageSQL, cl.SessionID, int64(after), int64(upTo), n)
-		if err != nil {
-			return nil, fmt.Errorf("read session %d events: %w", cl.SessionID, err)
-		}
-		return scanEvents(rows)
-	}}
+	q, err := r.querier()
+	if err != nil {
+		return err
+	}
+	named := &source{after: after, upTo: upTo, fetch: r.fetch(q, eventstore.Filter{SessionID: cl.SessionID}, "session %d events", cl.SessionID)}
 	sources := []*source{named}
 	if cl.startPos != 0 && len(cl.joins) > 0 {
 		lo, hi := max(after, cl.startPos), upTo
@@ -346,19 +383,17 @@ func (r *Reader) ClassroomEvents(ctx context.Context, cl *Classroom, after, upTo
 			hi = min(hi, cl.endPos)
 		}
 		if lo < hi {
+			// Progress of the lecture that names no session, while the session
+			// was live (events_unnamed_progress_idx), attributed in Go.
+			unnamed := eventstore.Filter{LectureID: cl.LectureID, Types: progressTypes, NoSession: true}
 			sources = append(sources, &source{after: lo, upTo: hi,
-				fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
-					rows, err := r.pool.Query(ctx, unnamedProgressSQL, cl.LectureID, int64(after), int64(upTo), n)
-					if err != nil {
-						return nil, fmt.Errorf("read lecture %d progress: %w", cl.LectureID, err)
-					}
-					return scanEvents(rows)
-				},
+				fetch: r.fetch(q, unnamed, "lecture %d progress", cl.LectureID),
 				keep: func(e Event) bool {
 					var d struct {
-						UserID int64 `json:"user_id"`
+						UserID    int64 `json:"user_id"`
+						SessionID int64 `json:"session_id"`
 					}
-					return json.Unmarshal(e.Data, &d) == nil && cl.attributed(d.UserID, e.Position)
+					return json.Unmarshal(e.Data, &d) == nil && d.SessionID == 0 && cl.attributed(d.UserID, e.Position)
 				}})
 		}
 	}
@@ -385,16 +420,20 @@ ORDER BY position LIMIT $4`
 // LectureOwner returns the lecture's instructor from its LectureCreated
 // event; domain.ErrNotFound when there is no such lecture.
 func (r *Reader) LectureOwner(ctx context.Context, lectureID int64) (int64, error) {
-	var owner int64
-	err := r.pool.QueryRow(ctx, `SELECT (data->>'instructor_id')::bigint FROM events WHERE stream = $1 AND version = 1`,
-		domain.LectureStream(lectureID)).Scan(&owner)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, domain.NotFound("lecture")
-	}
+	first, ok, err := r.firstEvent(ctx, domain.LectureStream(lectureID))
 	if err != nil {
 		return 0, fmt.Errorf("load lecture %d: %w", lectureID, err)
 	}
-	return owner, nil
+	if !ok {
+		return 0, domain.NotFound("lecture")
+	}
+	var d struct {
+		InstructorID int64 `json:"instructor_id"`
+	}
+	if err := json.Unmarshal(first.Data, &d); err != nil {
+		return 0, fmt.Errorf("load lecture %d: %w", lectureID, err)
+	}
+	return d.InstructorID, nil
 }
 
 // TimeRange narrows a lecture's history by occurred_at: [Since, Until), a
@@ -424,13 +463,7 @@ func (r *Reader) LectureEvents(ctx context.Context, lectureID int64, after uint6
 		chunk = 500
 	}
 	since, until := tr.args()
-	var sessions []int64
-	rows, err := r.pool.Query(ctx, `SELECT (data->>'session_id')::bigint FROM events
-		WHERE metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = $1 AND type = 'SessionOpened' AND position <= $2`, lectureID, int64(upTo))
-	if err != nil {
-		return fmt.Errorf("list sessions of lecture %d: %w", lectureID, err)
-	}
-	sessions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	sessions, err := r.lectureSessions(ctx, lectureID, upTo)
 	if err != nil {
 		return fmt.Errorf("list sessions of lecture %d: %w", lectureID, err)
 	}
@@ -451,6 +484,30 @@ func (r *Reader) LectureEvents(ctx context.Context, lectureID int64, after uint6
 		}})
 	}
 	return merge(ctx, chunk, sources, yield)
+}
+
+// lectureSessions lists the sessions opened for the lecture up to position
+// upTo (a lean read of its SessionOpened events).
+func (r *Reader) lectureSessions(ctx context.Context, lectureID int64, upTo uint64) ([]int64, error) {
+	q, err := r.querier()
+	if err != nil {
+		return nil, err
+	}
+	evs, err := q.Query(ctx, eventstore.Filter{LectureID: lectureID, Types: []string{domain.SessionOpened{}.EventType()}, UpTo: upTo, Fields: []string{"session_id"}})
+	if err != nil {
+		return nil, err
+	}
+	sessions := make([]int64, 0, len(evs))
+	for _, e := range evs {
+		var d struct {
+			SessionID int64 `json:"session_id"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, d.SessionID)
+	}
+	return sessions, nil
 }
 
 // Page collects up to limit events from an iteration (ClassroomEvents or

@@ -398,22 +398,26 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Request.Context()))
 	defer cancel()
-	controls := make(chan Control, 64)
 	player := &Player{
-		Reader: h.cfg.Reader, SessionID: id, Channels: h.cfg.Channels(id), Speed: speed,
-		Controls: controls, Linger: true,
+		Reader: h.cfg.Reader, SessionID: id, Channels: h.cfg.Channels(id), Speed: speed, Linger: true,
 	}
-	sub := live.Subscription{
+	sub := h.replaySubscription(ctx, cancel, player, opts.Batch)
+	g.Serve(c, sub, "session_id", id)
+}
+
+// replaySubscription runs player on the socket once it opens and feeds it
+// the client's control messages; closing the socket cancels ctx.
+func (h *Handlers) replaySubscription(ctx context.Context, cancel context.CancelFunc, player *Player, batch time.Duration) live.Subscription {
+	controls := make(chan Control, 64)
+	player.Controls = controls
+	return live.Subscription{
 		Kind:  "replay",
-		Batch: opts.Batch,
+		Batch: batch,
 		OnOpen: func(conn *live.Conn) {
 			player.Send = conn.Send
-			player.Errors = func(ctx context.Context, msg string) {
-				b, _ := json.Marshal(gin.H{"type": "error", "data": gin.H{"message": msg}})
-				_ = conn.Send(ctx, b)
-			}
+			player.Errors = func(ctx context.Context, msg string) { sendError(ctx, conn, msg) }
 			if err := player.Run(ctx); err != nil && ctx.Err() == nil {
-				h.log.Warn("replay failed", "session_id", id, "error", err)
+				h.log.Warn("replay failed", "session_id", player.SessionID, "error", err)
 				conn.Close(1011, "replay failed")
 			}
 		},
@@ -421,17 +425,20 @@ func (h *Handlers) replaySocket(c *gin.Context) {
 		OnMessage: func(conn *live.Conn, data []byte) {
 			var ctl Control
 			if err := json.Unmarshal(data, &ctl); err != nil {
-				b, _ := json.Marshal(gin.H{"type": "error", "data": gin.H{"message": "control messages are JSON objects"}})
-				_ = conn.Send(ctx, b)
+				sendError(ctx, conn, "control messages are JSON objects")
 				return
 			}
 			select {
 			case controls <- ctl:
 			default:
-				b, _ := json.Marshal(gin.H{"type": "error", "data": gin.H{"message": "too many control messages"}})
-				_ = conn.Send(ctx, b)
+				sendError(ctx, conn, "too many control messages")
 			}
 		},
 	}
-	g.Serve(c, sub, "session_id", id)
+}
+
+// sendError tells a replay's client about a message it could not apply.
+func sendError(ctx context.Context, conn *live.Conn, msg string) {
+	b, _ := json.Marshal(gin.H{"type": "error", "data": gin.H{"message": msg}})
+	_ = conn.Send(ctx, b)
 }

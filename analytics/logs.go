@@ -3,11 +3,12 @@ package analytics
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/lockstep/lockstep/eventstore"
 )
 
 // ActivityLog is one raw activity log of a session, as include=logs merges
@@ -128,15 +129,21 @@ func (lc *logCursor) until(ctx context.Context, t time.Time, all bool, emit func
 
 // occurredAt is when the event at position occurred (nil when there is none).
 func (r *Reader) occurredAt(ctx context.Context, position uint64) (*time.Time, error) {
-	var t time.Time
-	err := r.pool.QueryRow(ctx, `SELECT occurred_at FROM events WHERE position = $1`, int64(position)).Scan(&t)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if position == 0 {
 		return nil, nil
 	}
+	q, err := r.querier()
+	if err != nil {
+		return nil, err
+	}
+	evs, err := q.Query(ctx, eventstore.Filter{After: position - 1, UpTo: position, Limit: 1, Fields: []string{}})
 	if err != nil {
 		return nil, fmt.Errorf("read event at %d: %w", position, err)
 	}
-	return &t, nil
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	return &evs[0].OccurredAt, nil
 }
 
 // pageLogs returns the logs that belong with a page of events: those that

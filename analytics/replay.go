@@ -2,12 +2,10 @@ package analytics
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/lockstep/lockstep/live"
+	"github.com/lockstep/lockstep/outbox"
 )
 
 // Channels names the live channels whose messages a replay re-emits: the
@@ -16,53 +14,21 @@ import (
 type Channels func(sessionID int64) []string
 
 // ReplayMessage is one message a live socket of the classroom showed, with
-// the time its event occurred.
-type ReplayMessage struct {
-	Position   uint64
-	Payload    json.RawMessage
-	OccurredAt time.Time
-}
-
-// Frame is the message exactly as the live socket sent it: its payload with
-// its original "position".
-func (m ReplayMessage) Frame() []byte { return live.WithPosition(m.Payload, m.Position) }
+// the time its event occurred; Frame is the message exactly as the live
+// socket sent it (its payload with its original "position").
+type ReplayMessage = outbox.Timed
 
 // ReplayMessages returns up to limit messages of channels with a position
 // above after, in position order (then channel), each with its event's
 // occurred_at. Payloads are the outbox's bytes, unchanged.
 func (r *Reader) ReplayMessages(ctx context.Context, channels []string, after uint64, limit int) ([]ReplayMessage, error) {
-	rows, err := r.pool.Query(ctx, `SELECT m.position, m.payload::text, e.occurred_at
-		FROM live_messages m JOIN events e ON e.position = m.position
-		WHERE m.channel = ANY($1) AND m.position > $2
-		ORDER BY m.position, m.channel LIMIT $3`, channels, int64(after), limit)
-	if err != nil {
-		return nil, fmt.Errorf("read live messages of %v: %w", channels, err)
-	}
-	defer rows.Close()
-	var out []ReplayMessage
-	for rows.Next() {
-		var m ReplayMessage
-		var pos int64
-		var payload string
-		if err := rows.Scan(&pos, &payload, &m.OccurredAt); err != nil {
-			return nil, err
-		}
-		m.Position, m.Payload, m.OccurredAt = uint64(pos), json.RawMessage(payload), m.OccurredAt.UTC()
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return outbox.OnChannels(ctx, r.pool, channels, after, limit)
 }
 
 // replayBefore is the position after which the first message at or after
 // instant at comes (for seek by time).
 func (r *Reader) replayBefore(ctx context.Context, channels []string, at time.Time) (uint64, error) {
-	var pos int64
-	err := r.pool.QueryRow(ctx, `SELECT coalesce(max(m.position), 0) FROM live_messages m JOIN events e ON e.position = m.position
-		WHERE m.channel = ANY($1) AND e.occurred_at < $2`, channels, at).Scan(&pos)
-	if err != nil {
-		return 0, fmt.Errorf("seek in %v: %w", channels, err)
-	}
-	return uint64(pos), nil
+	return outbox.Before(ctx, r.pool, channels, at)
 }
 
 // Control is a client's message to a replay: {"type":"pause"},

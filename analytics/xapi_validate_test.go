@@ -142,25 +142,26 @@ func (v *xapiValidator) uuid(path string, x any) {
 
 // iri: an absolute IRI (scheme ":" hierarchical part), no spaces.
 func (v *xapiValidator) iri(path string, x any) {
-	s, ok := v.str(path, x)
-	if !ok {
-		return
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || strings.ContainsAny(s, " \t\n<>\"{}|\\^`") || (u.Opaque == "" && u.Host == "" && u.Path == "") {
-		v.fail(path, "%q is not an absolute IRI", s)
-	}
+	v.url(path, x, "an absolute IRI", func(s string, u *url.URL) bool {
+		return u.Scheme != "" && !strings.ContainsAny(s, " \t\n<>\"{}|\\^`") && (u.Opaque != "" || u.Host != "" || u.Path != "")
+	})
 }
 
 // irl: an IRI that resolves (http or https with a host).
 func (v *xapiValidator) irl(path string, x any) {
+	v.url(path, x, "a resolvable IRL", func(_ string, u *url.URL) bool {
+		return (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	})
+}
+
+// url: a string that parses as a URL and passes valid (what names it).
+func (v *xapiValidator) url(path string, x any, what string, valid func(s string, u *url.URL) bool) {
 	s, ok := v.str(path, x)
 	if !ok {
 		return
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.fail(path, "%q is not a resolvable IRL", s)
+	if u, err := url.Parse(s); err != nil || !valid(s, u) {
+		v.fail(path, "%q is not "+what, s)
 	}
 }
 

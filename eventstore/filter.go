@@ -22,6 +22,9 @@ type Filter struct {
 	// or lecture. NoSession: only events whose metadata names no session.
 	SessionID, LectureID int64
 	NoSession            bool
+	// SessionsFrom: only events whose metadata names a session with an id
+	// of at least this one (a session and the newer ones of its lecture).
+	SessionsFrom int64
 	// After, UpTo: only positions in (After, UpTo]; UpTo 0 is the store's head
 	// (Query never returns an event a ReadAll reader could not see yet).
 	After, UpTo uint64
@@ -50,7 +53,7 @@ type Querier interface {
 var ErrNoQuerier = errors.New("eventstore: the store does not support filtered reads")
 
 // ErrInvalidFilter: a Filter names an event type or field that is not a plain
-// name, or asks for a session and for none.
+// name, or asks for a session (or sessions) and for none.
 var ErrInvalidFilter = errors.New("eventstore: invalid filter")
 
 // AsQuerier returns store's Querier, looking through decorators that expose
@@ -85,7 +88,7 @@ func (f Filter) Validate() error {
 			}
 		}
 	}
-	if f.SessionID != 0 && f.NoSession {
+	if (f.SessionID != 0 || f.SessionsFrom != 0) && f.NoSession {
 		return fmt.Errorf("%w: SessionID and NoSession together", ErrInvalidFilter)
 	}
 	return nil
@@ -100,6 +103,7 @@ func (f Filter) Matches(e Event) bool {
 		len(f.Types) > 0 && !contains(f.Types, e.Type),
 		contains(f.ExcludeTypes, e.Type),
 		f.SessionID != 0 && e.Metadata.SessionID != f.SessionID,
+		f.SessionsFrom != 0 && (e.Metadata.SessionID == 0 || e.Metadata.SessionID < f.SessionsFrom),
 		f.NoSession && e.Metadata.SessionID != 0,
 		f.LectureID != 0 && e.Metadata.LectureID != f.LectureID,
 		!f.Until.IsZero() && e.OccurredAt.After(f.Until):

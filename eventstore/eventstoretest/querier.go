@@ -39,8 +39,13 @@ func RunQuerier(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		e := newEvent(types[i%4], i)
 		// Occurrence times are not in append order: Latest goes by time.
 		e.OccurredAt = t0.Add(time.Duration((i*7)%24) * time.Minute)
-		if i%2 == 0 {
+		switch {
+		case i%2 == 0:
 			e.Metadata.SessionID = session
+		case i%4 == 1:
+			e.Metadata.SessionID = session + 1 // a newer session
+		case i%8 == 3:
+			e.Metadata.SessionID = session - 1 // an older one
 		}
 		if i%3 != 2 {
 			e.Metadata.LectureID = lecture
@@ -58,6 +63,7 @@ func RunQuerier(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		"session":         {SessionID: session, After: start},
 		"no session":      {StreamPrefix: prefix + "-", NoSession: true, After: start},
 		"lecture":         {LectureID: lecture, After: start},
+		"sessions from":   {SessionsFrom: session, After: start},
 		"lecture+session": {LectureID: lecture, SessionID: session, Types: []string{"Opened"}, After: start},
 		"until":           {SessionID: session, Until: t0.Add(10 * time.Minute), After: start},
 		"positions":       {StreamPrefix: prefix + "-", After: appended[5].Position, UpTo: appended[17].Position},

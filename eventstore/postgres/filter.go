@@ -85,6 +85,9 @@ func (s *Store) filterSQL(ctx context.Context, f eventstore.Filter, order string
 	if f.SessionID != 0 {
 		where = append(where, "metadata ? 'session_id' AND (metadata->>'session_id')::bigint = "+arg(f.SessionID))
 	}
+	if f.SessionsFrom != 0 {
+		where = append(where, "metadata ? 'session_id' AND (metadata->>'session_id')::bigint >= "+arg(f.SessionsFrom))
+	}
 	if f.NoSession {
 		where = append(where, "NOT metadata ? 'session_id'")
 	}
