@@ -26,34 +26,12 @@ import (
 // students' counts is checked against the fold's own completion counts; on a
 // difference the run is rolled back to a savepoint and applied event by event.
 func (p *Dashboard) HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error {
-	for i := 0; i < len(records); {
-		j := foldedRunEnd(records, i)
-		if j-i >= minProgressRun {
-			if err := p.progressRun(ctx, tx, records[i:j]); err != nil {
-				return fmt.Errorf("progress run at positions %d..%d: %w", records[i].Position, records[j-1].Position, err)
-			}
-			i = j
-			continue
-		}
-		if j == i {
-			j = i + 1
-		}
-		for _, r := range records[i:j] {
-			if err := p.Handle(ctx, tx, r); err != nil {
-				return fmt.Errorf("%s at position %d (%s): %w", r.Type, r.Position, r.Stream, err)
-			}
-		}
-		i = j
-	}
-	return nil
+	return applyRuns(ctx, tx, records, foldedRunEnd, p.progressRun, p.Handle)
 }
 
 // dashboardFallbacks counts runs applied event by event after the fold
 // disagreed with the database (tests assert none).
 var dashboardFallbacks atomic.Int64
-
-// minProgressRun: shorter runs cost fewer statements event by event.
-const minProgressRun = 2
 
 // foldedRunEnd is the end of the run of folded events from i: it stops
 // before an event progressRun does not fold, and before the enrolment of a

@@ -18,24 +18,21 @@ import (
 	"github.com/lockstep/lockstep/projections"
 )
 
-// perEventDashboard is the dashboard projector without its HandleBatch: the
-// runner applies it event by event (the reference).
-type perEventDashboard struct{ d *projections.Dashboard }
+// perEvent is a projector without its HandleBatch: the runner applies it
+// event by event (the reference the batch paths are compared with).
+type perEvent struct{ projections.Projector }
 
-func (p perEventDashboard) Name() string { return p.d.Name() }
-func (p perEventDashboard) Handle(ctx context.Context, tx pgx.Tx, r projections.Record) error {
-	return p.d.Handle(ctx, tx, r)
-}
-func (p perEventDashboard) Reset(ctx context.Context, tx pgx.Tx) error { return p.d.Reset(ctx, tx) }
+// Tables is the projector's (for the online rebuild of the benchmarks).
+func (p perEvent) Tables() []string { return p.Projector.(projections.TableOwner).Tables() }
 
-// snapshotDashboard is every dashboard table and the dashboard's socket
-// messages, as sorted rows.
-func snapshotDashboard(t *testing.T, db *pgtest.DB) map[string][]string {
+// snapshotProjector is every table of a projector and the socket messages it
+// recorded, as sorted rows.
+func snapshotProjector(t *testing.T, db *pgtest.DB, producer string, tables []string) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string][]string{}
-	queries := map[string]string{"live_messages": `SELECT channel || ' ' || position || ' ' || payload::text FROM live_messages WHERE producer = 'dashboard'`}
-	for _, table := range projections.DashboardTables {
+	queries := map[string]string{"live_messages": `SELECT channel || ' ' || position || ' ' || payload::text FROM live_messages WHERE producer = '` + producer + `'`}
+	for _, table := range tables {
 		queries[table] = `SELECT to_jsonb(t)::text FROM ` + table + ` t`
 	}
 	for name, q := range queries {
@@ -51,6 +48,11 @@ func snapshotDashboard(t *testing.T, db *pgtest.DB) map[string][]string {
 		out[name] = list
 	}
 	return out
+}
+
+// snapshotDashboard is snapshotProjector of the dashboard.
+func snapshotDashboard(t *testing.T, db *pgtest.DB) map[string][]string {
+	return snapshotProjector(t, db, "dashboard", projections.DashboardTables)
 }
 
 // seedMixedClass appends a realistic mixed history of two lectures through
@@ -213,7 +215,7 @@ func TestDashboardBatchEqualsPerEvent(t *testing.T) {
 	defer store.Close()
 	seedMixedClass(t, db, store)
 
-	ref := projections.NewRunner(projections.Config{Store: store, Pool: db.Pool, Projector: perEventDashboard{projections.NewDashboard(nil)}})
+	ref := projections.NewRunner(projections.Config{Store: store, Pool: db.Pool, Projector: perEvent{projections.NewDashboard(nil)}})
 	if err := ref.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -280,8 +282,6 @@ func TestDashboardBatchEqualsPerEvent(t *testing.T) {
 	}
 }
 
-func (p perEventDashboard) Tables() []string { return p.d.Tables() }
-
 // BenchmarkDashboardRebuild measures `lockstep rebuild`'s path (RebuildOnline:
 // shadow tables, batches of 5,000, swap) for the dashboard projector over a
 // class history, event by event (the path before HandleBatch) and batched,
@@ -292,7 +292,7 @@ func BenchmarkDashboardRebuild(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		p    projections.Projector
-	}{{"per-event", perEventDashboard{projections.NewDashboard(nil)}}, {"batched", projections.NewDashboard(nil)}} {
+	}{{"per-event", perEvent{projections.NewDashboard(nil)}}, {"batched", projections.NewDashboard(nil)}} {
 		b.Run(c.name, func(b *testing.B) {
 			r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: c.p})
 			start := time.Now()

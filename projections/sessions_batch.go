@@ -24,29 +24,15 @@ import (
 // progress handlers write only session_completions and the outbox, which no
 // progress handler reads, so a run's writes commute.
 func (p *Sessions) HandleBatch(ctx context.Context, tx pgx.Tx, records []Record) error {
-	for i := 0; i < len(records); {
-		j := i
-		for j < len(records) && sessionProgress(records[j]) {
-			j++
-		}
-		if j-i >= 2 {
-			if err := p.progressRun(ctx, tx, records[i:j]); err != nil {
-				return fmt.Errorf("progress run at positions %d..%d: %w", records[i].Position, records[j-1].Position, err)
-			}
-			i = j
-			continue
-		}
-		if j == i {
-			j = i + 1
-		}
-		for _, r := range records[i:j] {
-			if err := p.Handle(ctx, tx, r); err != nil {
-				return fmt.Errorf("%s at position %d (%s): %w", r.Type, r.Position, r.Stream, err)
-			}
-		}
-		i = j
+	return applyRuns(ctx, tx, records, progressRunEnd, p.progressRun, p.Handle)
+}
+
+// progressRunEnd is the end of the run of progress events from i.
+func progressRunEnd(records []Record, i int) int {
+	for i < len(records) && sessionProgress(records[i]) {
+		i++
 	}
-	return nil
+	return i
 }
 
 func sessionProgress(r Record) bool {

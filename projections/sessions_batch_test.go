@@ -14,38 +14,9 @@ import (
 	"github.com/lockstep/lockstep/projections"
 )
 
-// perEventSessions is the sessions projector without its HandleBatch.
-type perEventSessions struct{ s *projections.Sessions }
-
-func (p perEventSessions) Name() string { return p.s.Name() }
-func (p perEventSessions) Handle(ctx context.Context, tx pgx.Tx, r projections.Record) error {
-	return p.s.Handle(ctx, tx, r)
-}
-func (p perEventSessions) Reset(ctx context.Context, tx pgx.Tx) error { return p.s.Reset(ctx, tx) }
-
-// snapshotSessions is every sessions table and the projector's socket
-// messages, as sorted rows.
+// snapshotSessions is snapshotProjector of the sessions projector.
 func snapshotSessions(t *testing.T, db *pgtest.DB) map[string][]string {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string][]string{}
-	queries := map[string]string{"live_messages": `SELECT channel || ' ' || position || ' ' || payload::text FROM live_messages WHERE producer = 'sessions'`}
-	for _, table := range projections.NewSessions(nil).Tables() {
-		queries[table] = `SELECT to_jsonb(t)::text FROM ` + table + ` t`
-	}
-	for name, q := range queries {
-		rows, err := db.Pool.Query(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		list, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(list)
-		out[name] = list
-	}
-	return out
+	return snapshotProjector(t, db, "sessions", projections.NewSessions(nil).Tables())
 }
 
 // TestSessionsBatchEqualsPerEvent: the sessions projector's batch path
@@ -60,7 +31,7 @@ func TestSessionsBatchEqualsPerEvent(t *testing.T) {
 	defer store.Close()
 	seedMixedClass(t, db, store)
 
-	ref := projections.NewRunner(projections.Config{Store: store, Pool: db.Pool, Projector: perEventSessions{projections.NewSessions(nil)}})
+	ref := projections.NewRunner(projections.Config{Store: store, Pool: db.Pool, Projector: perEvent{projections.NewSessions(nil)}})
 	if err := ref.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}

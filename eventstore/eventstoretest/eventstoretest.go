@@ -999,17 +999,7 @@ func testTwoInFlight(t *testing.T, s *suite) {
 
 	arrived := make(chan struct{}, 2)
 	release := make(chan struct{})
-	s.Commits.set(func(ctx context.Context, stream string) {
-		if !strings.HasPrefix(stream, HeldStreamPrefix) {
-			return
-		}
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-	})
-	defer s.Commits.set(nil)
+	defer holdCommits(s, arrived, release)()
 
 	for round := range 3 {
 		var wg sync.WaitGroup

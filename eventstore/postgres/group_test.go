@@ -19,15 +19,7 @@ import (
 // append is then a transaction of its own (the path a lone append and a
 // failed group take).
 func TestConformanceSingleAppends(t *testing.T) {
-	eventstoretest.Run(t, func(t *testing.T) eventstoretest.Harness {
-		db := pgtest.New(t)
-		pool := newPool(t, db, 24)
-		hook := &eventstoretest.CommitHook{}
-		open := func(*testing.T) eventstore.Store {
-			return postgres.New(pool, postgres.Config{SingleAppends: true, BeforeCommit: hook.BeforeCommit, AfterLock: hook.AfterLock, HoldCommit: hook.Holds})
-		}
-		return eventstoretest.Harness{Store: open(t), Reopen: open, Commits: hook}
-	})
+	eventstoretest.Run(t, harness(postgres.Config{SingleAppends: true}))
 }
 
 // Many appends at once, as a class completing a subtask together: they go

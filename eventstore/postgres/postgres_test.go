@@ -23,17 +23,23 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	eventstoretest.Run(t, func(t *testing.T) eventstoretest.Harness {
+	eventstoretest.Run(t, harness(postgres.Config{}))
+}
+
+// harness opens stores with cfg on a fresh database, with the suite's commit
+// hooks.
+func harness(cfg postgres.Config) func(t *testing.T) eventstoretest.Harness {
+	return func(t *testing.T) eventstoretest.Harness {
 		db := pgtest.New(t)
 		// Room for many stress appenders at once, their readers and the bound
 		// query — not one connection each: the test server is shared.
 		pool := newPool(t, db, 24)
 		hook := &eventstoretest.CommitHook{}
-		open := func(*testing.T) eventstore.Store {
-			return postgres.New(pool, postgres.Config{BeforeCommit: hook.BeforeCommit, AfterLock: hook.AfterLock, HoldCommit: hook.Holds})
-		}
+		c := cfg
+		c.BeforeCommit, c.AfterLock, c.HoldCommit = hook.BeforeCommit, hook.AfterLock, hook.Holds
+		open := func(*testing.T) eventstore.Store { return postgres.New(pool, c) }
 		return eventstoretest.Harness{Store: open(t), Reopen: open, Commits: hook}
-	})
+	}
 }
 
 func newPool(t testing.TB, db *pgtest.DB, maxConns int32) *pgxpool.Pool {
