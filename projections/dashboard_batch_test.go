@@ -240,23 +240,7 @@ func TestDashboardBatchEqualsPerEvent(t *testing.T) {
 	for _, size := range []int{1000, 7} {
 		dash := projections.NewDashboard(nil)
 		before := projections.DashboardFallbacks.Load()
-		err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			if err := dash.Reset(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM live_messages WHERE producer = 'dashboard'`); err != nil {
-				return err
-			}
-			for start := 0; start < len(records); start += size {
-				if err := dash.HandleBatch(ctx, tx, records[start:min(start+size, len(records))]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		replayBatched(t, db, dash, "dashboard", records, size)
 		if n := projections.DashboardFallbacks.Load() - before; n != 0 {
 			t.Errorf("batch size %d: %d progress runs fell back to Handle", size, n)
 		}
@@ -308,5 +292,32 @@ func BenchmarkDashboardRebuild(b *testing.B) {
 				b.Fatalf("rebuild counted no completions (%v)", err)
 			}
 		})
+	}
+}
+
+// replayBatched resets p's tables and messages and applies records with its
+// HandleBatch, size records at a time, in one transaction.
+func replayBatched(t *testing.T, db *pgtest.DB, p interface {
+	projections.Projector
+	projections.BatchHandler
+}, producer string, records []projections.Record, size int) {
+	t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if err := p.Reset(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM live_messages WHERE producer = $1`, producer); err != nil {
+			return err
+		}
+		for start := 0; start < len(records); start += size {
+			if err := p.HandleBatch(ctx, tx, records[start:min(start+size, len(records))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore/postgres"
 	"github.com/lockstep/lockstep/pgtest"
@@ -60,23 +58,7 @@ func TestSessionsBatchEqualsPerEvent(t *testing.T) {
 	}
 	for _, size := range []int{1000, 7, 2} {
 		s := projections.NewSessions(nil)
-		err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			if err := s.Reset(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM live_messages WHERE producer = 'sessions'`); err != nil {
-				return err
-			}
-			for start := 0; start < len(records); start += size {
-				if err := s.HandleBatch(ctx, tx, records[start:min(start+size, len(records))]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		replayBatched(t, db, s, "sessions", records, size)
 		got := snapshotSessions(t, db)
 		for table, rows := range want {
 			if !slices.Equal(rows, got[table]) {
