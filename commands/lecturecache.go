@@ -14,53 +14,29 @@ import (
 // exist, which one follows it). A class of a thousand students completing a
 // subtask together read and decoded the same lecture stream a thousand
 // times; with the cache each command asks the store only whether the stream
-// grew since the cached version (an indexed read that returns no row), and
+// grew since the kept version (an indexed read that returns no row), and
 // folds it again when it did. The answer is the same as folding the stream
 // every time: the check reads the store, never a read model.
 //
 // It also keeps which lecture a subtask id belongs to: that never changes
 // once the id is allocated.
 type lectureCache struct {
+	once     sync.Once
+	lectures *Snapshots[domain.Lecture]
+
 	mu       sync.Mutex
-	lectures map[int64]cachedLecture
 	subtasks map[int64]int64
 }
 
-type cachedLecture struct {
-	state   domain.Lecture
-	version int64
-}
-
-// maxCachedLectures bounds the cache (a lecture's plan is a few KB); past it
-// an arbitrary entry is dropped.
+// maxCachedLectures bounds the kept plans (a few KB each).
 const maxCachedLectures = 4096
 
 // maxCachedSubtasks bounds the subtask → lecture map.
 const maxCachedSubtasks = 1 << 16
 
-func (c *lectureCache) lecture(id int64) (cachedLecture, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l, ok := c.lectures[id]
-	return l, ok
-}
-
-func (c *lectureCache) storeLecture(id int64, l cachedLecture) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lectures == nil {
-		c.lectures = map[int64]cachedLecture{}
-	}
-	if old, ok := c.lectures[id]; ok && old.version >= l.version {
-		return
-	}
-	if len(c.lectures) >= maxCachedLectures {
-		for k := range c.lectures {
-			delete(c.lectures, k)
-			break
-		}
-	}
-	c.lectures[id] = l
+func (c *lectureCache) plans() *Snapshots[domain.Lecture] {
+	c.once.Do(func() { c.lectures = NewSnapshots[domain.Lecture](maxCachedLectures) })
+	return c.lectures
 }
 
 func (c *lectureCache) subtask(id int64) (int64, bool) {
@@ -88,13 +64,13 @@ func (c *lectureCache) storeSubtask(id, lectureID int64) {
 // load returns the lecture folded up to the stream's current version.
 func (c *lectureCache) load(ctx context.Context, es eventstore.Store, lectureID int64) (domain.Lecture, error) {
 	stream := domain.LectureStream(lectureID)
-	if cached, ok := c.lecture(lectureID); ok {
-		newer, err := es.ReadStream(ctx, stream, cached.version, 1)
+	if kept, ok := c.plans().get(stream); ok {
+		newer, err := es.ReadStream(ctx, stream, kept.version, 1)
 		if err != nil {
 			return domain.Lecture{}, fmt.Errorf("read %s: %w", stream, err)
 		}
 		if len(newer) == 0 {
-			return cached.state, nil
+			return kept.state, nil
 		}
 	}
 	state, version, err := Load(ctx, es, stream, domain.LectureDecider)
@@ -102,7 +78,7 @@ func (c *lectureCache) load(ctx context.Context, es eventstore.Store, lectureID 
 		return state, err
 	}
 	if version > 0 {
-		c.storeLecture(lectureID, cachedLecture{state: state, version: version})
+		c.plans().put(stream, state, version)
 	}
 	return state, nil
 }

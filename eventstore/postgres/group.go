@@ -30,10 +30,15 @@ import (
 // a retried append; a lost connection), every append of it is tried again
 // alone, so an error reaches only the append it belongs to.
 
-// groupInsertSQL is appendOneSQL for an append inside a group's
-// transaction: $9 is the index of its first event in the transaction's
-// position range.
-var groupInsertSQL = `
+// appendSQL appends at an exact expected version in one statement. The
+// transaction id is taken in the statement that inserts, as in the
+// explicit-transaction path: the position scheme is the same. $2 is the
+// expected version; when the stream's version differs nothing is inserted and
+// the current version is returned. $9 is the index of the append's first
+// event in its transaction's position range: 0 for an append alone (its own
+// implicit transaction), the events of the group's earlier appends inside a
+// group's transaction.
+var appendSQL = `
 WITH cur AS (
     SELECT coalesce(max(version), 0) AS v FROM events WHERE stream = $1
 ), inserted AS (
@@ -145,7 +150,7 @@ func (s *Store) writeTogether(ctx context.Context, group []*groupAppend) ([]grou
 	offset := 0
 	for _, a := range group {
 		r := a.rows
-		b.Queue(groupInsertSQL, a.stream, a.expected, r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt, offset)
+		b.Queue(appendSQL, a.stream, a.expected, r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt, offset)
 		offset += len(r.ids)
 	}
 	br := tx.SendBatch(ctx, b)
@@ -179,10 +184,11 @@ func (s *Store) writeTogether(ctx context.Context, group []*groupAppend) ([]grou
 	return results, nil
 }
 
-// appendOne is the one-statement append at an exact expected version.
+// appendOne is the one-statement append at an exact expected version, in a
+// transaction of its own.
 func (s *Store) appendOne(ctx context.Context, stream string, expected int64, r appendRows) (eventstore.AppendResult, error) {
 	var version, n, last int64
-	err := s.pool.QueryRow(ctx, appendOneSQL, stream, expected, r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt).Scan(&version, &n, &last)
+	err := s.pool.QueryRow(ctx, appendSQL, stream, expected, r.ids, r.types, r.schemas, r.data, r.metadata, r.occurredAt, 0).Scan(&version, &n, &last)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}

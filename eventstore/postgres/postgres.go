@@ -479,24 +479,6 @@ WITH inserted AS (
 )
 SELECT (SELECT count(*) FROM inserted)`
 
-// appendOneSQL appends at an exact expected version in a single statement —
-// one round trip, its own implicit transaction. The transaction id is taken
-// in the statement that inserts, as in the explicit-transaction path: the
-// position scheme is the same. $3 is the expected version; when the stream's
-// version differs nothing is inserted and the current version is returned.
-var appendOneSQL = `
-WITH cur AS (
-    SELECT coalesce(max(version), 0) AS v FROM events WHERE stream = $1
-), inserted AS (
-    INSERT INTO events (position, stream, version, event_id, type, schema_version, data, metadata, occurred_at, txid)
-    SELECT pg_current_xact_id()::text::bigint * ` + positionsPerTxSQL + ` + u.i - 1, $1, cur.v + u.i, u.id, u.typ, u.sv, u.d::jsonb, u.m::jsonb, u.oa, pg_current_xact_id()
-    FROM cur, unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::timestamptz[])
-         WITH ORDINALITY AS u(id, typ, sv, d, m, oa, i)
-    WHERE cur.v = $2::bigint
-    RETURNING position
-)
-SELECT (SELECT v FROM cur), (SELECT count(*) FROM inserted), (SELECT coalesce(max(position), 0) FROM inserted)`
-
 func (s *Store) tryAppend(ctx context.Context, stream string, expected eventstore.ExpectedVersion, r appendRows) (eventstore.AppendResult, error) {
 	held := (s.cfg.BeforeCommit != nil || s.cfg.AfterLock != nil) && (s.cfg.HoldCommit == nil || s.cfg.HoldCommit(stream))
 	if expected != eventstore.Any && !held {
