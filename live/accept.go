@@ -1,9 +1,12 @@
 package live
 
 import (
+	"context"
+	"encoding/json"
 	"log/slog"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/web"
@@ -81,4 +84,26 @@ func (g Gate) name() string {
 		return g.Name
 	}
 	return "socket"
+}
+
+// Follow is the Subscription of a socket that follows channel from the
+// client's options (?after=, ?batch=): without ?after= it starts with
+// snapshot, read at producer's checkpoint.
+func (o Options) Follow(channel, kind, producer string, snapshot SnapshotFunc) Subscription {
+	return Subscription{Channel: channel, Kind: kind, After: o.After, Batch: o.Batch, Producer: producer, Snapshot: snapshot}
+}
+
+// SnapshotFunc reads a socket's on-connect message (Subscription.Snapshot).
+type SnapshotFunc = func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error)
+
+// Snapshot is the SnapshotFunc whose message is {"type": typ, "data": …},
+// data being what read returns.
+func Snapshot[T any](typ string, read func(ctx context.Context, tx pgx.Tx) (T, error)) SnapshotFunc {
+	return func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+		data, err := read(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]any{"type": typ, "data": data})
+	}
 }

@@ -2,7 +2,6 @@ package readapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -47,31 +46,24 @@ func (q *DashboardQueries) lectureSocket(c *gin.Context) {
 		}
 		return
 	}
-	sub := live.Subscription{
-		Channel:  q.Channel(id),
-		Kind:     "dashboard",
-		After:    opts.After,
-		Batch:    opts.Batch,
-		Producer: q.Producer,
-		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
-			l, err := dashboardLecture(ctx, tx, actor, id)
-			if err != nil {
-				return nil, err
-			}
-			students, err := dashStudents(ctx, tx, l, dashboardSnapshotStudents, 0)
-			if err != nil {
-				return nil, err
-			}
-			rows, err := tx.Query(ctx, dashPendingColumns+`WHERE h.lecture_id = $1 ORDER BY h.requested_at, h.help_request_id LIMIT 1000`, id)
-			if err != nil {
-				return nil, err
-			}
-			pending, err := scanPending(rows)
-			if err != nil {
-				return nil, err
-			}
-			return json.Marshal(gin.H{"type": "dashboard_state", "data": gin.H{"lecture_id": id, "students": students, "pending_requests": pending}})
-		},
-	}
-	g.Serve(c, sub, "lecture_id", id)
+	snapshot := live.Snapshot("dashboard_state", func(ctx context.Context, tx pgx.Tx) (any, error) {
+		l, err := dashboardLecture(ctx, tx, actor, id)
+		if err != nil {
+			return nil, err
+		}
+		students, err := dashStudents(ctx, tx, l, dashboardSnapshotStudents, 0)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := tx.Query(ctx, dashPendingColumns+`WHERE h.lecture_id = $1 ORDER BY h.requested_at, h.help_request_id LIMIT 1000`, id)
+		if err != nil {
+			return nil, err
+		}
+		pending, err := scanPending(rows)
+		if err != nil {
+			return nil, err
+		}
+		return gin.H{"lecture_id": id, "students": students, "pending_requests": pending}, nil
+	})
+	g.Serve(c, opts.Follow(q.Channel(id), "dashboard", q.Producer, snapshot), "lecture_id", id)
 }

@@ -2,7 +2,6 @@ package readapi
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -50,34 +49,31 @@ func (q *HelpQueries) instructorHelpSocket(c *gin.Context) {
 		g.Reject(c, live.CloseForbidden, "only instructors receive help requests")
 		return
 	}
-	sub := live.Subscription{
-		Channel: q.InstructorChannel(actor.UserID), Kind: "help_instructor", After: opts.After, Batch: opts.Batch, Producer: q.Producer,
-		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
-			rows, err := tx.Query(ctx, `SELECT h.id, h.lecture_id, coalesce(l.title, ''), h.user_id, coalesce(u.name, ''), h.subtask_id, h.subtask_title,
+	snapshot := live.Snapshot("help_requests", func(ctx context.Context, tx pgx.Tx) (any, error) {
+		rows, err := tx.Query(ctx, `SELECT h.id, h.lecture_id, coalesce(l.title, ''), h.user_id, coalesce(u.name, ''), h.subtask_id, h.subtask_title,
 					h.request_type, h.status, h.session_id, h.stuck_duration_seconds, h.requested_at
 				FROM rm_help_requests h LEFT JOIN rm_help_lectures l USING (lecture_id) LEFT JOIN users u ON u.id = h.user_id
 				WHERE h.instructor_id = $1 AND h.status IN ('ANALYZING', 'ESCALATED')
 				ORDER BY h.requested_at DESC, h.id DESC LIMIT 100`, actor.UserID)
-			if err != nil {
-				return nil, err
-			}
-			list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingHelpRequest, error) {
-				var p pendingHelpRequest
-				err := r.Scan(&p.HelpRequestID, &p.Lecture.ID, &p.Lecture.Title, &p.UserRef.ID, &p.UserRef.Name, &p.Subtask.ID, &p.Subtask.Title,
-					&p.RequestType, &p.Status, &p.SessionID, &p.StuckDurationSeconds, &p.CreatedAt)
-				p.CreatedAt = p.CreatedAt.UTC()
-				return p, err
-			})
-			if err != nil {
-				return nil, err
-			}
-			if list == nil {
-				list = []pendingHelpRequest{}
-			}
-			return json.Marshal(gin.H{"type": "help_requests", "data": gin.H{"pending_requests": list}})
-		},
-	}
-	g.Serve(c, sub)
+		if err != nil {
+			return nil, err
+		}
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingHelpRequest, error) {
+			var p pendingHelpRequest
+			err := r.Scan(&p.HelpRequestID, &p.Lecture.ID, &p.Lecture.Title, &p.UserRef.ID, &p.UserRef.Name, &p.Subtask.ID, &p.Subtask.Title,
+				&p.RequestType, &p.Status, &p.SessionID, &p.StuckDurationSeconds, &p.CreatedAt)
+			p.CreatedAt = p.CreatedAt.UTC()
+			return p, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if list == nil {
+			list = []pendingHelpRequest{}
+		}
+		return gin.H{"pending_requests": list}, nil
+	})
+	g.Serve(c, opts.Follow(q.InstructorChannel(actor.UserID), "help_instructor", q.Producer, snapshot))
 }
 
 type studentHelpStatus struct {
@@ -102,28 +98,25 @@ func (q *HelpQueries) studentHelpSocket(c *gin.Context) {
 		g.Reject(c, live.CloseForbidden, "only that student receives their help")
 		return
 	}
-	sub := live.Subscription{
-		Channel: q.UserChannel(userID), Kind: "help_student", After: opts.After, Batch: opts.Batch, Producer: q.Producer,
-		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
-			rows, err := tx.Query(ctx, `SELECT id, subtask_id, subtask_title, status, requested_at FROM rm_help_requests
+	snapshot := live.Snapshot("help_status", func(ctx context.Context, tx pgx.Tx) (any, error) {
+		rows, err := tx.Query(ctx, `SELECT id, subtask_id, subtask_title, status, requested_at FROM rm_help_requests
 				WHERE user_id = $1 AND status IN ('ANALYZING', 'ESCALATED') ORDER BY requested_at DESC, id DESC LIMIT 100`, userID)
-			if err != nil {
-				return nil, err
-			}
-			list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (studentHelpStatus, error) {
-				var s studentHelpStatus
-				err := r.Scan(&s.HelpRequestID, &s.Subtask.ID, &s.Subtask.Title, &s.Status, &s.CreatedAt)
-				s.CreatedAt = s.CreatedAt.UTC()
-				return s, err
-			})
-			if err != nil {
-				return nil, err
-			}
-			if list == nil {
-				list = []studentHelpStatus{}
-			}
-			return json.Marshal(gin.H{"type": "help_status", "data": gin.H{"open_requests": list}})
-		},
-	}
-	g.Serve(c, sub, "user_id", userID)
+		if err != nil {
+			return nil, err
+		}
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (studentHelpStatus, error) {
+			var s studentHelpStatus
+			err := r.Scan(&s.HelpRequestID, &s.Subtask.ID, &s.Subtask.Title, &s.Status, &s.CreatedAt)
+			s.CreatedAt = s.CreatedAt.UTC()
+			return s, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if list == nil {
+			list = []studentHelpStatus{}
+		}
+		return gin.H{"open_requests": list}, nil
+	})
+	g.Serve(c, opts.Follow(q.UserChannel(userID), "help_student", q.Producer, snapshot), "user_id", userID)
 }

@@ -2,7 +2,6 @@ package readapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"sync"
@@ -68,20 +67,8 @@ func (q *SessionQueries) studentSocket(c *gin.Context) {
 		g.Reject(c, live.CloseForbidden, "only the session's participants may connect")
 		return
 	}
-	sub := live.Subscription{
-		Channel:  q.StudentsChannel(id),
-		Kind:     "student",
-		After:    opts.After,
-		Batch:    opts.Batch,
-		Producer: q.Producer,
-		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
-			v, err := currentView(ctx, tx, id)
-			if err != nil {
-				return nil, err
-			}
-			return json.Marshal(gin.H{"type": "session_state", "data": v})
-		},
-	}
+	sub := opts.Follow(q.StudentsChannel(id), "student", q.Producer,
+		live.Snapshot("session_state", func(ctx context.Context, tx pgx.Tx) (any, error) { return currentView(ctx, tx, id) }))
 	if a.participant && q.Presence != nil {
 		p := &socketPresence{presence: q.Presence, sessionID: id, userID: actor.UserID, ctx: context.WithoutCancel(c.Request.Context()), log: q.logger()}
 		sub.OnOpen = func(*live.Conn) { p.open() }
@@ -102,21 +89,9 @@ func (q *SessionQueries) instructorSocket(c *gin.Context) {
 		g.Reject(c, live.CloseForbidden, "only the session's instructor may connect")
 		return
 	}
-	sub := live.Subscription{
-		Channel:  q.InstructorChannel(id),
-		Kind:     "instructor",
-		After:    opts.After,
-		Batch:    opts.Batch,
-		Producer: q.Producer,
-		Snapshot: func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
-			v, err := participantsView(ctx, tx, id)
-			if err != nil {
-				return nil, err
-			}
-			return json.Marshal(gin.H{"type": "participants", "data": v})
-		},
-	}
-	g.Serve(c, sub, "session_id", id)
+	g.Serve(c, opts.Follow(q.InstructorChannel(id), "instructor", q.Producer,
+		live.Snapshot("participants", func(ctx context.Context, tx pgx.Tx) (any, error) { return participantsView(ctx, tx, id) })),
+		"session_id", id)
 }
 
 // socketPresence reports one student socket to StudentPresence. The hub may
