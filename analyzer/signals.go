@@ -64,28 +64,21 @@ var DefaultThresholds = Thresholds{
 // WithDefaults fills zero fields from DefaultThresholds.
 func (t Thresholds) WithDefaults() Thresholds {
 	d := DefaultThresholds
-	if t.BackCount > 0 {
-		d.BackCount = t.BackCount
-	}
-	if t.BackWindow > 0 {
-		d.BackWindow = t.BackWindow
-	}
-	if t.TapCount > 0 {
-		d.TapCount = t.TapCount
-	}
-	if t.TapWindow > 0 {
-		d.TapWindow = t.TapWindow
-	}
-	if t.TapRadius > 0 {
-		d.TapRadius = t.TapRadius
-	}
-	if t.IdleAfter > 0 {
-		d.IdleAfter = t.IdleAfter
-	}
-	if t.WrongAppAfter > 0 {
-		d.WrongAppAfter = t.WrongAppAfter
-	}
+	positive(&d.BackCount, t.BackCount)
+	positive(&d.BackWindow, t.BackWindow)
+	positive(&d.TapCount, t.TapCount)
+	positive(&d.TapWindow, t.TapWindow)
+	positive(&d.TapRadius, t.TapRadius)
+	positive(&d.IdleAfter, t.IdleAfter)
+	positive(&d.WrongAppAfter, t.WrongAppAfter)
 	return d
+}
+
+// positive sets *dst to v when v is above zero.
+func positive[T int | float64 | time.Duration](dst *T, v T) {
+	if v > 0 {
+		*dst = v
+	}
 }
 
 // Detect finds the stuck signals in a request: in its recent activity (logs

@@ -51,24 +51,13 @@ var errLastAdminRemoved = &domain.Error{
 // history stay: they name the user by id only.
 func (s *Service) RemoveUser(ctx context.Context, id int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, roleChangeLock); err != nil {
-			return fmt.Errorf("lock role changes: %w", err)
-		}
-		var current string
-		err := tx.QueryRow(ctx, `SELECT role FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&current)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return domain.NotFound("user")
-		}
+		current, err := lockRole(ctx, tx, id)
 		if err != nil {
-			return fmt.Errorf("load user %d: %w", id, err)
+			return err
 		}
-		if domain.Role(current) == domain.RoleAdmin {
-			var others bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE role = 'ADMIN' AND id <> $1)`, id).Scan(&others); err != nil {
-				return fmt.Errorf("count admins: %w", err)
-			}
-			if !others {
-				return errLastAdminRemoved
+		if current == domain.RoleAdmin {
+			if err := otherAdmin(ctx, tx, id, errLastAdminRemoved); err != nil {
+				return err
 			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
@@ -117,4 +106,34 @@ func (r *revocations) revoked(id int64, now time.Time) bool {
 // account listener calls it on every instance when an account is removed.
 func (t *Tokens) RevokeUser(id int64) {
 	t.revoked.add(id, t.now().Add(t.accessTTL+time.Minute))
+}
+
+// lockRole takes the role-change lock for the transaction and returns user
+// id's role, its row locked. Read committed: the statement's snapshot is
+// taken after the lock, so it sees every role change committed before.
+func lockRole(ctx context.Context, tx pgx.Tx, id int64) (domain.Role, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, roleChangeLock); err != nil {
+		return "", fmt.Errorf("lock role changes: %w", err)
+	}
+	var current string
+	err := tx.QueryRow(ctx, `SELECT role FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&current)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", domain.NotFound("user")
+	}
+	if err != nil {
+		return "", fmt.Errorf("load user %d: %w", id, err)
+	}
+	return domain.Role(current), nil
+}
+
+// otherAdmin returns refusal unless an ADMIN other than id exists.
+func otherAdmin(ctx context.Context, tx pgx.Tx, id int64, refusal error) error {
+	var others bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE role = 'ADMIN' AND id <> $1)`, id).Scan(&others); err != nil {
+		return fmt.Errorf("count admins: %w", err)
+	}
+	if !others {
+		return refusal
+	}
+	return nil
 }

@@ -448,27 +448,13 @@ func (s *Service) SetRole(ctx context.Context, id int64, role domain.Role) (User
 		from domain.Role
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, roleChangeLock); err != nil {
-			return fmt.Errorf("lock role changes: %w", err)
+		var err error
+		if from, err = lockRole(ctx, tx, id); err != nil {
+			return err
 		}
-		// Read committed: this statement's snapshot is taken after the lock,
-		// so it sees every role change committed before.
-		var current string
-		err := tx.QueryRow(ctx, `SELECT role FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&current)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return domain.NotFound("user")
-		}
-		if err != nil {
-			return fmt.Errorf("load user %d: %w", id, err)
-		}
-		from = domain.Role(current)
 		if from == domain.RoleAdmin && role != domain.RoleAdmin {
-			var others bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE role = 'ADMIN' AND id <> $1)`, id).Scan(&others); err != nil {
-				return fmt.Errorf("count admins: %w", err)
-			}
-			if !others {
-				return errLastAdmin
+			if err := otherAdmin(ctx, tx, id, errLastAdmin); err != nil {
+				return err
 			}
 		}
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET role = $2 WHERE id = $1 RETURNING `+userColumns, id, string(role)))

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -378,10 +379,7 @@ func (b *Bus) Close() error {
 		return nil
 	}
 	b.closed = true
-	subs := make([]*subscriber, 0, len(b.subs))
-	for s := range b.subs {
-		subs = append(subs, s)
-	}
+	subs := slices.Collect(maps.Keys(b.subs))
 	b.mu.Unlock()
 	var errs []error
 	for _, s := range subs {

@@ -502,6 +502,19 @@ func decideLecture(l Lecture, c LectureCommand) ([]Event, error) {
 
 var errNotOwner = Forbidden("only the lecture's instructor may change it")
 
+// edit checks an edit of a task or subtask (what) that exists when found:
+// NOT_FOUND when it does not, FORBIDDEN when a may not edit the lecture;
+// else it returns the fields to check the edit's values into.
+func (l Lecture) edit(a Actor, found bool, what string) (fields, error) {
+	if !found {
+		return nil, NotFound(what)
+	}
+	if !l.CanEdit(a) {
+		return nil, errNotOwner
+	}
+	return fields{}, nil
+}
+
 func (l Lecture) create(c CreateLecture) ([]Event, error) {
 	if c.LectureID <= 0 {
 		return nil, errInternal("CreateLecture without a lecture id")
@@ -588,13 +601,10 @@ func (l Lecture) addTask(c AddTask) ([]Event, error) {
 
 func (l Lecture) updateTask(c UpdateTask) ([]Event, error) {
 	t, ok := l.Task(c.TaskID)
-	if !ok {
-		return nil, NotFound("task")
+	f, err := l.edit(c.Actor, ok, "task")
+	if err != nil {
+		return nil, err
 	}
-	if !l.CanEdit(c.Actor) {
-		return nil, errNotOwner
-	}
-	f := fields{}
 	f.planUpdate(c.Title, c.Description, c.OrderIndex)
 	if err := f.err(); err != nil {
 		return nil, err
@@ -616,17 +626,15 @@ func (l Lecture) addSubtask(c AddSubtask) ([]Event, error) {
 	if c.SubtaskID <= 0 {
 		return nil, errInternal("AddSubtask without a subtask id")
 	}
-	if _, ok := l.Task(c.TaskID); !ok {
-		return nil, NotFound("task")
-	}
-	if !l.CanEdit(c.Actor) {
-		return nil, errNotOwner
+	_, ok := l.Task(c.TaskID)
+	f, err := l.edit(c.Actor, ok, "task")
+	if err != nil {
+		return nil, err
 	}
 	action := c.TargetAction
 	if action == "" {
 		action = ActionOther
 	}
-	f := fields{}
 	f.requiredText("title", c.Title, MaxTitleLen)
 	f.optionalText("description", c.Description, MaxDescriptionLen)
 	f.orderIndex("order_index", c.OrderIndex)
@@ -652,13 +660,10 @@ func (l Lecture) addSubtask(c AddSubtask) ([]Event, error) {
 
 func (l Lecture) updateSubtask(c UpdateSubtask) ([]Event, error) {
 	s, ok := l.Subtask(c.SubtaskID)
-	if !ok {
-		return nil, NotFound("subtask")
+	f, err := l.edit(c.Actor, ok, "subtask")
+	if err != nil {
+		return nil, err
 	}
-	if !l.CanEdit(c.Actor) {
-		return nil, errNotOwner
-	}
-	f := fields{}
 	f.planUpdate(c.Title, c.Description, c.OrderIndex)
 	if c.TargetAction != nil {
 		f.targetAction("target_action", *c.TargetAction)

@@ -13,11 +13,7 @@ const (
 
 // Valid reports whether r is one of the four roles.
 func (r Role) Valid() bool {
-	switch r {
-	case RoleStudent, RoleInstructor, RoleAnalyst, RoleAdmin:
-		return true
-	}
-	return false
+	return r == RoleStudent || r == RoleInstructor || r == RoleAnalyst || r == RoleAdmin
 }
 
 // Actor is who issues a command: the authenticated user and their role.

@@ -20,11 +20,7 @@ const (
 
 // Valid reports whether s is one of the four statuses.
 func (s SessionStatus) Valid() bool {
-	switch s {
-	case SessionStatusWaiting, SessionStatusInProgress, SessionStatusPaused, SessionStatusReviewMode:
-		return true
-	}
-	return false
+	return s == SessionStatusWaiting || s == SessionStatusInProgress || s == SessionStatusPaused || s == SessionStatusReviewMode
 }
 
 // Live reports whether the class is running (IN_PROGRESS or PAUSED).

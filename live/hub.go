@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -170,10 +171,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	h.closing = true
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
+	clients := slices.Collect(maps.Keys(h.clients))
 	h.mu.Unlock()
 	for _, c := range clients {
 		c.closeWith(CloseGoingAway, "server shutting down: reconnect", true)

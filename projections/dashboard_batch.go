@@ -152,14 +152,14 @@ func dbTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 func (p *Dashboard) foldProgress(ctx context.Context, tx pgx.Tx, run []Record) (bool, error) {
 	f := newProgressFold(run)
 	// Read what the run touches, in one round trip.
-	if err := tx.SendBatch(ctx, f.reads()).Close(); err != nil {
+	if err := tx.SendBatch(ctx, queued(f.readRows, f.readContext)).Close(); err != nil {
 		return false, err
 	}
 	if ok, err := f.fold(); !ok || err != nil {
 		return ok, err
 	}
 	// Write: one round trip for the rows, then the students' refresh and the messages.
-	if err := tx.SendBatch(ctx, f.writes()).Close(); err != nil {
+	if err := tx.SendBatch(ctx, queued(f.writeRows, f.writeCounts)).Close(); err != nil {
 		return false, err
 	}
 	if ok, err := f.checkRefresh(ctx, tx); !ok || err != nil {
@@ -257,13 +257,6 @@ func newProgressFold(run []Record) *progressFold {
 	return f
 }
 
-// reads queues the reads of every row the run touches.
-func (f *progressFold) reads() *pgx.Batch {
-	reads := &pgx.Batch{}
-	f.readRows(reads)
-	f.readContext(reads)
-	return reads
-}
 
 // readRows queues the reads of the run's rows: progress, students, subtasks
 // and lectures.
@@ -564,13 +557,6 @@ func (f *progressFold) enrol(e foldEvent, st *dashStudentState, first bool) bool
 	return true
 }
 
-// writes queues the writes of the folded rows.
-func (f *progressFold) writes() *pgx.Batch {
-	writes := &pgx.Batch{}
-	f.writeRows(writes)
-	f.writeCounts(writes)
-	return writes
-}
 
 // writeRows queues the writes of the students', their days' and their
 // progress rows.
@@ -737,3 +723,12 @@ var refreshStudentSetSQL = func() string {
 	q = strings.Replace(q, ret, "RETURNING ds.lecture_id, ds.enrolled,", 1)
 	return strings.Replace(q, sel, "SELECT lecture_id, COALESCE(sum(delta) FILTER (WHERE enrolled), 0) FROM upd GROUP BY lecture_id", 1)
 }()
+
+// queued is one batch of what each of parts queues, in order.
+func queued(parts ...func(*pgx.Batch)) *pgx.Batch {
+	b := &pgx.Batch{}
+	for _, queue := range parts {
+		queue(b)
+	}
+	return b
+}

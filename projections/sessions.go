@@ -233,26 +233,38 @@ type pauseData struct {
 
 // OnSessionPaused: PAUSED; session_paused to the students.
 func (p *Sessions) OnSessionPaused(ctx context.Context, tx pgx.Tx, r Record, e domain.SessionPaused) error {
-	if err := p.setStatus(ctx, tx, r, e.SessionID, domain.SessionStatusPaused, e.InstructorMessage); err != nil {
-		return err
-	}
-	if err := p.logStep(ctx, tx, r, e.SessionID, "PAUSE", e.CurrentSubtaskID, e.CurrentSubtaskID, e.InstructorMessage, e.PausedAt); err != nil {
-		return err
-	}
-	return record(ctx, tx, SessionStudentsChannel(e.SessionID), r.Position,
-		message{Type: "session_paused", Data: pauseData{e.SessionID, e.InstructorMessage, e.PausedAt.UTC()}})
+	return p.pauseOrResume(ctx, tx, r, pauseToggle{e.SessionID, domain.SessionStatusPaused, e.CurrentSubtaskID, e.InstructorMessage, e.PausedAt})
 }
 
 // OnSessionResumed: IN_PROGRESS again; session_resumed to the students.
 func (p *Sessions) OnSessionResumed(ctx context.Context, tx pgx.Tx, r Record, e domain.SessionResumed) error {
-	if err := p.setStatus(ctx, tx, r, e.SessionID, domain.SessionStatusInProgress, e.InstructorMessage); err != nil {
+	return p.pauseOrResume(ctx, tx, r, pauseToggle{e.SessionID, domain.SessionStatusInProgress, e.CurrentSubtaskID, e.InstructorMessage, e.ResumedAt})
+}
+
+// pauseToggle is a pause (to PAUSED) or a resume (to IN_PROGRESS).
+type pauseToggle struct {
+	sessionID int64
+	to        domain.SessionStatus
+	subtaskID int64
+	message   string
+	at        time.Time
+}
+
+// pauseOrResume sets the status, logs the step (PAUSE or RESUME) and tells
+// the students (session_paused or session_resumed).
+func (p *Sessions) pauseOrResume(ctx context.Context, tx pgx.Tx, r Record, t pauseToggle) error {
+	step, typ := "RESUME", "session_resumed"
+	if t.to == domain.SessionStatusPaused {
+		step, typ = "PAUSE", "session_paused"
+	}
+	if err := p.setStatus(ctx, tx, r, t.sessionID, t.to, t.message); err != nil {
 		return err
 	}
-	if err := p.logStep(ctx, tx, r, e.SessionID, "RESUME", e.CurrentSubtaskID, e.CurrentSubtaskID, e.InstructorMessage, e.ResumedAt); err != nil {
+	if err := p.logStep(ctx, tx, r, t.sessionID, step, t.subtaskID, t.subtaskID, t.message, t.at); err != nil {
 		return err
 	}
-	return record(ctx, tx, SessionStudentsChannel(e.SessionID), r.Position,
-		message{Type: "session_resumed", Data: pauseData{e.SessionID, e.InstructorMessage, e.ResumedAt.UTC()}})
+	return record(ctx, tx, SessionStudentsChannel(t.sessionID), r.Position,
+		message{Type: typ, Data: pauseData{t.sessionID, t.message, t.at.UTC()}})
 }
 
 // OnSessionEnded: REVIEW_MODE; waiting participants show ACTIVE

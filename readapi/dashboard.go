@@ -211,6 +211,17 @@ func dashStudents(ctx context.Context, db dashQuerier, l dashLecture, limit, off
 	return out, nil
 }
 
+// lecture is lecture id's dashboard row if the caller may see it; otherwise
+// it answers the error and ok is false.
+func (q *DashboardQueries) lecture(c *gin.Context, id int64) (l dashLecture, ok bool) {
+	l, err := dashboardLecture(c.Request.Context(), q.Pool, auth.ActorFrom(c), id)
+	if err != nil {
+		web.Error(c, err)
+		return dashLecture{}, false
+	}
+	return l, true
+}
+
 // students answers GET /api/dashboard/lectures/{id}/students (paginated).
 func (q *DashboardQueries) students(c *gin.Context) {
 	id, ok := web.IDParam(c, "lecture_id")
@@ -221,12 +232,11 @@ func (q *DashboardQueries) students(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	l, err := dashboardLecture(ctx, q.Pool, auth.ActorFrom(c), id)
-	if err != nil {
-		web.Error(c, err)
+	l, ok := q.lecture(c, id)
+	if !ok {
 		return
 	}
+	ctx := c.Request.Context()
 	list, err := dashStudents(ctx, q.Pool, l, page.PageSize, page.Offset())
 	if err != nil {
 		web.Error(c, err)
@@ -332,12 +342,11 @@ func (q *DashboardQueries) statistics(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	l, err := dashboardLecture(ctx, q.Pool, auth.ActorFrom(c), id)
-	if err != nil {
-		web.Error(c, err)
+	l, ok := q.lecture(c, id)
+	if !ok {
 		return
 	}
+	ctx := c.Request.Context()
 	out, err := lectureStatistics(ctx, q.Pool, l)
 	if err != nil {
 		web.Error(c, err)
@@ -452,12 +461,11 @@ func (q *DashboardQueries) progressTrend(c *gin.Context) {
 		web.Error(c, domain.Invalid("invalid query", bad))
 		return
 	}
-	ctx := c.Request.Context()
-	l, err := dashboardLecture(ctx, q.Pool, auth.ActorFrom(c), lectureID)
-	if err != nil {
-		web.Error(c, err)
+	l, ok := q.lecture(c, lectureID)
+	if !ok {
 		return
 	}
+	ctx := c.Request.Context()
 	out, err := progressTrend(ctx, q.Pool, l.id, days, q.now())
 	if err != nil {
 		web.Error(c, err)
