@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/domain"
@@ -85,24 +84,6 @@ type Event struct {
 	OccurredAt time.Time       `json:"occurred_at"`
 	// ID is the event's id (also in Metadata).
 	ID uuid.UUID `json:"-"`
-}
-
-const eventColumns = `position, stream, version, event_id, type, data, metadata || jsonb_build_object('event_id', event_id), occurred_at`
-
-func scanEvents(rows pgx.Rows) ([]Event, error) {
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var pos int64
-		var data, meta []byte
-		if err := rows.Scan(&pos, &e.Stream, &e.Version, &e.ID, &e.Type, &data, &meta, &e.OccurredAt); err != nil {
-			return nil, err
-		}
-		e.Position, e.Data, e.Metadata, e.OccurredAt = uint64(pos), data, meta, e.OccurredAt.UTC()
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // shownMetadata is a stored event's metadata as the events table's jsonb
@@ -400,23 +381,6 @@ func (r *Reader) ClassroomEvents(ctx context.Context, cl *Classroom, after, upTo
 	return merge(ctx, chunk, sources, yield)
 }
 
-// lecturePageSQL: the events whose metadata names the lecture.
-const lecturePageSQL = `SELECT ` + eventColumns + ` FROM events
-WHERE metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = $1
-  AND position > $2 AND position <= $3
-  AND ($5::timestamptz IS NULL OR occurred_at >= $5) AND ($6::timestamptz IS NULL OR occurred_at < $6)
-ORDER BY position LIMIT $4`
-
-// lectureSessionsSQL: the events of the lecture's sessions whose metadata
-// does not name the lecture (the presence tracker's reconnections and
-// disconnections carry only the session).
-const lectureSessionsSQL = `SELECT ` + eventColumns + ` FROM events
-WHERE metadata ? 'session_id' AND (metadata->>'session_id')::bigint = ANY($1)
-  AND NOT metadata ? 'lecture_id'
-  AND position > $2 AND position <= $3
-  AND ($5::timestamptz IS NULL OR occurred_at >= $5) AND ($6::timestamptz IS NULL OR occurred_at < $6)
-ORDER BY position LIMIT $4`
-
 // LectureOwner returns the lecture's instructor from its LectureCreated
 // event; domain.ErrNotFound when there is no such lecture.
 func (r *Reader) LectureOwner(ctx context.Context, lectureID int64) (int64, error) {
@@ -440,16 +404,6 @@ func (r *Reader) LectureOwner(ctx context.Context, lectureID int64) (int64, erro
 // zero bound is open.
 type TimeRange struct{ Since, Until time.Time }
 
-func (t TimeRange) args() (since, until any) {
-	if !t.Since.IsZero() {
-		since = t.Since
-	}
-	if !t.Until.IsZero() {
-		until = t.Until
-	}
-	return since, until
-}
-
 // LectureEvents calls yield with every event of lecture lectureID's history
 // with a position in (after, head] and an occurred_at in tr, in commit
 // order: its content edits, enrollments, progress, every session with its
@@ -462,26 +416,21 @@ func (r *Reader) LectureEvents(ctx context.Context, lectureID int64, after uint6
 	if chunk <= 0 {
 		chunk = 500
 	}
-	since, until := tr.args()
+	q, err := r.querier()
+	if err != nil {
+		return err
+	}
 	sessions, err := r.lectureSessions(ctx, lectureID, upTo)
 	if err != nil {
 		return fmt.Errorf("list sessions of lecture %d: %w", lectureID, err)
 	}
-	sources := []*source{{after: after, upTo: upTo, fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
-		rows, err := r.pool.Query(ctx, lecturePageSQL, lectureID, int64(after), int64(upTo), n, since, until)
-		if err != nil {
-			return nil, fmt.Errorf("read lecture %d events: %w", lectureID, err)
-		}
-		return scanEvents(rows)
-	}}}
+	sources := []*source{{after: after, upTo: upTo,
+		fetch: r.fetch(q, eventstore.Filter{LectureID: lectureID, Since: tr.Since, Before: tr.Until}, "lecture %d events", lectureID)}}
 	if len(sessions) > 0 {
-		sources = append(sources, &source{after: after, upTo: upTo, fetch: func(ctx context.Context, after, upTo uint64, n int) ([]Event, error) {
-			rows, err := r.pool.Query(ctx, lectureSessionsSQL, sessions, int64(after), int64(upTo), n, since, until)
-			if err != nil {
-				return nil, fmt.Errorf("read lecture %d session events: %w", lectureID, err)
-			}
-			return scanEvents(rows)
-		}})
+		// The presence tracker's reconnections and disconnections name only
+		// their session.
+		sources = append(sources, &source{after: after, upTo: upTo,
+			fetch: r.fetch(q, eventstore.Filter{Sessions: sessions, NoLecture: true, Since: tr.Since, Before: tr.Until}, "lecture %d session events", lectureID)})
 	}
 	return merge(ctx, chunk, sources, yield)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -25,11 +26,18 @@ type Filter struct {
 	// SessionsFrom: only events whose metadata names a session with an id
 	// of at least this one (a session and the newer ones of its lecture).
 	SessionsFrom int64
+	// Sessions: only events whose metadata names one of these sessions.
+	Sessions []int64
+	// NoLecture: only events whose metadata names no lecture.
+	NoLecture bool
 	// After, UpTo: only positions in (After, UpTo]; UpTo 0 is the store's head
 	// (Query never returns an event a ReadAll reader could not see yet).
 	After, UpTo uint64
 	// Until: only events that occurred at or before it (zero: no bound).
 	Until time.Time
+	// Since, Before: only events that occurred in [Since, Before) (a zero
+	// bound is open).
+	Since, Before time.Time
 	// Limit: at most this many events (<= 0: all of them).
 	Limit int
 	// Fields makes a lean read: each event's Data holds only these top-level
@@ -88,8 +96,11 @@ func (f Filter) Validate() error {
 			}
 		}
 	}
-	if (f.SessionID != 0 || f.SessionsFrom != 0) && f.NoSession {
-		return fmt.Errorf("%w: SessionID and NoSession together", ErrInvalidFilter)
+	if (f.SessionID != 0 || f.SessionsFrom != 0 || len(f.Sessions) > 0) && f.NoSession {
+		return fmt.Errorf("%w: a session and NoSession together", ErrInvalidFilter)
+	}
+	if f.LectureID != 0 && f.NoLecture {
+		return fmt.Errorf("%w: LectureID and NoLecture together", ErrInvalidFilter)
 	}
 	return nil
 }
@@ -104,9 +115,13 @@ func (f Filter) Matches(e Event) bool {
 		contains(f.ExcludeTypes, e.Type),
 		f.SessionID != 0 && e.Metadata.SessionID != f.SessionID,
 		f.SessionsFrom != 0 && (e.Metadata.SessionID == 0 || e.Metadata.SessionID < f.SessionsFrom),
+		len(f.Sessions) > 0 && (e.Metadata.SessionID == 0 || !slices.Contains(f.Sessions, e.Metadata.SessionID)),
 		f.NoSession && e.Metadata.SessionID != 0,
 		f.LectureID != 0 && e.Metadata.LectureID != f.LectureID,
-		!f.Until.IsZero() && e.OccurredAt.After(f.Until):
+		f.NoLecture && e.Metadata.LectureID != 0,
+		!f.Until.IsZero() && e.OccurredAt.After(f.Until),
+		!f.Since.IsZero() && e.OccurredAt.Before(f.Since),
+		!f.Before.IsZero() && !e.OccurredAt.Before(f.Before):
 		return false
 	}
 	return true

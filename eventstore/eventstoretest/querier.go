@@ -56,18 +56,21 @@ func RunQuerier(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	last := appended[len(appended)-1].Position
 	mine := eventstore.Filter{StreamPrefix: prefix + "-", After: start}
 	cases := map[string]eventstore.Filter{
-		"prefix":          mine,
-		"streams":         {Streams: []string{prefix + "-a", prefix + "-c"}, After: start},
-		"types":           {StreamPrefix: prefix + "-", Types: []string{"Moved", "Closed"}, After: start},
-		"exclude types":   {StreamPrefix: prefix + "-", ExcludeTypes: []string{"Moved"}, After: start},
-		"session":         {SessionID: session, After: start},
-		"no session":      {StreamPrefix: prefix + "-", NoSession: true, After: start},
-		"lecture":         {LectureID: lecture, After: start},
-		"sessions from":   {SessionsFrom: session, After: start},
-		"lecture+session": {LectureID: lecture, SessionID: session, Types: []string{"Opened"}, After: start},
-		"until":           {SessionID: session, Until: t0.Add(10 * time.Minute), After: start},
-		"positions":       {StreamPrefix: prefix + "-", After: appended[5].Position, UpTo: appended[17].Position},
-		"head":            {SessionID: session, After: start, UpTo: last},
+		"prefix":               mine,
+		"streams":              {Streams: []string{prefix + "-a", prefix + "-c"}, After: start},
+		"types":                {StreamPrefix: prefix + "-", Types: []string{"Moved", "Closed"}, After: start},
+		"exclude types":        {StreamPrefix: prefix + "-", ExcludeTypes: []string{"Moved"}, After: start},
+		"session":              {SessionID: session, After: start},
+		"no session":           {StreamPrefix: prefix + "-", NoSession: true, After: start},
+		"lecture":              {LectureID: lecture, After: start},
+		"sessions from":        {SessionsFrom: session, After: start},
+		"lecture+session":      {LectureID: lecture, SessionID: session, Types: []string{"Opened"}, After: start},
+		"until":                {SessionID: session, Until: t0.Add(10 * time.Minute), After: start},
+		"sessions":             {Sessions: []int64{session - 1, session + 1}, After: start},
+		"sessions, no lecture": {Sessions: []int64{session, session + 1}, NoLecture: true, After: start},
+		"since, before":        {LectureID: lecture, Since: t0.Add(7 * time.Minute), Before: t0.Add(21 * time.Minute), After: start},
+		"positions":            {StreamPrefix: prefix + "-", After: appended[5].Position, UpTo: appended[17].Position},
+		"head":                 {SessionID: session, After: start, UpTo: last},
 	}
 	for name, f := range cases {
 		t.Run(name, func(t *testing.T) { checkQuery(ctx, t, q, f, appended) })
@@ -92,6 +95,13 @@ func RunQuerier(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		}
 		if _, ok, err := q.Latest(ctx, f); err != nil || ok {
 			t.Errorf("Latest of an unknown type: ok %v, %v; want none", ok, err)
+		}
+	})
+	t.Run("contradiction", func(t *testing.T) {
+		for _, f := range []eventstore.Filter{{Sessions: []int64{session}, NoSession: true}, {LectureID: lecture, NoLecture: true}} {
+			if _, err := q.Query(ctx, f); !errors.Is(err, eventstore.ErrInvalidFilter) {
+				t.Errorf("Query(%+v): %v, want ErrInvalidFilter", f, err)
+			}
 		}
 	})
 	t.Run("invalid type", func(t *testing.T) {

@@ -88,14 +88,26 @@ func (s *Store) filterSQL(ctx context.Context, f eventstore.Filter, order string
 	if f.SessionsFrom != 0 {
 		where = append(where, "metadata ? 'session_id' AND (metadata->>'session_id')::bigint >= "+arg(f.SessionsFrom))
 	}
+	if len(f.Sessions) > 0 {
+		where = append(where, "metadata ? 'session_id' AND (metadata->>'session_id')::bigint = ANY("+arg(f.Sessions)+"::bigint[])")
+	}
 	if f.NoSession {
 		where = append(where, "NOT metadata ? 'session_id'")
 	}
 	if f.LectureID != 0 {
 		where = append(where, "metadata ? 'lecture_id' AND (metadata->>'lecture_id')::bigint = "+arg(f.LectureID))
 	}
+	if f.NoLecture {
+		where = append(where, "NOT metadata ? 'lecture_id'")
+	}
 	if !f.Until.IsZero() {
 		where = append(where, "occurred_at <= "+arg(f.Until))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "occurred_at >= "+arg(f.Since))
+	}
+	if !f.Before.IsZero() {
+		where = append(where, "occurred_at < "+arg(f.Before))
 	}
 	columns := eventColumns
 	if f.Fields != nil {
