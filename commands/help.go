@@ -99,9 +99,29 @@ func (h *Help) SessionOf(ctx context.Context, lectureID, userID int64) (int64, e
 // of a lecture that a student takes part in, 0 when none, from the sessions
 // read model. Progress and help events carry it, so that a classroom's
 // history holds what its students did during it.
+//
+// Concurrent calls share their reads (coalesce.go): the students of a class
+// who act together are looked up with one query per lecture.
 func LiveSessionOf(pool *pgxpool.Pool) func(ctx context.Context, lectureID, userID int64) (int64, error) {
+	c := &coalesced[[2]int64, int64]{load: func(ctx context.Context, keys [][2]int64) (map[[2]int64]int64, error) {
+		byLecture := map[int64][]int64{}
+		for _, k := range keys {
+			byLecture[k[0]] = append(byLecture[k[0]], k[1])
+		}
+		out := make(map[[2]int64]int64, len(keys))
+		for lectureID, users := range byLecture {
+			sessions, err := projections.LiveSessions(ctx, pool, lectureID, users)
+			if err != nil {
+				return nil, err
+			}
+			for user, session := range sessions {
+				out[[2]int64{lectureID, user}] = session
+			}
+		}
+		return out, nil
+	}}
 	return func(ctx context.Context, lectureID, userID int64) (int64, error) {
-		return projections.LiveSession(ctx, pool, lectureID, userID)
+		return c.get(ctx, [2]int64{lectureID, userID})
 	}
 }
 

@@ -26,6 +26,16 @@ type lectureCache struct {
 
 	mu       sync.Mutex
 	subtasks map[int64]int64
+
+	// fresh shares the grew-checks of concurrent commands (coalesce.go).
+	freshOnce sync.Once
+	fresh     coalesced[int64, loadedLecture]
+}
+
+// loadedLecture is one lecture's answer of a shared load.
+type loadedLecture struct {
+	state domain.Lecture
+	err   error
 }
 
 // maxCachedLectures bounds the kept plans (a few KB each).
@@ -61,8 +71,30 @@ func (c *lectureCache) storeSubtask(id, lectureID int64) {
 	c.subtasks[id] = lectureID
 }
 
-// load returns the lecture folded up to the stream's current version.
+// load returns the lecture folded up to the stream's current version, as a
+// read that started after the call found it; concurrent calls share that
+// read (es is the same store on every call).
 func (c *lectureCache) load(ctx context.Context, es eventstore.Store, lectureID int64) (domain.Lecture, error) {
+	c.freshOnce.Do(func() {
+		c.fresh.load = func(ctx context.Context, ids []int64) (map[int64]loadedLecture, error) {
+			out := make(map[int64]loadedLecture, len(ids))
+			for _, id := range ids {
+				state, err := c.loadNow(ctx, es, id)
+				out[id] = loadedLecture{state, err}
+			}
+			return out, nil
+		}
+	})
+	l, err := c.fresh.get(ctx, lectureID)
+	if err != nil {
+		return domain.Lecture{}, err
+	}
+	return l.state, l.err
+}
+
+// loadNow folds lecture lectureID, from its kept plan when the stream has
+// not grown since.
+func (c *lectureCache) loadNow(ctx context.Context, es eventstore.Store, lectureID int64) (domain.Lecture, error) {
 	stream := domain.LectureStream(lectureID)
 	if kept, ok := c.plans().get(stream); ok {
 		newer, err := es.ReadStream(ctx, stream, kept.version, 1)

@@ -257,7 +257,6 @@ func newProgressFold(run []Record) *progressFold {
 	return f
 }
 
-
 // readRows queues the reads of the run's rows: progress, students, subtasks
 // and lectures.
 func (f *progressFold) readRows(reads *pgx.Batch) {
@@ -556,7 +555,6 @@ func (f *progressFold) enrol(e foldEvent, st *dashStudentState, first bool) bool
 	f.touchDay(e, first)
 	return true
 }
-
 
 // writeRows queues the writes of the students', their days' and their
 // progress rows.
