@@ -155,6 +155,16 @@ func TestWriterSetsAsideUndecodableMessages(t *testing.T) {
 	}
 }
 
+// publishUntilStored publishes msgs on the activity-log topic and waits
+// until the log logID (what) is stored.
+func publishUntilStored(t testing.TB, b *bus.Bus, pool *pgxpool.Pool, what string, logID int64, msgs ...*message.Message) {
+	t.Helper()
+	if err := b.Publish(context.Background(), bus.TopicActivityLogs, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	apptest.Eventually(t, what+" stored", 20*time.Second, func() bool { return countRows(t, pool, "log_id = $1", logID) == 1 })
+}
+
 func deadLetters(t testing.TB, pool *pgxpool.Pool, where string, args ...any) int {
 	t.Helper()
 	var n int
@@ -186,10 +196,7 @@ func TestWriterSetsAsideOnlyTheLogsTheDatabaseRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Publish(context.Background(), bus.TopicActivityLogs, append(msgs, next...)...); err != nil {
-		t.Fatal(err)
-	}
-	apptest.Eventually(t, "the next message stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 5000") == 1 })
+	publishUntilStored(t, b, db.Pool, "the next message", 5000, append(msgs, next...)...)
 	if n := countRows(t, db.Pool, "log_id BETWEEN 1 AND 1200"); n != 1197 {
 		t.Errorf("%d logs stored, want 1197", n)
 	}
@@ -203,10 +210,7 @@ func TestWriterSetsAsideOnlyTheLogsTheDatabaseRefuses(t *testing.T) {
 	again := message.NewMessage(msgs[0].UUID, msgs[0].Payload)
 	again.Metadata = msgs[0].Metadata
 	marker, _ := activitylog.NewMessages(sampleLogs(6000, 1))
-	if err := b.Publish(context.Background(), bus.TopicActivityLogs, again, marker[0]); err != nil {
-		t.Fatal(err)
-	}
-	apptest.Eventually(t, "the marker stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 6000") == 1 })
+	publishUntilStored(t, b, db.Pool, "the marker", 6000, again, marker[0])
 	if n := deadLetters(t, db.Pool, "attempts = 2"); n != 3 {
 		t.Errorf("%d dead letters counted the redelivery, want 3", n)
 	}
