@@ -138,13 +138,8 @@ func TestPoisonOnTheBusIsSetAside(t *testing.T) {
 	for page := 1; page <= 2; page++ {
 		resp := s.Get(t, fmt.Sprintf("%s?page=%d&page_size=2", activitylog.DeadLettersPath, page), admin.Token)
 		var body struct {
-			DeadLetters []deadLetter `json:"dead_letters"`
-			Pagination  struct {
-				Page       int   `json:"page"`
-				PageSize   int   `json:"page_size"`
-				TotalCount int64 `json:"total_count"`
-				TotalPages int64 `json:"total_pages"`
-			} `json:"pagination"`
+			DeadLetters []deadLetter       `json:"dead_letters"`
+			Pagination  apptest.Pagination `json:"pagination"`
 		}
 		if resp.Status != http.StatusOK {
 			t.Fatalf("dead letters: %d %s", resp.Status, resp.Body)
