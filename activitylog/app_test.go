@@ -45,7 +45,7 @@ func TestThroughTheApp(t *testing.T) {
 		t.Errorf("empty batch: %d %s", resp.Status, resp.Body)
 	}
 
-	eventually(t, "the logs stored by the app's writer", 20*time.Second, func() bool {
+	apptest.Eventually(t, "the logs stored by the app's writer", 20*time.Second, func() bool {
 		return countRows(t, s.DB.Pool, "user_id = $1", student.ID) == 1001
 	})
 	if n := countRows(t, s.DB.Pool, "log_id = $1 AND subtask_id = $2 AND event_type = 'CLICK' AND occurred_at = $3", logID, subtask, at); n != 1 {
@@ -73,7 +73,7 @@ func newLecture(t *testing.T, s *apptest.Server, instructor apptest.User, studen
 			t.Fatalf("enroll: %d %s", r.Status, r.Body)
 		}
 	}
-	eventually(t, "the lecture in the read model", 20*time.Second, func() bool {
+	apptest.Eventually(t, "the lecture in the read model", 20*time.Second, func() bool {
 		var n int
 		err := s.DB.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM rm_lecture_subtasks WHERE id = $1)
 			+ (SELECT count(*) FROM rm_enrollments WHERE lecture_id = $2)`, subtask, lecture).Scan(&n)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/pgtest"
 )
@@ -56,7 +57,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	b.Run("raw_copy", benchRawCopy)
 	b.Run("api_bus_postgres", func(b *testing.B) {
 		benchAPI(b, func(b *testing.B, pool *pgxpool.Pool) *bus.Bus {
-			return newBus(b, bus.Config{Backend: bus.BackendPostgres, Pool: pool, PollInterval: 10 * time.Millisecond})
+			return apptest.NewBus(b, bus.Config{Backend: bus.BackendPostgres, Pool: pool, PollInterval: 10 * time.Millisecond})
 		})
 	})
 	b.Run("api_bus_kafka", func(b *testing.B) {
@@ -66,7 +67,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(c.Close)
-			return newBus(b, bus.Config{Backend: bus.BackendKafka, KafkaBrokers: c.ListenAddrs(), KafkaHeartbeatInterval: 100 * time.Millisecond})
+			return apptest.NewBus(b, bus.Config{Backend: bus.BackendKafka, KafkaBrokers: c.ListenAddrs(), KafkaHeartbeatInterval: 100 * time.Millisecond})
 		})
 	})
 }
@@ -140,7 +141,7 @@ func benchAPI(b *testing.B, open func(*testing.B, *pgxpool.Pool) *bus.Bus) {
 	bs := open(b, db.Pool)
 	h := activitylog.NewHandler(activitylog.HandlerConfig{
 		Bus: bs, IDs: activitylog.NewIDs(db.Pool), Sessions: activitylog.NewReadModelSessions(db.Pool, 2*time.Second),
-		Logger: quietLogger(),
+		Logger: apptest.QuietLogger(),
 	})
 	startWriter(b, bs, activitylog.NewPGStore(db.Pool))
 	tok := newTokens(b)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/pgtest"
 )
@@ -55,7 +56,7 @@ func TestSIGKILLAfter201LosesNothing(t *testing.T) {
 		}
 	})
 	var addr string
-	eventually(t, "the child to listen", 30*time.Second, func() bool {
+	apptest.Eventually(t, "the child to listen", 30*time.Second, func() bool {
 		b, err := os.ReadFile(addrFile)
 		addr = string(b)
 		return err == nil && addr != ""
@@ -144,7 +145,7 @@ func TestSIGKILLAfter201LosesNothing(t *testing.T) {
 		t.Fatal("the child's writer had stored everything before the kill; the test proved nothing")
 	}
 
-	b := newBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: 10 * time.Millisecond})
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: 10 * time.Millisecond})
 	startWriter(t, b, activitylog.NewPGStore(db.Pool))
 	marks := func() map[string]int {
 		rows, err := db.Pool.Query(context.Background(), `SELECT event_data->>'mark', count(*) FROM activity_logs GROUP BY 1`)
@@ -164,7 +165,7 @@ func TestSIGKILLAfter201LosesNothing(t *testing.T) {
 		return out
 	}
 	var missing int
-	eventually(t, "every acknowledged log stored", 30*time.Second, func() bool {
+	apptest.Eventually(t, "every acknowledged log stored", 30*time.Second, func() bool {
 		got := marks()
 		missing = 0
 		for m := range acked {
@@ -203,9 +204,9 @@ func TestIngestChildProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: pool, PollInterval: 10 * time.Millisecond})
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: pool, PollInterval: 10 * time.Millisecond})
 	h := activitylog.NewHandler(activitylog.HandlerConfig{
-		Bus: b, IDs: activitylog.NewIDs(pool), Sessions: activitylog.NewReadModelSessions(pool, time.Second), Logger: quietLogger(),
+		Bus: b, IDs: activitylog.NewIDs(pool), Sessions: activitylog.NewReadModelSessions(pool, time.Second), Logger: apptest.QuietLogger(),
 	})
 	startWriter(t, b, slowStore{activitylog.NewPGStore(pool)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -19,15 +17,12 @@ import (
 	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/web"
 )
 
 const testSecret = "activitylog-test-secret-0123456789abcdef"
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 func newTokens(t testing.TB) *auth.Tokens {
 	t.Helper()
@@ -191,18 +186,6 @@ func countRows(t testing.TB, pool *pgxpool.Pool, where string, args ...any) int 
 	return n
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // startWriter runs a log writer until the test ends.
 func startWriter(t testing.TB, b *bus.Bus, store activitylog.Store) {
 	t.Helper()
@@ -210,7 +193,7 @@ func startWriter(t testing.TB, b *bus.Bus, store activitylog.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := activitylog.NewWriter(activitylog.WriterConfig{Subscriber: sub, Store: store, Logger: quietLogger(),
+	w := activitylog.NewWriter(activitylog.WriterConfig{Subscriber: sub, Store: store, Logger: apptest.QuietLogger(),
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := w.Subscribe(ctx); err != nil {
@@ -219,17 +202,4 @@ func startWriter(t testing.TB, b *bus.Bus, store activitylog.Store) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-}
-
-func newBus(t testing.TB, cfg bus.Config) *bus.Bus {
-	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	b, err := bus.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/pgtest"
 )
@@ -36,7 +37,7 @@ func newIngest(t *testing.T) *ingestFixture {
 		Bus:      f.pub,
 		IDs:      activitylog.NewIDs(db.Pool),
 		Sessions: activitylog.NewReadModelSessions(db.Pool, 0),
-		Logger:   quietLogger(),
+		Logger:   apptest.QuietLogger(),
 		Now:      func() time.Time { return f.now },
 	})
 	f.handler = newRouter(tok, h)

@@ -126,7 +126,7 @@ func TestRetryAfterLostAnswerStoresOnce(t *testing.T) {
 		t.Fatalf("the lost single answer was %d, want 201", got)
 	}
 	// Let the writer store the first attempts before the retries arrive.
-	eventually(t, "the first attempts stored", 20*time.Second, func() bool {
+	apptest.Eventually(t, "the first attempts stored", 20*time.Second, func() bool {
 		return countRows(t, s.DB.Pool, "user_id = $1", student.ID) >= 101
 	})
 	var firstSingle int64
@@ -155,7 +155,7 @@ func TestRetryAfterLostAnswerStoresOnce(t *testing.T) {
 	if status, _, err := send(p, "/api/logs/activity", student.Token, "", `{"event_type": "MARKER"}`); err != nil || status != http.StatusCreated {
 		t.Fatalf("marker: %d %v", status, err)
 	}
-	eventually(t, "the marker stored", 20*time.Second, func() bool {
+	apptest.Eventually(t, "the marker stored", 20*time.Second, func() bool {
 		return countRows(t, s.DB.Pool, "user_id = $1 AND event_type = 'MARKER'", student.ID) == 1
 	})
 	time.Sleep(200 * time.Millisecond)

@@ -28,7 +28,7 @@ func ordinaryLogStored(t *testing.T, s *apptest.Server, user apptest.User, subta
 		t.Fatalf("ordinary log: %d %s", resp.Status, resp.Body)
 	}
 	id := int64(resp.JSON(t)["log_id"].(float64))
-	eventually(t, "the next ordinary log stored", 20*time.Second, func() bool {
+	apptest.Eventually(t, "the next ordinary log stored", 20*time.Second, func() bool {
 		return countRows(t, s.DB.Pool, "log_id = $1", id) == 1
 	})
 }
@@ -98,7 +98,7 @@ func TestPoisonOnTheBusIsSetAside(t *testing.T) {
 	lee := s.NewUser(t, "STUDENT", "Lee")
 	_, subtask := newLecture(t, s, s.NewUser(t, "INSTRUCTOR", "Park"), lee)
 
-	other := newBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: s.DB.Pool})
+	other := apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: s.DB.Pool})
 	now := time.Now().UTC()
 	logs := make([]activitylog.Log, 5)
 	for i := range logs {
@@ -138,13 +138,8 @@ func TestPoisonOnTheBusIsSetAside(t *testing.T) {
 	for page := 1; page <= 2; page++ {
 		resp := s.Get(t, fmt.Sprintf("%s?page=%d&page_size=2", activitylog.DeadLettersPath, page), admin.Token)
 		var body struct {
-			DeadLetters []deadLetter `json:"dead_letters"`
-			Pagination  struct {
-				Page       int   `json:"page"`
-				PageSize   int   `json:"page_size"`
-				TotalCount int64 `json:"total_count"`
-				TotalPages int64 `json:"total_pages"`
-			} `json:"pagination"`
+			DeadLetters []deadLetter       `json:"dead_letters"`
+			Pagination  apptest.Pagination `json:"pagination"`
 		}
 		if resp.Status != http.StatusOK {
 			t.Fatalf("dead letters: %d %s", resp.Status, resp.Body)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lockstep/lockstep/activitylog"
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/pgtest"
 )
 
@@ -79,7 +80,7 @@ func TestStoreWritesEveryColumnAndSkipsStoredIDs(t *testing.T) {
 func TestRedeliveredMessageStoresOneRow(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	b := newBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: 10 * time.Millisecond})
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: 10 * time.Millisecond})
 	msgs, err := activitylog.NewMessages(sampleLogs(500, 20))
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func TestRedeliveredMessageStoresOneRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	startWriter(t, b, activitylog.NewPGStore(db.Pool))
-	eventually(t, "the marker stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 900") == 1 })
+	apptest.Eventually(t, "the marker stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 900") == 1 })
 	if n := countRows(t, db.Pool, "log_id BETWEEN 500 AND 519"); n != 20 {
 		t.Fatalf("%d rows for 20 logs delivered twice", n)
 	}
@@ -119,7 +120,7 @@ func (s *flakyStore) Write(ctx context.Context, logs []activitylog.Log) error {
 func TestWriterRetriesAFailingBatch(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendMemory})
 	store := &flakyStore{inner: activitylog.NewPGStore(db.Pool), failures: 3}
 	startWriter(t, b, store)
 	msgs, err := activitylog.NewMessages(sampleLogs(1, 50))
@@ -129,7 +130,7 @@ func TestWriterRetriesAFailingBatch(t *testing.T) {
 	if err := b.Publish(context.Background(), bus.TopicActivityLogs, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "logs stored after the failures", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 50 })
+	apptest.Eventually(t, "logs stored after the failures", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 50 })
 	if c := store.calls.Load(); c < 4 {
 		t.Fatalf("store called %d times; the failures were not retried", c)
 	}
@@ -138,7 +139,7 @@ func TestWriterRetriesAFailingBatch(t *testing.T) {
 func TestWriterSetsAsideUndecodableMessages(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendMemory})
 	startWriter(t, b, activitylog.NewPGStore(db.Pool))
 	good, err := activitylog.NewMessages(sampleLogs(1, 3))
 	if err != nil {
@@ -148,10 +149,20 @@ func TestWriterSetsAsideUndecodableMessages(t *testing.T) {
 	if err := b.Publish(context.Background(), bus.TopicActivityLogs, poison, good[0]); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the message after the poison stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 3 })
+	apptest.Eventually(t, "the message after the poison stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 3 })
 	if n := deadLetters(t, db.Pool, "source_key = 'message:poison' AND payload = 'not json'::bytea AND log_id IS NULL"); n != 1 {
 		t.Errorf("%d dead letters for the undecodable message", n)
 	}
+}
+
+// publishUntilStored publishes msgs on the activity-log topic and waits
+// until the log logID (what) is stored.
+func publishUntilStored(t testing.TB, b *bus.Bus, pool *pgxpool.Pool, what string, logID int64, msgs ...*message.Message) {
+	t.Helper()
+	if err := b.Publish(context.Background(), bus.TopicActivityLogs, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	apptest.Eventually(t, what+" stored", 20*time.Second, func() bool { return countRows(t, pool, "log_id = $1", logID) == 1 })
 }
 
 func deadLetters(t testing.TB, pool *pgxpool.Pool, where string, args ...any) int {
@@ -171,7 +182,7 @@ func deadLetters(t testing.TB, pool *pgxpool.Pool, where string, args ...any) in
 func TestWriterSetsAsideOnlyTheLogsTheDatabaseRefuses(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendMemory})
 	startWriter(t, b, activitylog.NewPGStore(db.Pool))
 	logs := sampleLogs(1, 1200)
 	logs[3].EventData = json.RawMessage(`{"text": "\ud800"}`)
@@ -185,10 +196,7 @@ func TestWriterSetsAsideOnlyTheLogsTheDatabaseRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Publish(context.Background(), bus.TopicActivityLogs, append(msgs, next...)...); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the next message stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 5000") == 1 })
+	publishUntilStored(t, b, db.Pool, "the next message", 5000, append(msgs, next...)...)
 	if n := countRows(t, db.Pool, "log_id BETWEEN 1 AND 1200"); n != 1197 {
 		t.Errorf("%d logs stored, want 1197", n)
 	}
@@ -202,10 +210,7 @@ func TestWriterSetsAsideOnlyTheLogsTheDatabaseRefuses(t *testing.T) {
 	again := message.NewMessage(msgs[0].UUID, msgs[0].Payload)
 	again.Metadata = msgs[0].Metadata
 	marker, _ := activitylog.NewMessages(sampleLogs(6000, 1))
-	if err := b.Publish(context.Background(), bus.TopicActivityLogs, again, marker[0]); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the marker stored", 20*time.Second, func() bool { return countRows(t, db.Pool, "log_id = 6000") == 1 })
+	publishUntilStored(t, b, db.Pool, "the marker", 6000, again, marker[0])
 	if n := deadLetters(t, db.Pool, "attempts = 2"); n != 3 {
 		t.Errorf("%d dead letters counted the redelivery, want 3", n)
 	}
@@ -221,7 +226,7 @@ func TestWriterOutageIsNotDeadLettered(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	ctx := context.Background()
-	b := newBus(t, bus.Config{Backend: bus.BackendMemory})
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendMemory})
 	startWriter(t, b, activitylog.NewPGStore(db.Pool))
 	lock, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -240,7 +245,7 @@ func TestWriterOutageIsNotDeadLettered(t *testing.T) {
 	}
 	for kill := range 3 {
 		var killed int
-		eventually(t, fmt.Sprintf("the writer waiting on the table (kill %d)", kill+1), 20*time.Second, func() bool {
+		apptest.Eventually(t, fmt.Sprintf("the writer waiting on the table (kill %d)", kill+1), 20*time.Second, func() bool {
 			err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 				WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()) k`).Scan(&killed)
 			return err == nil && killed > 0
@@ -249,7 +254,7 @@ func TestWriterOutageIsNotDeadLettered(t *testing.T) {
 	if err := lock.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "logs stored after the outage", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 50 })
+	apptest.Eventually(t, "logs stored after the outage", 20*time.Second, func() bool { return countRows(t, db.Pool, "true") == 50 })
 	if n := deadLetters(t, db.Pool, "true"); n != 0 {
 		t.Errorf("%d dead letters after an outage", n)
 	}

@@ -99,6 +99,20 @@ func (v *xapiValidator) obj(path string, x any) (map[string]any, bool) {
 	return m, ok
 }
 
+// member is m[key], when m has it and it is an object, checked to hold
+// only the allowed properties.
+func (v *xapiValidator) member(path string, m map[string]any, key string, allowed ...string) (map[string]any, bool) {
+	x, ok := m[key]
+	if !ok {
+		return nil, false
+	}
+	o, ok := v.obj(path+"."+key, x)
+	if ok {
+		v.only(path+"."+key, o, allowed...)
+	}
+	return o, ok
+}
+
 func (v *xapiValidator) only(path string, m map[string]any, allowed ...string) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -248,17 +262,14 @@ func (v *xapiValidator) agent(path string, m map[string]any) {
 	if o, ok := m["openid"]; ok {
 		v.iri(path+".openid", o)
 	}
-	if a, ok := m["account"]; ok {
-		if acc, ok := v.obj(path+".account", a); ok {
-			v.only(path+".account", acc, "homePage", "name")
-			v.require(path+".account", acc, "homePage", "name")
-			if hp, ok := acc["homePage"]; ok {
-				v.irl(path+".account.homePage", hp)
-			}
-			if n, ok := acc["name"]; ok {
-				if s, ok := v.str(path+".account.name", n); ok && s == "" {
-					v.fail(path+".account.name", "must not be empty")
-				}
+	if acc, ok := v.member(path, m, "account", "homePage", "name"); ok {
+		v.require(path+".account", acc, "homePage", "name")
+		if hp, ok := acc["homePage"]; ok {
+			v.irl(path+".account.homePage", hp)
+		}
+		if n, ok := acc["name"]; ok {
+			if s, ok := v.str(path+".account.name", n); ok && s == "" {
+				v.fail(path+".account.name", "must not be empty")
 			}
 		}
 	}
@@ -379,12 +390,7 @@ func (v *xapiValidator) result(path string, x any) {
 	if e, ok := m["extensions"]; ok {
 		v.extensions(path+".extensions", e)
 	}
-	if s, ok := m["score"]; ok {
-		sc, ok := v.obj(path+".score", s)
-		if !ok {
-			return
-		}
-		v.only(path+".score", sc, "scaled", "raw", "min", "max")
+	if sc, ok := v.member(path, m, "score", "scaled", "raw", "min", "max"); ok {
 		num := func(k string) (float64, bool) {
 			x, ok := sc[k]
 			if !ok {
@@ -443,24 +449,16 @@ func (v *xapiValidator) context(path string, x any, objIsAgent bool) {
 			v.fail(path+".language", "%q is not an RFC 5646 tag", s)
 		}
 	}
-	if s, ok := m["statement"]; ok {
-		if sr, ok := v.obj(path+".statement", s); ok {
-			v.only(path+".statement", sr, "objectType", "id")
-			if sr["objectType"] != "StatementRef" {
-				v.fail(path+".statement.objectType", "must be StatementRef")
-			}
-			v.uuid(path+".statement.id", sr["id"])
+	if sr, ok := v.member(path, m, "statement", "objectType", "id"); ok {
+		if sr["objectType"] != "StatementRef" {
+			v.fail(path+".statement.objectType", "must be StatementRef")
 		}
+		v.uuid(path+".statement.id", sr["id"])
 	}
 	if e, ok := m["extensions"]; ok {
 		v.extensions(path+".extensions", e)
 	}
-	if ca, ok := m["contextActivities"]; ok {
-		cm, ok := v.obj(path+".contextActivities", ca)
-		if !ok {
-			return
-		}
-		v.only(path+".contextActivities", cm, "parent", "grouping", "category", "other")
+	if cm, ok := v.member(path, m, "contextActivities", "parent", "grouping", "category", "other"); ok {
 		for k, e := range cm {
 			list, isList := e.([]any)
 			if !isList {

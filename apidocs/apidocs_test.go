@@ -218,13 +218,19 @@ func TestAsyncAPIValid(t *testing.T) {
 	}
 }
 
-// TestServed: the documents and the page are served with their types.
-func TestServed(t *testing.T) {
+// serveDocs is a test server of Routes alone, closed when the test ends.
+func serveDocs(t *testing.T) *httptest.Server {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	Routes(r)
 	srv := httptest.NewServer(r)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestServed: the documents and the page are served with their types.
+func TestServed(t *testing.T) {
+	srv := serveDocs(t)
 	for path, want := range map[string]string{
 		"/openapi.json":                       "application/json",
 		"/openapi.yaml":                       "application/yaml",

@@ -2,7 +2,6 @@ package apidocs
 
 import (
 	"context"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/gin-gonic/gin"
 
 	"github.com/lockstep/lockstep/console/browsertest/headless"
 )
@@ -26,11 +24,7 @@ import (
 // of asyncapi.yaml), without page errors or CSP violations, and no request
 // may leave the test server.
 func TestDocsPageRendersOffline(t *testing.T) {
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
-	Routes(r)
-	srv := httptest.NewServer(r)
-	defer srv.Close()
+	srv := serveDocs(t)
 
 	// No network: every host name but the test server's address fails to resolve.
 	ctx := headless.Start(t, chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"))

@@ -3,7 +3,6 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -16,42 +15,22 @@ import (
 
 	"github.com/lockstep/lockstep/bus"
 	"github.com/lockstep/lockstep/bus/bustest"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/pgtest"
 )
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{}
-
-func (testWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-func newBus(t testing.TB, cfg bus.Config) *bus.Bus {
-	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	b, err := bus.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("bus.New: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	bustest.Run(t, bustest.Features{ReadsHistory: true}, func(t *testing.T) *bus.Bus {
 		db := pgtest.NewEmpty(t)
-		return newBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: 20 * time.Millisecond})
+		return apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: 20 * time.Millisecond})
 	})
 }
 
 func TestMemory(t *testing.T) {
 	t.Parallel()
 	bustest.Run(t, bustest.Features{ParallelConsumers: true}, func(t *testing.T) *bus.Bus {
-		return newBus(t, bus.Config{Backend: bus.BackendMemory})
+		return apptest.NewBus(t, bus.Config{Backend: bus.BackendMemory})
 	})
 }
 
@@ -133,7 +112,7 @@ func TestKafka(t *testing.T) {
 				features.Messages = 2000 // the full volume runs once, on the default version
 			}
 			bustest.Run(t, features, func(t *testing.T) *bus.Bus {
-				return newBus(t, kafkaConfig(brokers, version))
+				return apptest.NewBus(t, kafkaConfig(brokers, version))
 			})
 		})
 	}
@@ -142,7 +121,7 @@ func TestKafka(t *testing.T) {
 func TestKafkaPartitionKeyPicksOnePartition(t *testing.T) {
 	t.Parallel()
 	brokers := startKafka(t)
-	b := newBus(t, kafkaConfig(brokers, ""))
+	b := apptest.NewBus(t, kafkaConfig(brokers, ""))
 	topic := bustest.Topic("keys")
 	var msgs []*message.Message
 	for i := range 40 {
@@ -233,7 +212,7 @@ func BenchmarkPublish(b *testing.B) {
 	for _, be := range backends {
 		for _, batch := range []int{1, 100} {
 			b.Run(fmt.Sprintf("%s/batch=%d", be.name, batch), func(b *testing.B) {
-				bs := newBus(b, be.cfg(b))
+				bs := apptest.NewBus(b, be.cfg(b))
 				topic := bustest.Topic("bench")
 				if be.name == bus.BackendMemory {
 					// Without a group the memory backend drops messages; consume them.

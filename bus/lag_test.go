@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/lockstep/lockstep/bus"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/pgtest"
 )
 
@@ -18,12 +19,12 @@ import (
 func TestLag(t *testing.T) {
 	t.Parallel()
 	backends := map[string]func(t *testing.T) *bus.Bus{
-		"memory": func(t *testing.T) *bus.Bus { return newBus(t, bus.Config{Backend: bus.BackendMemory}) },
+		"memory": func(t *testing.T) *bus.Bus { return apptest.NewBus(t, bus.Config{Backend: bus.BackendMemory}) },
 		"postgres": func(t *testing.T) *bus.Bus {
 			// Batches of 1: a batch's acks are committed together at its end.
-			return newBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: pgtest.NewEmpty(t).Pool, PollInterval: 20 * time.Millisecond, BatchSize: 1})
+			return apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: pgtest.NewEmpty(t).Pool, PollInterval: 20 * time.Millisecond, BatchSize: 1})
 		},
-		"kafka": func(t *testing.T) *bus.Bus { return newBus(t, kafkaConfig(startKafka(t), "")) },
+		"kafka": func(t *testing.T) *bus.Bus { return apptest.NewBus(t, kafkaConfig(startKafka(t), "")) },
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) {

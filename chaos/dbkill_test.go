@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/lockstep/lockstep/pgtest"
 	"github.com/lockstep/lockstep/simulator"
 )
@@ -21,6 +23,28 @@ type lineWatch struct {
 }
 
 func newLineWatch() *lineWatch { return &lineWatch{started: make(chan struct{})} }
+
+// waitStarted waits up to 5 minutes for the class to deliver its first
+// step; false when it did not.
+func (w *lineWatch) waitStarted() bool {
+	select {
+	case <-w.started:
+		return true
+	case <-time.After(5 * time.Minute):
+		return false
+	}
+}
+
+// runDisruptedClass runs a class of students through server while a test
+// disrupts it: clients retry (30 times) and reconnect (for a minute) through
+// the disruption, accounts come from fastAccounts, the output goes to w.
+func runDisruptedClass(server string, students, steps int, speed float64, seed int64, w *lineWatch, admin *pgxpool.Pool) (*simulator.Report, error) {
+	return simulator.Run(context.Background(), simulator.Config{
+		Server: server, Students: students, Steps: steps, HelpRate: 0.3, LogRate: 0.5, Speed: speed,
+		Timeout: 10 * time.Minute, StepTimeout: 60 * time.Second, Seed: seed,
+		Retries: 30, ReconnectFor: 60 * time.Second, Out: w, Accounts: fastAccounts(admin),
+	})
+}
 
 func (w *lineWatch) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -48,9 +72,7 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 			killed := make(chan []int, 1)
 			go func() {
 				var ns []int
-				select {
-				case <-w.started:
-				case <-time.After(5 * time.Minute):
+				if !w.waitStarted() {
 					killed <- ns
 					return
 				}
@@ -61,11 +83,7 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 				}
 				killed <- ns
 			}()
-			r, err := simulator.Run(context.Background(), simulator.Config{
-				Server: srv.URL(), Students: students, Steps: steps, HelpRate: 0.3, LogRate: 0.5, Speed: speed,
-				Timeout: 10 * time.Minute, StepTimeout: 60 * time.Second, Seed: 7,
-				Retries: 30, ReconnectFor: 60 * time.Second, Out: w, Accounts: fastAccounts(admin),
-			})
+			r, err := runDisruptedClass(srv.URL(), students, steps, speed, 7, w, admin)
 			ns := <-killed
 			t.Logf("connections terminated: %v", ns)
 			classOK(t, r, err, false)

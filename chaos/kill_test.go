@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"context"
 	"io"
 	"net"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lockstep/lockstep/pgtest"
-	"github.com/lockstep/lockstep/simulator"
 )
 
 // roundRobin is a TCP proxy that hands each new connection to the next
@@ -98,9 +96,7 @@ func TestInstanceKilled(t *testing.T) {
 	w := newLineWatch()
 	killedAt := make(chan map[string]int, 1)
 	go func() {
-		select {
-		case <-w.started:
-		case <-time.After(5 * time.Minute):
+		if !w.waitStarted() {
 			killedAt <- nil
 			return
 		}
@@ -109,11 +105,7 @@ func TestInstanceKilled(t *testing.T) {
 		_ = a.cmd.Process.Kill() // SIGKILL: no drain, no goodbye
 		killedAt <- before
 	}()
-	r, err := simulator.Run(context.Background(), simulator.Config{
-		Server: proxy.URL(), Students: students, Steps: steps, HelpRate: 0.3, LogRate: 0.5, Speed: speed,
-		Timeout: 10 * time.Minute, StepTimeout: 60 * time.Second, Seed: 11,
-		Retries: 30, ReconnectFor: 60 * time.Second, Out: w, Accounts: fastAccounts(admin),
-	})
+	r, err := runDisruptedClass(proxy.URL(), students, steps, speed, 11, w, admin)
 	before := <-killedAt
 	t.Logf("connections handed out before the kill: %v (killed %s)", before, a.Addr)
 	if before == nil || before[a.Addr] == 0 || before[b.Addr] == 0 {

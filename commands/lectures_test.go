@@ -51,9 +51,7 @@ func lecEventCount(t *testing.T, s *apptest.Server, stream string) int {
 
 func TestLectureCommands(t *testing.T) {
 	s := apptest.Start(t)
-	owner := s.NewUser(t, "INSTRUCTOR", "박강사")
-	other := s.NewUser(t, "INSTRUCTOR", "최강사")
-	student := s.NewUser(t, "STUDENT", "김학생")
+	owner, other, student := s.Cast(t)
 	admin := s.Admin(t)
 
 	var lectureID int64
@@ -183,9 +181,7 @@ func lecPlan(t *testing.T, s *apptest.Server, owner apptest.User) (lectureID int
 
 func TestTaskAndSubtaskCommands(t *testing.T) {
 	s := apptest.Start(t)
-	owner := s.NewUser(t, "INSTRUCTOR", "박강사")
-	other := s.NewUser(t, "INSTRUCTOR", "최강사")
-	student := s.NewUser(t, "STUDENT", "김학생")
+	owner, other, student := s.Cast(t)
 	r := s.Post(t, "/api/lectures", owner.Token, map[string]any{"title": "카카오톡 기초"})
 	lectureID := apptest.ID(t, r, "id")
 	tasksPath := fmt.Sprintf("/api/lectures/%d/tasks", lectureID)

@@ -209,33 +209,10 @@ func seedMixedClass(t *testing.T, db *pgtest.DB, store eventstore.Store) {
 // socket messages that Handle, event by event, leaves — and it did not get
 // there by falling back to Handle.
 func TestDashboardBatchEqualsPerEvent(t *testing.T) {
-	ctx := context.Background()
-	db := pgtest.New(t)
-	store := postgres.New(db.Pool, postgres.Config{})
-	defer store.Close()
-	seedMixedClass(t, db, store)
-
-	ref := projections.NewRunner(projections.Config{Store: store, Pool: db.Pool, Projector: perEvent{projections.NewDashboard(nil)}})
-	if err := ref.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	want := snapshotDashboard(t, db)
+	db, records, want := mixedClassPerEvent(t, projections.NewDashboard(nil), snapshotDashboard)
 	if len(want["dash_progress"]) < 100 || len(want["live_messages"]) < 200 || len(want["dash_daily"]) < 4 {
 		t.Fatalf("the history is too thin to compare: %d progress rows, %d messages, %d days",
 			len(want["dash_progress"]), len(want["live_messages"]), len(want["dash_daily"]))
-	}
-
-	evs, err := store.ReadAll(ctx, 0, 100_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	records := make([]projections.Record, len(evs))
-	for i, ev := range evs {
-		p, err := domain.DecodeEvent(ev.Type, ev.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		records[i] = projections.Record{Event: ev, Payload: p}
 	}
 	for _, size := range []int{1000, 7} {
 		dash := projections.NewDashboard(nil)
@@ -244,22 +221,62 @@ func TestDashboardBatchEqualsPerEvent(t *testing.T) {
 		if n := projections.DashboardFallbacks.Load() - before; n != 0 {
 			t.Errorf("batch size %d: %d progress runs fell back to Handle", size, n)
 		}
-		got := snapshotDashboard(t, db)
-		for table, rows := range want {
-			if !slices.Equal(rows, got[table]) {
-				t.Errorf("batch size %d: %s differs (%d rows per event, %d batched)", size, table, len(rows), len(got[table]))
-				for i := range max(len(rows), len(got[table])) {
-					var a, b string
-					if i < len(rows) {
-						a = rows[i]
-					}
-					if i < len(got[table]) {
-						b = got[table][i]
-					}
-					if a != b {
-						t.Logf("first difference:\n per event: %s\n batched:   %s", a, b)
-						break
-					}
+		sameSnapshots(t, size, want, snapshotDashboard(t, db))
+	}
+}
+
+// mixedClassPerEvent seeds a mixed class history (seedMixedClass) and
+// applies it with p event by event (perEvent): the reference of the batch
+// tests. It returns the database, the history's records (decoded, for
+// replayBatched) and the reference's snapshot.
+func mixedClassPerEvent(t *testing.T, p projections.Projector, snapshot func(*testing.T, *pgtest.DB) map[string][]string) (*pgtest.DB, []projections.Record, map[string][]string) {
+	t.Helper()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	store := postgres.New(db.Pool, postgres.Config{})
+	t.Cleanup(store.Close)
+	seedMixedClass(t, db, store)
+
+	ref := projections.NewRunner(projections.Config{Store: store, Pool: db.Pool, Projector: perEvent{p}})
+	if err := ref.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := snapshot(t, db)
+
+	evs, err := store.ReadAll(ctx, 0, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := make([]projections.Record, len(evs))
+	for i, ev := range evs {
+		payload, err := domain.DecodeEvent(ev.Type, ev.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records[i] = projections.Record{Event: ev, Payload: payload}
+	}
+	return db, records, want
+}
+
+// sameSnapshots fails the test unless the batched snapshot got has every
+// table of the per-event snapshot want with the same rows, logging the first
+// row that differs.
+func sameSnapshots(t *testing.T, size int, want, got map[string][]string) {
+	t.Helper()
+	for table, rows := range want {
+		if !slices.Equal(rows, got[table]) {
+			t.Errorf("batch size %d: %s differs (%d rows per event, %d batched)", size, table, len(rows), len(got[table]))
+			for i := range max(len(rows), len(got[table])) {
+				var a, b string
+				if i < len(rows) {
+					a = rows[i]
+				}
+				if i < len(got[table]) {
+					b = got[table][i]
+				}
+				if a != b {
+					t.Logf("first difference:\n per event: %s\n batched:   %s", a, b)
+					break
 				}
 			}
 		}
@@ -278,15 +295,7 @@ func BenchmarkDashboardRebuild(b *testing.B) {
 		p    projections.Projector
 	}{{"per-event", perEvent{projections.NewDashboard(nil)}}, {"batched", projections.NewDashboard(nil)}} {
 		b.Run(c.name, func(b *testing.B) {
-			r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: c.p})
-			start := time.Now()
-			for range b.N {
-				if err := r.RebuildOnline(context.Background(), nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(seeded*b.N)/time.Since(start).Seconds(), "events/s")
-			b.StopTimer()
+			benchRebuildOnline(b, projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: c.p}), seeded)
 			var done int
 			if err := db.Pool.QueryRow(context.Background(), `SELECT COALESCE(sum(completed_count), 0) FROM dash_students`).Scan(&done); err != nil || done == 0 {
 				b.Fatalf("rebuild counted no completions (%v)", err)

@@ -2,16 +2,13 @@ package projections_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/eventstore/postgres"
@@ -26,18 +23,11 @@ import (
 // positions follow the store's scheme).
 func seedClassHistory(tb testing.TB, db *pgtest.DB, n int) int {
 	tb.Helper()
-	ctx := context.Background()
 	const lectureID, subtasks = 1, 40
 	at := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
-	var evs []struct {
-		stream string
-		ev     domain.Event
-	}
+	var evs []apptest.SeedEvent
 	add := func(stream string, ev domain.Event) {
-		evs = append(evs, struct {
-			stream string
-			ev     domain.Event
-		}{stream, ev})
+		evs = append(evs, apptest.SeedEvent{Stream: stream, Event: ev, At: at})
 	}
 	ls := domain.LectureStream(lectureID)
 	add(ls, domain.LectureCreated{LectureID: lectureID, InstructorID: 1, Title: "카카오톡 기초", CreatedAt: at})
@@ -59,33 +49,7 @@ func seedClassHistory(tb testing.TB, db *pgtest.DB, n int) int {
 			add(ps, domain.SubtaskCompleted{LectureID: lectureID, UserID: u + 100, TaskID: task, SubtaskID: s, SubtaskTitle: title, CompletedAt: at.Add(time.Minute)})
 		}
 	}
-	versions := map[string]int64{}
-	for start := 0; start < len(evs); start += 65535 {
-		chunk := evs[start:min(start+65535, len(evs))]
-		err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			var txid int64
-			if _, err := tx.Exec(ctx, `LOCK TABLE events IN ROW EXCLUSIVE MODE`); err != nil {
-				return err
-			}
-			if err := tx.QueryRow(ctx, `SELECT events_begin_append()::text::bigint`).Scan(&txid); err != nil {
-				return err
-			}
-			rows := make([][]any, len(chunk))
-			for i, e := range chunk {
-				data, _ := json.Marshal(e.ev)
-				versions[e.stream]++
-				md, _ := json.Marshal(eventstore.Metadata{UserID: 1, LectureID: lectureID})
-				rows[i] = []any{txid*65536 + int64(i), e.stream, versions[e.stream], uuid.New(), e.ev.EventType(), 1, string(data), string(md), at, strconv.FormatInt(txid, 10)}
-			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-				[]string{"position", "stream", "version", "event_id", "type", "schema_version", "data", "metadata", "occurred_at", "txid"},
-				pgx.CopyFromRows(rows))
-			return err
-		})
-		if err != nil {
-			tb.Fatalf("seed: %v", err)
-		}
-	}
+	apptest.CopyEvents(tb, db.Pool, eventstore.Metadata{UserID: 1, LectureID: lectureID}, evs)
 	return len(evs)
 }
 
@@ -101,13 +65,10 @@ func benchClassHistory(b *testing.B, n int) (*pgtest.DB, int, *postgres.Store) {
 	return db, seeded, postgres.New(db.Pool, postgres.Config{})
 }
 
-// BenchmarkRebuildOnline measures how fast the lectures projector is rebuilt
-// from event zero into shadow tables and swapped in. LOCKSTEP_BENCH_EVENTS
-// sets the history's size (default 1,000,000).
-func BenchmarkRebuildOnline(b *testing.B) {
-	db, seeded, es := benchClassHistory(b, 1_000_000)
-	defer es.Close()
-	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: &projections.Lectures{}})
+// benchRebuildOnline times b.N online rebuilds by r of a history of seeded
+// events and reports events/s; the timer is stopped when it returns.
+func benchRebuildOnline(b *testing.B, r *projections.Runner, seeded int) {
+	b.Helper()
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
@@ -117,6 +78,15 @@ func BenchmarkRebuildOnline(b *testing.B) {
 	}
 	b.ReportMetric(float64(seeded*b.N)/time.Since(start).Seconds(), "events/s")
 	b.StopTimer()
+}
+
+// BenchmarkRebuildOnline measures how fast the lectures projector is rebuilt
+// from event zero into shadow tables and swapped in. LOCKSTEP_BENCH_EVENTS
+// sets the history's size (default 1,000,000).
+func BenchmarkRebuildOnline(b *testing.B) {
+	db, seeded, es := benchClassHistory(b, 1_000_000)
+	defer es.Close()
+	benchRebuildOnline(b, projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: &projections.Lectures{}}), seeded)
 	var done int
 	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM rm_subtask_progress WHERE status = 'COMPLETED'`).Scan(&done); err != nil || done == 0 {
 		b.Fatalf("rebuild produced no progress rows (%v)", err)

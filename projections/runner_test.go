@@ -68,6 +68,26 @@ func createTable(t *testing.T, pool *pgxpool.Pool, name string) {
 	}
 }
 
+// runnerDB is a test database with a PostgreSQL event store (closed when the
+// test ends) and the read-model tables of names.
+func runnerDB(t *testing.T, cfg postgres.Config, names ...string) (*pgtest.DB, *postgres.Store) {
+	t.Helper()
+	db := pgtest.New(t)
+	es := postgres.New(db.Pool, cfg)
+	t.Cleanup(es.Close)
+	for _, name := range names {
+		createTable(t, db.Pool, name)
+	}
+	return db, es
+}
+
+// runInBackground runs r until the test ends.
+func runInBackground(t *testing.T, r *projections.Runner) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go r.Run(ctx)
+}
+
 func appendN(t *testing.T, es eventstore.Store, streams, perStream int, typ string) {
 	t.Helper()
 	ctx := context.Background()
@@ -131,10 +151,7 @@ func checkpoint(t *testing.T, pool *pgxpool.Pool, name string) (int64, string, s
 }
 
 func TestRunnerAppliesEveryEventOnceAndGoesLive(t *testing.T) {
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{})
-	defer es.Close()
-	createTable(t, db.Pool, "live")
+	db, es := runnerDB(t, postgres.Config{}, "live")
 	appendN(t, es, 3, 10, "ThingHappened")
 
 	p := &logProjector{name: "live"}
@@ -202,10 +219,7 @@ func positionsOf(t *testing.T, es eventstore.Store, typ string) []uint64 {
 }
 
 func TestRunnerQuarantinesAPoisonEventAndKeepsApplyingTheRest(t *testing.T) {
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{})
-	defer es.Close()
-	createTable(t, db.Pool, "poisoned")
+	db, es := runnerDB(t, postgres.Config{}, "poisoned")
 	appendN(t, es, 1, 3, "Good")
 	appendN(t, es, 1, 1, "Poison")
 	appendN(t, es, 1, 2, "Good")
@@ -214,9 +228,7 @@ func TestRunnerQuarantinesAPoisonEventAndKeepsApplyingTheRest(t *testing.T) {
 	p := &logProjector{name: "poisoned"}
 	p.failOn.Store("Poison")
 	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond, CheckInterval: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	runInBackground(t, r)
 
 	// Every event but the poison one is applied, the poison one is set aside,
 	// and the projector keeps running.
@@ -267,13 +279,8 @@ func TestRunnerQuarantinesAPoisonEventAndKeepsApplyingTheRest(t *testing.T) {
 }
 
 func TestRunnerSkipAndRebuildsPassAPoisonEvent(t *testing.T) {
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{})
-	defer es.Close()
+	db, es := runnerDB(t, postgres.Config{}, "skipped", "reference")
 	ctx := context.Background()
-	for _, name := range []string{"skipped", "reference"} {
-		createTable(t, db.Pool, name)
-	}
 	appendN(t, es, 3, 3, "Good")
 	appendN(t, es, 1, 1, "Poison")
 	appendN(t, es, 3, 3, "Good")
@@ -282,9 +289,7 @@ func TestRunnerSkipAndRebuildsPassAPoisonEvent(t *testing.T) {
 	p := &serialProjector{logProjector{name: "skipped"}}
 	p.failOn.Store("Poison")
 	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 2, Backoff: time.Millisecond, CheckInterval: 20 * time.Millisecond})
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go r.Run(rctx)
+	runInBackground(t, r)
 	eventually(t, "poison quarantined", func() bool { return quarantine(t, db.Pool, "skipped") == fmt.Sprintf("%d:Poison:1;", poison) })
 	eventually(t, "the rest applied", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "skipped"), "18:") })
 
@@ -360,10 +365,7 @@ func TestRunnerSkipAndRebuildsPassAPoisonEvent(t *testing.T) {
 }
 
 func TestRunnerParksWhenTooManyEventsFailAndResumesWhenUnparked(t *testing.T) {
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{})
-	defer es.Close()
-	createTable(t, db.Pool, "parking")
+	db, es := runnerDB(t, postgres.Config{}, "parking")
 	appendN(t, es, 1, 3, "Good")
 	appendN(t, es, 1, 3, "Poison")
 	appendN(t, es, 1, 2, "Good")
@@ -371,9 +373,7 @@ func TestRunnerParksWhenTooManyEventsFailAndResumesWhenUnparked(t *testing.T) {
 	p := &logProjector{name: "parking"}
 	p.failOn.Store("Poison")
 	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 2, MaxQuarantined: 2, Backoff: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	runInBackground(t, r)
 
 	eventually(t, "parked", func() bool { _, st, _ := checkpoint(t, db.Pool, "parking"); return st == projections.StatusParked })
 	_, _, lastErr := checkpoint(t, db.Pool, "parking")
@@ -414,19 +414,14 @@ func (s *flakyStore) Subscribe(ctx context.Context, after uint64, handle eventst
 }
 
 func TestRunnerWaitsOutAnEventStoreOutage(t *testing.T) {
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{})
-	defer es.Close()
-	createTable(t, db.Pool, "esdown")
+	db, es := runnerDB(t, postgres.Config{}, "esdown")
 	appendN(t, es, 2, 5, "ThingHappened")
 	flaky := &flakyStore{Store: es}
 	flaky.down.Store(12)
 
 	p := &logProjector{name: "esdown"}
 	r := projections.NewRunner(projections.Config{Store: flaky, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	runInBackground(t, r)
 	eventually(t, "every event applied once the store is back", func() bool { return strings.HasPrefix(snapshot(t, db.Pool, "esdown"), "10:") })
 	if _, st, lastErr := checkpoint(t, db.Pool, "esdown"); st != projections.StatusRunning {
 		t.Fatalf("status after the outage = %q (%s)", st, lastErr)
@@ -442,19 +437,13 @@ func TestRunnerWaitsOutAnEventStoreOutage(t *testing.T) {
 // (no parking, nothing quarantined), resume by itself, and end with the
 // read model of a clean build.
 func TestRunnerWaitsOutLostDatabaseConnections(t *testing.T) {
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{BatchSize: 20})
-	defer es.Close()
+	db, es := runnerDB(t, postgres.Config{BatchSize: 20}, "outage", "clean")
 	ctx := context.Background()
-	createTable(t, db.Pool, "outage")
-	createTable(t, db.Pool, "clean")
 	appendN(t, es, 10, 60, "ThingHappened") // 600 events
 
 	p := &logProjector{name: "outage", delay: 2 * time.Millisecond}
 	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p, MaxFailures: 3, Backoff: time.Millisecond, MaxBackoff: 200 * time.Millisecond, CheckInterval: 20 * time.Millisecond})
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go r.Run(rctx)
+	runInBackground(t, r)
 	eventually(t, "projector under way", func() bool { pos, _, _ := checkpoint(t, db.Pool, "outage"); return pos > 0 })
 
 	// Parking, even for a moment, is what must not happen.
@@ -517,17 +506,12 @@ func TestRunnerWaitsOutLostDatabaseConnections(t *testing.T) {
 }
 
 func TestRebuildReplaysFromZeroWhileRunning(t *testing.T) {
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{})
-	defer es.Close()
-	createTable(t, db.Pool, "rebuilt")
+	db, es := runnerDB(t, postgres.Config{}, "rebuilt")
 	appendN(t, es, 4, 5, "ThingHappened")
 
 	p := &logProjector{name: "rebuilt"}
 	r := projections.NewRunner(projections.Config{Store: es, Pool: db.Pool, Projector: p})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	runInBackground(t, r)
 	head, err := es.HeadPosition(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -553,11 +537,7 @@ func TestKillMidBatchThenRestartEqualsCleanRebuild(t *testing.T) {
 	if os.Getenv("LOCKSTEP_RUNNER_CHILD_DB") != "" {
 		t.Skip("runs only in the parent process")
 	}
-	db := pgtest.New(t)
-	es := postgres.New(db.Pool, postgres.Config{BatchSize: 50})
-	defer es.Close()
-	createTable(t, db.Pool, "killed")
-	createTable(t, db.Pool, "clean")
+	db, es := runnerDB(t, postgres.Config{BatchSize: 50}, "killed", "clean")
 	appendN(t, es, 10, 40, "ThingHappened") // 400 events, 8 batches
 
 	child := exec.Command(os.Args[0], "-test.run=^TestRunnerChildProcess$", "-test.v")

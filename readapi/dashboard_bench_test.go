@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockstep/lockstep/auth"
+	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/eventstore/postgres"
@@ -35,12 +35,6 @@ const (
 	benchLecture  = 1
 	benchTeacher  = 1
 )
-
-type benchEvent struct {
-	at     time.Time
-	stream string
-	ev     domain.Event
-}
 
 // seedDashboardHistory writes a lecture's 30-day history straight into the
 // events table with COPY (positions in the store's txid*65536+i scheme):
@@ -66,8 +60,10 @@ func seedDashboardHistory(tb testing.TB, db *pgtest.DB) (int, time.Time) {
 		tb.Fatalf("seed users: %v", err)
 	}
 
-	var evs []benchEvent
-	add := func(at time.Time, stream string, ev domain.Event) { evs = append(evs, benchEvent{at, stream, ev}) }
+	var evs []apptest.SeedEvent
+	add := func(at time.Time, stream string, ev domain.Event) {
+		evs = append(evs, apptest.SeedEvent{Stream: stream, Event: ev, At: at})
+	}
 	ls := domain.LectureStream(benchLecture)
 	created := day0.Add(-24 * time.Hour)
 	add(created, ls, domain.LectureCreated{LectureID: benchLecture, InstructorID: benchTeacher, Title: "카카오톡 기초", CreatedAt: created})
@@ -140,35 +136,9 @@ func seedDashboardHistory(tb testing.TB, db *pgtest.DB) (int, time.Time) {
 			add(done, ps, domain.SubtaskCompleted{LectureID: benchLecture, UserID: user, TaskID: task(s), SubtaskID: s, SubtaskTitle: title(s), CompletedAt: done})
 		}
 	}
-	slices.SortStableFunc(evs, func(a, b benchEvent) int { return a.at.Compare(b.at) })
+	slices.SortStableFunc(evs, func(a, b apptest.SeedEvent) int { return a.At.Compare(b.At) })
+	apptest.CopyEvents(tb, db.Pool, eventstore.Metadata{UserID: benchTeacher, LectureID: benchLecture}, evs)
 
-	versions := map[string]int64{}
-	for start := 0; start < len(evs); start += 65535 {
-		chunk := evs[start:min(start+65535, len(evs))]
-		err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `LOCK TABLE events IN ROW EXCLUSIVE MODE`); err != nil {
-				return err
-			}
-			var txid int64
-			if err := tx.QueryRow(ctx, `SELECT events_begin_append()::text::bigint`).Scan(&txid); err != nil {
-				return err
-			}
-			rows := make([][]any, len(chunk))
-			for i, e := range chunk {
-				data, _ := json.Marshal(e.ev)
-				versions[e.stream]++
-				md, _ := json.Marshal(eventstore.Metadata{UserID: benchTeacher, LectureID: benchLecture})
-				rows[i] = []any{txid*65536 + int64(i), e.stream, versions[e.stream], uuid.New(), e.ev.EventType(), 1, string(data), string(md), e.at, strconv.FormatInt(txid, 10)}
-			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-				[]string{"position", "stream", "version", "event_id", "type", "schema_version", "data", "metadata", "occurred_at", "txid"},
-				pgx.CopyFromRows(rows))
-			return err
-		})
-		if err != nil {
-			tb.Fatalf("seed events: %v", err)
-		}
-	}
 	logRows := make([][]any, len(logs))
 	for i, l := range logs {
 		logRows[i] = []any{int64(i + 1), l.user, l.session, l.subtask, "SCREEN_VIEW", l.at, l.at}

@@ -2,14 +2,10 @@ package readapi_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
 )
@@ -118,13 +114,8 @@ type hpNotifications struct {
 			Name string `json:"name"`
 		} `json:"related_user"`
 	} `json:"notifications"`
-	UnreadCount int64 `json:"unread_count"`
-	Pagination  struct {
-		Page       int   `json:"page"`
-		PageSize   int   `json:"page_size"`
-		TotalCount int64 `json:"total_count"`
-		TotalPages int64 `json:"total_pages"`
-	} `json:"pagination"`
+	UnreadCount int64              `json:"unread_count"`
+	Pagination  apptest.Pagination `json:"pagination"`
 }
 
 func TestNotificationsReadUnreadAndOwnership(t *testing.T) {
@@ -200,82 +191,29 @@ func TestNotificationsReadUnreadAndOwnership(t *testing.T) {
 	}
 }
 
-type hpSocket struct {
-	conn   *websocket.Conn
-	frames chan []byte
-	done   chan struct{}
-	err    error
-}
-
-func hpDial(t testing.TB, srv *apptest.Server, path, token string) (*hpSocket, *http.Response, error) {
+// hpNext is the next message of s as a generic map.
+func hpNext(t testing.TB, s *apptest.Socket) map[string]any {
 	t.Helper()
-	url := srv.WSURL(path)
-	if token != "" {
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		url += sep + "token=" + token
+	f := s.Next(t)
+	var m map[string]any
+	if err := json.Unmarshal(f.Raw, &m); err != nil {
+		t.Fatalf("not JSON: %s", f.Raw)
 	}
-	conn, resp, err := (&websocket.Dialer{HandshakeTimeout: 10 * time.Second}).Dial(url, nil)
-	if err != nil {
-		return nil, resp, err
-	}
-	s := &hpSocket{conn: conn, frames: make(chan []byte, 256), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				s.err = err
-				return
-			}
-			s.frames <- data
-		}
-	}()
-	t.Cleanup(func() { _ = conn.Close(); <-s.done })
-	return s, resp, nil
-}
-
-func (s *hpSocket) next(t testing.TB) map[string]any {
-	t.Helper()
-	select {
-	case data := <-s.frames:
-		var m map[string]any
-		if err := json.Unmarshal(data, &m); err != nil {
-			t.Fatalf("not JSON: %s", data)
-		}
-		return m
-	case <-s.done:
-		t.Fatalf("socket closed: %v", s.err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("no message within 15s")
-	}
-	return nil
+	return m
 }
 
 // hpRefused dials and waits for the server to close the socket (or refuse the
 // upgrade) and reports the close code (or HTTP status).
 func hpRefused(t testing.TB, srv *apptest.Server, path, token string) int {
 	t.Helper()
-	s, resp, err := hpDial(t, srv, path, token)
+	s, resp, err := srv.Dial(t, path, token)
 	if err != nil {
 		if resp != nil {
 			return resp.StatusCode
 		}
 		t.Fatalf("dial: %v", err)
 	}
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("socket not closed within 10s")
-	}
-	var ce *websocket.CloseError
-	if errors.As(s.err, &ce) {
-		return ce.Code
-	}
-	t.Fatalf("closed without a close frame: %v", s.err)
-	return 0
+	return s.CloseCode(t)
 }
 
 func TestHelpSocketsRefuseOthers(t *testing.T) {
@@ -310,25 +248,25 @@ func TestStudentHelpSocketCatchesUpAfterReconnect(t *testing.T) {
 	srv := apptest.Start(t)
 	c := newHPClass(t, srv, "김학생")
 	path := fmt.Sprintf("/ws/help/%d", c.student.ID)
-	s, _, err := hpDial(t, srv, path, c.student.Token)
+	s, _, err := srv.Dial(t, path, c.student.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := s.next(t)
+	snap := hpNext(t, s)
 	if snap["type"] != "help_status" {
 		t.Fatalf("%v", snap)
 	}
 	after := uint64(snap["position"].(float64))
-	_ = s.conn.Close()
+	s.Close()
 
 	id := c.ask(t)
 	c.awaitResolved(t, id)
 
-	s2, _, err := hpDial(t, srv, fmt.Sprintf("%s?after=%d", path, after), c.student.Token)
+	s2, _, err := srv.Dial(t, fmt.Sprintf("%s?after=%d", path, after), c.student.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := s2.next(t)
+	m := hpNext(t, s2)
 	availPos := uint64(m["position"].(float64))
 	hr, _ := m["help_response"].(map[string]any)
 	if m["type"] != "HELP_AVAILABLE" || hpNum(hr["help_request_id"]) != id || hr["responder"] != "ANALYZER" || uint64(m["position"].(float64)) <= after {
@@ -337,11 +275,11 @@ func TestStudentHelpSocketCatchesUpAfterReconnect(t *testing.T) {
 
 	// A fresh connection: the request is resolved, so none is open, and the
 	// snapshot's position covers the HELP_AVAILABLE.
-	s3, _, err := hpDial(t, srv, path, c.student.Token)
+	s3, _, err := srv.Dial(t, path, c.student.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m = s3.next(t)
+	m = hpNext(t, s3)
 	data, _ := m["data"].(map[string]any)
 	if m["type"] != "help_status" || len(data["open_requests"].([]any)) != 0 || uint64(m["position"].(float64)) < availPos {
 		t.Fatalf("%v", m)

@@ -50,24 +50,24 @@ func lqAnalyst(t *testing.T, s *apptest.Server) apptest.User {
 	return s.Login(t, u.Email, "password-123")
 }
 
+// lqLecture is what a lecture's list item and detail both say of it.
+type lqLecture struct {
+	ID          int64  `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	Instructor  struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	} `json:"instructor"`
+}
+
 type lqList struct {
 	Lectures []struct {
-		ID          int64  `json:"id"`
-		Title       string `json:"title"`
-		Description string `json:"description"`
-		Instructor  struct {
-			ID   int64  `json:"id"`
-			Name string `json:"name"`
-		} `json:"instructor"`
+		lqLecture
 		ThumbnailURL *string `json:"thumbnail_url"`
 		CreatedAt    string  `json:"created_at"`
 	} `json:"lectures"`
-	Pagination struct {
-		Page       int `json:"page"`
-		PageSize   int `json:"page_size"`
-		TotalCount int `json:"total_count"`
-		TotalPages int `json:"total_pages"`
-	} `json:"pagination"`
+	Pagination apptest.Pagination `json:"pagination"`
 }
 
 func (l lqList) ids() []int64 {
@@ -80,9 +80,7 @@ func (l lqList) ids() []int64 {
 
 func TestLectureQueries_list(t *testing.T) {
 	s := apptest.Start(t)
-	park := s.NewUser(t, "INSTRUCTOR", "박강사")
-	choi := s.NewUser(t, "INSTRUCTOR", "최강사")
-	student := s.NewUser(t, "STUDENT", "김학생")
+	park, choi, student := s.Cast(t)
 	analyst := lqAnalyst(t, s)
 
 	var parkIDs []int64
@@ -158,9 +156,7 @@ func TestLectureQueries_list(t *testing.T) {
 
 func TestLectureQueries_detail_and_task(t *testing.T) {
 	s := apptest.Start(t)
-	owner := s.NewUser(t, "INSTRUCTOR", "박강사")
-	other := s.NewUser(t, "INSTRUCTOR", "최강사")
-	student := s.NewUser(t, "STUDENT", "김학생")
+	owner, other, student := s.Cast(t)
 	analyst := lqAnalyst(t, s)
 	lectureID := lqCreate(t, s, owner, "/api/lectures", map[string]any{"title": "카카오톡 기초", "description": "카카오톡 사용법"})
 	t2 := lqCreate(t, s, owner, fmt.Sprintf("/api/lectures/%d/tasks", lectureID), map[string]any{"title": "둘째", "order_index": 2})
@@ -175,13 +171,7 @@ func TestLectureQueries_detail_and_task(t *testing.T) {
 		r := s.Get(t, fmt.Sprintf("/api/lectures/%d", lectureID), student.Token)
 		lqExpect(t, r, http.StatusOK, "")
 		var d struct {
-			ID          int64  `json:"id"`
-			Title       string `json:"title"`
-			Description string `json:"description"`
-			Instructor  struct {
-				ID   int64  `json:"id"`
-				Name string `json:"name"`
-			} `json:"instructor"`
+			lqLecture
 			Tasks []struct {
 				ID         int64  `json:"id"`
 				Title      string `json:"title"`

@@ -26,9 +26,7 @@ type lqProgressMe struct {
 
 func TestProgressQueries(t *testing.T) {
 	s := apptest.Start(t)
-	owner := s.NewUser(t, "INSTRUCTOR", "박강사")
-	other := s.NewUser(t, "INSTRUCTOR", "최강사")
-	student := s.NewUser(t, "STUDENT", "김학생")
+	owner, other, student := s.Cast(t)
 	classmate := s.NewUser(t, "STUDENT", "이학생")
 	analyst := lqAnalyst(t, s)
 

@@ -111,9 +111,7 @@ type current struct {
 
 func getCurrent(t testing.TB, srv *apptest.Server, sessionID int64, token string) current {
 	t.Helper()
-	var c current
-	apptest.Must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/current", sessionID), token), 200).Decode(t, &c)
-	return c
+	return apptest.GetOK[current](t, srv, fmt.Sprintf("/api/sessions/%d/current", sessionID), token)
 }
 
 type participant struct {
@@ -132,9 +130,7 @@ type participants struct {
 
 func getParticipants(t testing.TB, srv *apptest.Server, sessionID int64, token string) participants {
 	t.Helper()
-	var p participants
-	apptest.Must(t, srv.Get(t, fmt.Sprintf("/api/sessions/%d/participants", sessionID), token), 200).Decode(t, &p)
-	return p
+	return apptest.GetOK[participants](t, srv, fmt.Sprintf("/api/sessions/%d/participants", sessionID), token)
 }
 
 func statusOf(p participants, userID int64) string {

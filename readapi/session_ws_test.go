@@ -23,6 +23,21 @@ type stepChanged struct {
 	Timestamp         string  `json:"timestamp"`
 }
 
+// studentEvent is the data of the instructor socket's messages about one
+// student (student_joined, student_progress, student_disconnected); each
+// message carries some of these fields.
+type studentEvent struct {
+	UserID       int64   `json:"user_id"`
+	Name         string  `json:"name"`
+	Email        string  `json:"email"`
+	Total        int     `json:"total_participants"`
+	Active       int     `json:"active_participants"`
+	LastActiveAt string  `json:"last_active_at"`
+	SubtaskID    int64   `json:"subtask_id"`
+	Status       string  `json:"status"`
+	CompletedAt  *string `json:"completed_at"`
+}
+
 // TestWholeClass runs a class: an instructor opens a session, 30 students
 // join and connect, the class starts, moves three steps, pauses and resumes,
 // students report progress, and it ends. Every student receives every
@@ -83,13 +98,8 @@ func TestWholeClass(t *testing.T) {
 	var lastPos uint64
 	joined := map[int64]bool{}
 	for i := range n {
+		var d studentEvent
 		f := teacher.Expect(t, "student_joined")
-		var d struct {
-			UserID int64  `json:"user_id"`
-			Name   string `json:"name"`
-			Email  string `json:"email"`
-			Total  int    `json:"total_participants"`
-		}
 		f.Decode(t, &d)
 		if f.Position <= lastPos || d.Total != i+1 || d.Name == "" || d.Email == "" || joined[d.UserID] {
 			t.Fatalf("student_joined #%d (after position %d): %s", i, lastPos, f.Raw)
@@ -193,14 +203,8 @@ func TestWholeClass(t *testing.T) {
 	}
 	// The instructor saw the 30 progress reports, each naming its student.
 	for range 30 {
+		var d studentEvent
 		f := teacher.Expect(t, "student_progress")
-		var d struct {
-			UserID      int64   `json:"user_id"`
-			Name        string  `json:"name"`
-			SubtaskID   int64   `json:"subtask_id"`
-			Status      string  `json:"status"`
-			CompletedAt *string `json:"completed_at"`
-		}
 		f.Decode(t, &d)
 		if d.Status != "COMPLETED" || d.Name == "" || d.CompletedAt == nil || f.Position <= lastPos {
 			t.Fatalf("student_progress: %s", f.Raw)
@@ -391,13 +395,8 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	leaveSock.Expect(t, "session_started")
 	leaveSock.Close()
 
+	var d studentEvent
 	f := teacher.Expect(t, "student_disconnected")
-	var d struct {
-		UserID       int64  `json:"user_id"`
-		Name         string `json:"name"`
-		LastActiveAt string `json:"last_active_at"`
-		Active       int    `json:"active_participants"`
-	}
 	f.Decode(t, &d)
 	if d.UserID != leaves.ID || d.Name != leaves.Name || d.Active != 1 || d.LastActiveAt == "" {
 		t.Fatalf("student_disconnected: %s", f.Raw)

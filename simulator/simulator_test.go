@@ -5,40 +5,18 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/cmd/lockstep/app/apptest"
-	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/simulator"
 )
 
-var userSeq atomic.Int64
-
-// fastAccounts inserts users directly and signs their tokens with the test
-// servers' key: registration hashes passwords, which is slow under -race.
+// fastAccounts makes accounts without registering them
+// (apptest.FastAccounts, with the test servers' key): registration hashes
+// passwords, which is slow under -race.
 func fastAccounts(srv *apptest.Server) simulator.AccountSource {
-	return func(ctx context.Context, role string, names []string) ([]simulator.Account, error) {
-		tokens, err := auth.NewTokens(auth.Config{Secret: []byte(apptest.Secret)})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]simulator.Account, len(names))
-		for i, name := range names {
-			a := simulator.Account{Name: name, Email: fmt.Sprintf("fast-%d-%d@lockstep.test", userSeq.Add(1), time.Now().UnixNano())}
-			if err := srv.DB.Pool.QueryRow(ctx, `INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', $2, $3) RETURNING id`,
-				a.Email, name, role).Scan(&a.ID); err != nil {
-				return nil, err
-			}
-			if a.Token, err = tokens.Issue(domain.Actor{UserID: a.ID, Role: domain.Role(role)}); err != nil {
-				return nil, err
-			}
-			out[i] = a
-		}
-		return out, nil
-	}
+	return apptest.FastAccounts(srv.DB.Pool, apptest.Secret, 0)
 }
 
 // TestRunWholeClass runs the simulator's core against a real server: 20

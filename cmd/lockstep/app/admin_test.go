@@ -15,16 +15,21 @@ import (
 	"github.com/lockstep/lockstep/eventstore"
 )
 
+// projectionView is one projector of GET /api/admin/projections.
+type projectionView struct {
+	Name        string            `json:"name"`
+	Position    uint64            `json:"position"`
+	LagEvents   int64             `json:"lag_events"`
+	LagSeconds  float64           `json:"lag_seconds"`
+	Status      string            `json:"status"`
+	LastError   string            `json:"last_error"`
+	Rebuilding  bool              `json:"rebuilding"`
+	Quarantined int64             `json:"quarantined"`
+	Quarantine  []quarantinedView `json:"quarantine"`
+}
+
 type projectionList struct {
-	Projections []struct {
-		Name       string  `json:"name"`
-		Position   uint64  `json:"position"`
-		LagEvents  int64   `json:"lag_events"`
-		LagSeconds float64 `json:"lag_seconds"`
-		Status     string  `json:"status"`
-		LastError  string  `json:"last_error"`
-		Rebuilding bool    `json:"rebuilding"`
-	} `json:"projections"`
+	Projections []projectionView `json:"projections"`
 }
 
 func TestAdminProjectionsListAndOnlineRebuild(t *testing.T) {
@@ -117,19 +122,9 @@ type quarantinedView struct {
 	Attempts int    `json:"attempts"`
 }
 
-type projectionWithQuarantine struct {
-	Name        string            `json:"name"`
-	Status      string            `json:"status"`
-	Rebuilding  bool              `json:"rebuilding"`
-	Quarantined int64             `json:"quarantined"`
-	Quarantine  []quarantinedView `json:"quarantine"`
-}
-
-func projectionNamed(t *testing.T, s *apptest.Server, token, name string) projectionWithQuarantine {
+func projectionNamed(t *testing.T, s *apptest.Server, token, name string) projectionView {
 	t.Helper()
-	var list struct {
-		Projections []projectionWithQuarantine `json:"projections"`
-	}
+	var list projectionList
 	r := s.Get(t, "/api/admin/projections", token)
 	if r.Status != http.StatusOK {
 		t.Fatalf("list = %d %s", r.Status, r.Body)
@@ -141,7 +136,7 @@ func projectionNamed(t *testing.T, s *apptest.Server, token, name string) projec
 		}
 	}
 	t.Fatalf("no projection %s in %s", name, r.Body)
-	return projectionWithQuarantine{}
+	return projectionView{}
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

@@ -306,3 +306,18 @@ func (s *Server) Admin(t testing.TB) User {
 func (s *Server) WSURL(path string) string {
 	return "ws" + s.URL[len("http"):] + path
 }
+
+// Cast registers the users most tests start with: an instructor (박강사),
+// another instructor (최강사) and a student (김학생).
+func (s *Server) Cast(t testing.TB) (owner, other, student User) {
+	t.Helper()
+	return s.NewUser(t, "INSTRUCTOR", "박강사"), s.NewUser(t, "INSTRUCTOR", "최강사"), s.NewUser(t, "STUDENT", "김학생")
+}
+
+// Pagination is the pagination object of the contract's list answers.
+type Pagination struct {
+	Page       int   `json:"page"`
+	PageSize   int   `json:"page_size"`
+	TotalCount int64 `json:"total_count"`
+	TotalPages int64 `json:"total_pages"`
+}

@@ -67,3 +67,11 @@ func ID(t testing.TB, r *Response, key string) int64 {
 	t.Helper()
 	return r.ID(t, key)
 }
+
+// GetOK GETs path with token, requires 200 and decodes the answer as a T.
+func GetOK[T any](t testing.TB, s *Server, path, token string) T {
+	t.Helper()
+	var v T
+	Must(t, s.Get(t, path, token), 200).Decode(t, &v)
+	return v
+}

@@ -3,9 +3,7 @@ package apptest
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/lockstep/lockstep/auth"
 	"github.com/lockstep/lockstep/domain"
@@ -22,16 +20,9 @@ func (s *Server) FastUsers(t testing.TB, role domain.Role, prefix string, n int)
 	}
 	out := make([]User, n)
 	for i := range n {
-		u := User{Name: fmt.Sprintf("%s%02d", prefix, i), Role: string(role)}
-		u.Email = fmt.Sprintf("%s-%d-%d-%d@lockstep.test", strings.ToLower(string(role)), userSeq.Add(1), i, time.Now().UnixNano())
-		if err := s.DB.Pool.QueryRow(context.Background(), `INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', $2, $3) RETURNING id`,
-			u.Email, u.Name, string(role)).Scan(&u.ID); err != nil {
+		if out[i], err = insertUser(context.Background(), s.DB.Pool, tokens, role, fmt.Sprintf("%s%02d", prefix, i), i); err != nil {
 			t.Fatal(err)
 		}
-		if u.Token, err = tokens.Issue(domain.Actor{UserID: u.ID, Role: role}); err != nil {
-			t.Fatal(err)
-		}
-		out[i] = u
 	}
 	return out
 }
