@@ -4,7 +4,7 @@ GO ?= go
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/lockstep?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: run test build bench bench-big vet fmt check vendor-web vendor-docs screenshots fuzz chaos soak
+.PHONY: run test build bench bench-big vet fmt check dups vendor-web vendor-docs screenshots fuzz chaos soak
 
 # The private PostgreSQL cluster under ./.data is a fallback for the default
 # URLs only: a DATABASE_URL you give (environment or command line) that does
@@ -68,6 +68,10 @@ bench-big:
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# dups: repeated blocks (the team's duplicates tool), Go import lists left out.
+dups:
+	scripts/duplicates-code.sh .
 
 vet:
 	$(GO) vet ./...
