@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,17 +109,28 @@ func LiveSessionOf(pool *pgxpool.Pool) func(ctx context.Context, lectureID, user
 		for _, k := range keys {
 			byLecture[k[0]] = append(byLecture[k[0]], k[1])
 		}
-		out := make(map[[2]int64]int64, len(keys))
+		// One query per lecture, the lectures side by side.
+		var (
+			mu      sync.Mutex
+			out     = make(map[[2]int64]int64, len(keys))
+			wg      sync.WaitGroup
+			failure error
+		)
 		for lectureID, users := range byLecture {
-			sessions, err := projections.LiveSessions(ctx, pool, lectureID, users)
-			if err != nil {
-				return nil, err
-			}
-			for user, session := range sessions {
-				out[[2]int64{lectureID, user}] = session
-			}
+			wg.Go(func() {
+				sessions, err := projections.LiveSessions(ctx, pool, lectureID, users)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failure = err
+				}
+				for user, session := range sessions {
+					out[[2]int64{lectureID, user}] = session
+				}
+			})
 		}
-		return out, nil
+		wg.Wait()
+		return out, failure
 	}}
 	return func(ctx context.Context, lectureID, userID int64) (int64, error) {
 		return c.get(ctx, [2]int64{lectureID, userID})

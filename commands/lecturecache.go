@@ -77,10 +77,19 @@ func (c *lectureCache) storeSubtask(id, lectureID int64) {
 func (c *lectureCache) load(ctx context.Context, es eventstore.Store, lectureID int64) (domain.Lecture, error) {
 	c.freshOnce.Do(func() {
 		c.fresh.load = func(ctx context.Context, ids []int64) (map[int64]loadedLecture, error) {
+			// Different lectures (many rooms at once) load side by side.
+			loaded := make([]loadedLecture, len(ids))
+			var wg sync.WaitGroup
+			for i, id := range ids {
+				wg.Go(func() {
+					state, err := c.loadNow(ctx, es, id)
+					loaded[i] = loadedLecture{state, err}
+				})
+			}
+			wg.Wait()
 			out := make(map[int64]loadedLecture, len(ids))
-			for _, id := range ids {
-				state, err := c.loadNow(ctx, es, id)
-				out[id] = loadedLecture{state, err}
+			for i, id := range ids {
+				out[id] = loaded[i]
 			}
 			return out, nil
 		}

@@ -85,6 +85,10 @@ func (p *Dashboard) Eventual() bool { return true }
 // Tables implements TableOwner (online rebuild into shadow tables).
 func (p *Dashboard) Tables() []string { return DashboardTables }
 
+// Pipelined implements Pipelined: its handlers never read an Exec's
+// command tag, so a batch's writes go to PostgreSQL in one round trip.
+func (*Dashboard) Pipelined() bool { return true }
+
 // Reset implements Projector.
 func (p *Dashboard) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `TRUNCATE dash_lectures, dash_tasks, dash_subtasks, dash_students, dash_progress,
@@ -461,12 +465,8 @@ func studentActed(ctx context.Context, tx pgx.Tx, lectureID, userID int64, at ti
 		lectureID, userID, at); err != nil {
 		return false, err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO dash_daily_active (lecture_id, day, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+	return changed(ctx, tx, `INSERT INTO dash_daily_active (lecture_id, day, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 		lectureID, DayOf(at), userID)
-	if err != nil {
-		return false, err
-	}
-	return tag.RowsAffected() == 1, nil
 }
 
 // DayOf is the UTC date of t (midnight UTC), the dashboards' day.

@@ -62,6 +62,10 @@ var HelpTables = []string{"rm_help_requests", "rm_help_responses", "rm_help_lect
 // Tables implements TableOwner (online rebuild into shadow tables).
 func (p *Help) Tables() []string { return HelpTables }
 
+// Pipelined implements Pipelined: its handlers never read an Exec's
+// command tag, so a batch's writes go to PostgreSQL in one round trip.
+func (*Help) Pipelined() bool { return true }
+
 // Reset implements Projector.
 func (p *Help) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `TRUNCATE rm_help_requests, rm_help_responses, rm_help_lectures, rm_notifications`)
@@ -139,12 +143,12 @@ func (p *Help) OnHelpRequested(ctx context.Context, tx pgx.Tx, r Record, e domai
 	if len(e.ContextData) > 0 {
 		ctxData = string(e.ContextData)
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO rm_help_requests (id, user_id, lecture_id, instructor_id, task_id, subtask_id, subtask_title,
+	done, err := changed(ctx, tx, `INSERT INTO rm_help_requests (id, user_id, lecture_id, instructor_id, task_id, subtask_id, subtask_title,
 			session_id, request_type, context_data, stuck_duration_seconds, status, requested_at, position)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, 'ANALYZING', $12, $13) ON CONFLICT (id) DO NOTHING`,
 		e.HelpRequestID, e.UserID, e.LectureID, e.InstructorID, e.TaskID, e.SubtaskID, e.SubtaskTitle,
 		nullableID(e.SessionID), string(e.RequestType), ctxData, e.StuckDurationSeconds, e.RequestedAt, int64(r.Position))
-	if err != nil || tag.RowsAffected() == 0 {
+	if err != nil || !done {
 		return err
 	}
 	name, err := helpUserName(ctx, tx, e.UserID)
@@ -211,10 +215,10 @@ type HelpResponseEntry struct {
 // analyzer, or again) does the same: the newest response is the one shown,
 // and resolved_at keeps the first resolution.
 func (p *Help) OnHelpProvided(ctx context.Context, tx pgx.Tx, r Record, e domain.HelpProvided) error {
-	tag, err := tx.Exec(ctx, `INSERT INTO rm_help_responses (id, help_request_id, responder, responder_id, help_type, help_content, voice_guide_text, provided_at)
+	done, err := changed(ctx, tx, `INSERT INTO rm_help_responses (id, help_request_id, responder, responder_id, help_type, help_content, voice_guide_text, provided_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
 		e.HelpResponseID, e.HelpRequestID, string(e.Responder), nullableID(e.ResponderID), string(e.HelpType), e.HelpContent, e.VoiceGuideText, e.ProvidedAt)
-	if err != nil || tag.RowsAffected() == 0 {
+	if err != nil || !done {
 		return err
 	}
 	var instructorID int64
@@ -256,9 +260,9 @@ func (p *Help) OnHelpProvided(ctx context.Context, tx pgx.Tx, r Record, e domain
 // OnHelpEscalated marks the request ESCALATED; the instructor's socket gets
 // help_request_updated (it now waits for them).
 func (p *Help) OnHelpEscalated(ctx context.Context, tx pgx.Tx, r Record, e domain.HelpEscalated) error {
-	tag, err := tx.Exec(ctx, `UPDATE rm_help_requests SET status = 'ESCALATED', escalation_reason = $2 WHERE id = $1 AND status = 'ANALYZING'`,
+	done, err := changed(ctx, tx, `UPDATE rm_help_requests SET status = 'ESCALATED', escalation_reason = $2 WHERE id = $1 AND status = 'ANALYZING'`,
 		e.HelpRequestID, e.Reason)
-	if err != nil || tag.RowsAffected() == 0 {
+	if err != nil || !done {
 		return err
 	}
 	return recordHelp(ctx, tx, HelpInstructorChannel(e.InstructorID), r.Position, helpUpdated(e.HelpRequestID, domain.HelpStatusEscalated, "", e.Reason, e.EscalatedAt))

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -9,7 +10,8 @@ import (
 )
 
 // Pipelined is implemented by projectors whose Handle never looks at what an
-// Exec returned (its command tag): the runner may then send their writes to
+// Exec returned (its command tag; a pipelined Exec returns an empty one: ask
+// with changed instead): the runner may then send their writes to
 // PostgreSQL in one pipelined round trip per batch instead of one per
 // statement. Reads (Query, QueryRow, CopyFrom…) still see every earlier
 // write: queued statements are sent first.
@@ -144,4 +146,17 @@ func handleRecords(ctx context.Context, p Projector, tx pgx.Tx, records []Record
 		}
 	}
 	return nil
+}
+
+// changed runs a write (INSERT … ON CONFLICT DO NOTHING, UPDATE … WHERE)
+// with RETURNING and reports whether it changed a row: what a command tag's
+// RowsAffected tells, for pipelined projectors (a read, so the writes queued
+// before it are sent first).
+func changed(ctx context.Context, tx pgx.Tx, sql string, args ...any) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, sql+` RETURNING true`, args...).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }

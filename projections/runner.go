@@ -389,11 +389,12 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 		// derive from the durable log: a crash that loses the last batches
 		// loses them together, and the runner applies them again. So the
 		// commit need not wait for its WAL flush (the appends still do).
-		if _, err := tx.Exec(bctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
+		// Both in one round trip.
 		var cur int64
-		if err := tx.QueryRow(bctx, `SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).Scan(&cur); err != nil {
+		start := &pgx.Batch{}
+		start.Queue(`SET LOCAL synchronous_commit = off`)
+		start.Queue(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).QueryRow(func(row pgx.Row) error { return row.Scan(&cur) })
+		if err := tx.SendBatch(bctx, start).Close(); err != nil {
 			return fmt.Errorf("lock checkpoint: %w", err)
 		}
 		if uint64(cur) != prev {

@@ -79,6 +79,10 @@ func (p *Sessions) Tables() []string {
 	return []string{"live_sessions", "session_participants", "session_step_control", "session_lectures", "session_completions"}
 }
 
+// Pipelined implements Pipelined: its handlers never read an Exec's
+// command tag, so a batch's writes go to PostgreSQL in one round trip.
+func (*Sessions) Pipelined() bool { return true }
+
 // Reset implements Projector.
 func (p *Sessions) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `TRUNCATE live_sessions, session_participants, session_step_control, session_lectures, session_completions`)
@@ -324,10 +328,10 @@ func (p *Sessions) OnParticipantJoined(ctx context.Context, tx pgx.Tx, r Record,
 	if st == "" {
 		st = e.SessionStatus
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO session_participants (session_id, user_id, participant_id, lecture_id, status, joined_at)
+	done, err := changed(ctx, tx, `INSERT INTO session_participants (session_id, user_id, participant_id, lecture_id, status, joined_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id, user_id) DO NOTHING`,
 		e.SessionID, e.UserID, e.ParticipantID, e.LectureID, string(domain.DisplayStatus(false, st)), e.JoinedAt)
-	if err != nil || tag.RowsAffected() == 0 {
+	if err != nil || !done {
 		return err
 	}
 	var total int
