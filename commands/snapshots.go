@@ -27,6 +27,16 @@ type Snapshots[S any] struct {
 	mu  sync.Mutex
 	m   map[string]snapshot[S]
 	max int
+
+	// firsts shares the first loads of streams without a snapshot (prime).
+	firstsOnce sync.Once
+	firsts     coalesced[string, primed[S]]
+}
+
+// primed is one stream's answer of a shared first load.
+type primed[S any] struct {
+	snap snapshot[S]
+	ok   bool
 }
 
 type snapshot[S any] struct {
@@ -76,7 +86,14 @@ func ExecuteCached[S, C any](ctx context.Context, es eventstore.Store, snaps *Sn
 	if snaps == nil || eventstore.CommandScope(ctx, stream) != "" {
 		return Execute(ctx, es, stream, d, cmd, meta)
 	}
-	if snap, ok := snaps.get(stream); ok {
+	snap, ok := snaps.get(stream)
+	if !ok {
+		var err error
+		if snap, ok, err = snaps.prime(ctx, es, stream, d.Initial, d.Evolve); err != nil {
+			return Result[S]{}, err
+		}
+	}
+	if ok {
 		res, done, err := fromSnapshot(ctx, es, snap, stream, d, cmd, meta)
 		if err != nil {
 			return res, err
@@ -125,4 +142,46 @@ func fromSnapshot[S, C any](ctx context.Context, es eventstore.Store, snap snaps
 		state = d.Evolve(state, e)
 	}
 	return Result[S]{State: state, Events: events, Version: res.Version, Position: res.Position}, true, nil
+}
+
+// prime folds a stream that has no snapshot yet. The first progress of a
+// class comes from every student at once, each on a stream not seen before:
+// concurrent primes share one filtered read of all their streams (the
+// store's Querier; without one, ok is false and Execute reads the stream).
+// The read sees what ReadAll may return, so the fold may miss the newest
+// event: its append then fails the version check and the command starts
+// over from the store, as with any stale snapshot.
+func (s *Snapshots[S]) prime(ctx context.Context, es eventstore.Store, stream string, initial func() S, evolve func(S, domain.Event) S) (snapshot[S], bool, error) {
+	q, err := eventstore.AsQuerier(es)
+	if err != nil {
+		return snapshot[S]{}, false, nil
+	}
+	s.firstsOnce.Do(func() {
+		s.firsts.load = func(ctx context.Context, streams []string) (map[string]primed[S], error) {
+			evs, err := q.Query(ctx, eventstore.Filter{Streams: streams})
+			if err != nil {
+				return nil, fmt.Errorf("read %d streams: %w", len(streams), err)
+			}
+			out := make(map[string]primed[S], len(streams))
+			for _, st := range streams {
+				out[st] = primed[S]{snapshot[S]{state: initial()}, true}
+			}
+			for _, ev := range evs {
+				p := out[ev.Stream]
+				payload, err := domain.DecodeEvent(ev.Type, ev.Data)
+				if !p.ok || err != nil || ev.Version != p.snap.version+1 {
+					// Not foldable here (Execute will say why).
+					out[ev.Stream] = primed[S]{}
+					continue
+				}
+				out[ev.Stream] = primed[S]{snapshot[S]{state: evolve(p.snap.state, payload), version: ev.Version}, true}
+			}
+			return out, nil
+		}
+	})
+	p, err := s.firsts.get(ctx, stream)
+	if err != nil {
+		return snapshot[S]{}, false, err
+	}
+	return p.snap, p.ok, nil
 }

@@ -2,6 +2,8 @@ package commands_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,5 +72,77 @@ func TestExecuteCachedWithAStaleSnapshot(t *testing.T) {
 	stored, err := store.ReadStream(ctx, stream, 0, 0)
 	if err != nil || len(stored) != 5 {
 		t.Fatalf("stream has %d events (%v), want 5", len(stored), err)
+	}
+}
+
+// countingStore counts the reads commands make through it.
+type countingStore struct {
+	eventstore.Store
+	q                    eventstore.Querier
+	streamReads, queries atomic.Int64
+}
+
+func (s *countingStore) ReadStream(ctx context.Context, stream string, after int64, limit int) ([]eventstore.Event, error) {
+	s.streamReads.Add(1)
+	return s.Store.ReadStream(ctx, stream, after, limit)
+}
+
+func (s *countingStore) Query(ctx context.Context, f eventstore.Filter) ([]eventstore.Event, error) {
+	s.queries.Add(1)
+	return s.q.Query(ctx, f)
+}
+
+func (s *countingStore) Latest(ctx context.Context, f eventstore.Filter) (eventstore.Event, bool, error) {
+	return s.q.Latest(ctx, f)
+}
+
+// The first progress of a class comes from every student at once, each on a
+// stream this instance holds no snapshot of: ExecuteCached folds them from
+// shared filtered reads, and each command still lands exactly on its
+// stream's version.
+func TestExecuteCachedPrimesStreamsTogether(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.New(t)
+	pg := postgres.New(db.Pool, postgres.Config{})
+	defer pg.Close()
+	store := &countingStore{Store: pg, q: pg}
+	const lecture, students = 7, 60
+	d := domain.ProgressDecider
+	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	update := func(user int64, status domain.ProgressStatus) domain.ProgressCommand {
+		return domain.UpdateProgress{Actor: domain.Actor{UserID: user, Role: domain.RoleStudent}, At: at, Status: status,
+			Subtask: domain.SubtaskRef{ID: 1, TaskID: 1, LectureID: lecture, Title: "t"}}
+	}
+	for u := int64(1); u <= students; u++ {
+		stream := domain.ProgressStream(lecture, u)
+		if _, err := commands.Execute(ctx, pg, stream, d, domain.ProgressCommand(domain.Enroll{Actor: domain.Actor{UserID: u, Role: domain.RoleStudent}, At: at, EnrollmentID: u, LectureID: lecture, UserID: u}), eventstore.Metadata{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := commands.Execute(ctx, pg, stream, d, update(u, domain.ProgressStatusInProgress), eventstore.Metadata{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snaps := commands.NewSnapshots[domain.Progress](100)
+	var wg sync.WaitGroup
+	for u := int64(1); u <= students; u++ {
+		wg.Go(func() {
+			res, err := commands.ExecuteCached(ctx, store, snaps, domain.ProgressStream(lecture, u), d, update(u, domain.ProgressStatusCompleted), eventstore.Metadata{})
+			if err != nil || res.Version != 3 || res.State.Status(1) != domain.ProgressStatusCompleted {
+				t.Errorf("student %d: version %d, status %s, %v; want version 3, COMPLETED", u, res.Version, res.State.Status(1), err)
+			}
+		})
+	}
+	wg.Wait()
+	// Every fold was right (a wrong one fails its append and reads its stream).
+	if n := store.streamReads.Load(); n != 0 {
+		t.Errorf("%d stream reads: some primed folds were wrong", n)
+	}
+	if n := store.queries.Load(); n == 0 || n >= students/2 {
+		t.Errorf("%d commands made %d filtered reads; want them shared", students, n)
+	}
+	for u := int64(1); u <= students; u++ {
+		if evs, err := pg.ReadStream(ctx, domain.ProgressStream(lecture, u), 0, 0); err != nil || len(evs) != 3 {
+			t.Fatalf("student %d's stream: %d events, %v; want 3", u, len(evs), err)
+		}
 	}
 }

@@ -2,16 +2,19 @@ package simulator_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -161,25 +164,48 @@ func serverMemory() memory {
 }
 
 type helperSpec struct {
+	// URL: the student socket each token opens ("": none).
 	URL    string   `json:"url"`
 	Tokens []string `json:"tokens"`
 	// Steps: report each step_changed (and session_started) once every socket got it, as
 	// "STEP <position> <first arrival> <last arrival>" (Unix nanoseconds);
 	// the sockets leave from their own loopback addresses.
 	Steps bool `json:"steps"`
+	// BurstURL: on each stdin line "BURST <subtask id>", every student
+	// POSTs {"subtask_id", "status": "COMPLETED"} there at once, each from
+	// its own loopback address (127.3.x.y) over its own keep-alive
+	// connection, and the helper prints "BURST <start> <end> <failed>
+	// <latency>…" (Unix nanoseconds; latencies in nanoseconds).
+	BurstURL string `json:"burst_url"`
 }
 
 // openSocketsElsewhere starts the helper process, waits until it has every
 // socket open (each got its session_state) and the server counts them, and
 // returns a function that closes them.
 func openSocketsElsewhere(b *testing.B, spec helperSpec) (stop func()) {
-	stop, _ = openSocketsWatched(b, spec)
-	return stop
+	h := startHelper(b, spec)
+	return h.stop
+}
+
+// helper is the child process of the Elsewhere benchmarks.
+type helper struct {
+	stop func()
+	// lines: its STEP and BURST lines.
+	lines <-chan string
+	// send writes a line to its stdin.
+	send func(line string)
 }
 
 // openSocketsWatched is openSocketsElsewhere that also hands over the
 // helper's STEP lines (spec.Steps).
 func openSocketsWatched(b *testing.B, spec helperSpec) (stop func(), steps <-chan string) {
+	h := startHelper(b, spec)
+	return h.stop, h.lines
+}
+
+// startHelper starts the helper process and waits until it has every socket
+// open (each got its session_state) and the server counts them.
+func startHelper(b *testing.B, spec helperSpec) helper {
 	b.Helper()
 	f, err := os.CreateTemp(b.TempDir(), "spec-*.json")
 	if err != nil {
@@ -208,10 +234,11 @@ func openSocketsWatched(b *testing.B, spec helperSpec) (stop func(), steps <-cha
 	go func() {
 		defer close(stepLines)
 		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "SOCKETS ") {
 				ready <- sc.Text()
-			} else if strings.HasPrefix(sc.Text(), "STEP ") {
+			} else if strings.HasPrefix(sc.Text(), "STEP ") || strings.HasPrefix(sc.Text(), "BURST ") {
 				stepLines <- sc.Text()
 			} else if !strings.HasPrefix(sc.Text(), "=== RUN") {
 				fmt.Fprintln(os.Stderr, "helper:", sc.Text())
@@ -232,10 +259,18 @@ func openSocketsWatched(b *testing.B, spec helperSpec) (stop func(), steps <-cha
 		_ = cmd.Wait()
 		b.Fatal("helper did not open its sockets within 5 minutes")
 	}
-	return func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}, stepLines
+	return helper{
+		stop: func() {
+			stdin.Close()
+			_ = cmd.Wait()
+		},
+		lines: stepLines,
+		send: func(line string) {
+			if _, err := io.WriteString(stdin, line+"\n"); err != nil {
+				b.Fatalf("helper: %v", err)
+			}
+		},
+	}
 }
 
 // TestHelperSockets is not a test: it is the child process of
@@ -262,10 +297,13 @@ func TestHelperSockets(t *testing.T) {
 	}
 	d := websocket.Dialer{HandshakeTimeout: time.Minute, ReadBufferSize: 1024, WriteBufferSize: 256}
 	conns := make([]*websocket.Conn, len(spec.Tokens))
+	if spec.URL == "" { // no sockets: the students only send bursts
+		conns = nil
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	errs := make(chan error, len(spec.Tokens))
-	for i, tok := range spec.Tokens {
+	for i, tok := range spec.Tokens[:len(conns)] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -306,11 +344,63 @@ func TestHelperSockets(t *testing.T) {
 			}
 		}()
 	}
-	fmt.Printf("SOCKETS %d\n", len(conns))
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	fmt.Printf("SOCKETS %d\n", len(spec.Tokens))
+	in := bufio.NewScanner(os.Stdin)
+	var clients []*http.Client
+	for in.Scan() {
+		subtask, ok := strings.CutPrefix(in.Text(), "BURST ")
+		if !ok || spec.BurstURL == "" {
+			continue
+		}
+		if clients == nil {
+			clients = make([]*http.Client, len(spec.Tokens))
+			for i := range clients {
+				clients[i] = loopbackClientFrom(net.IPv4(127, 3, byte(i/250), byte(i%250+1)))
+			}
+		}
+		fmt.Println(burst(spec.BurstURL, subtask, spec.Tokens, clients))
+	}
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// burst is the helper's BURST: every token POSTs a completion of subtask
+// at once; it returns the BURST line.
+func burst(url, subtask string, tokens []string, clients []*http.Client) string {
+	body := []byte(`{"subtask_id": ` + subtask + `, "status": "COMPLETED"}`)
+	took := make([]int64, len(tokens))
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, tok := range tokens {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			t0 := time.Now()
+			resp, err := clients[i].Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("HTTP %d", resp.StatusCode)
+				}
+			}
+			took[i] = int64(time.Since(t0))
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	end := time.Now()
+	var line strings.Builder
+	fmt.Fprintf(&line, "BURST %d %d %d", start.UnixNano(), end.UnixNano(), failed.Load())
+	for _, t := range took {
+		fmt.Fprintf(&line, " %d", t)
+	}
+	return line.String()
 }
 
 // arrivals counts a step's step_changed over the helper's sockets and prints

@@ -47,22 +47,7 @@ func BenchmarkFanOutElsewhere(b *testing.B) {
 			}
 			stop, steps := openSocketsWatched(b, spec)
 			defer stop()
-			command := func(action string, body map[string]any) time.Time {
-				data, _ := json.Marshal(body)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/api/sessions/%d/%s", srv.URL, c.SessionID, action), bytes.NewReader(data))
-				req.Header.Set("Authorization", "Bearer "+c.Instructor.Token)
-				req.Header.Set("Content-Type", "application/json")
-				sent := time.Now()
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Fatalf("%s: HTTP %d", action, resp.StatusCode)
-				}
-				return sent
-			}
+			command := func(action string, body map[string]any) time.Time { return sessionCommand(b, srv.URL, c, action, body) }
 			arrived := func(sent time.Time) (first, last time.Duration) {
 				select {
 				case line, ok := <-steps:
@@ -112,4 +97,24 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// sessionCommand sends the instructor's session command action (start,
+// next-step, …) and returns when it was sent.
+func sessionCommand(b *testing.B, server string, c *simulator.Class, action string, body map[string]any) time.Time {
+	b.Helper()
+	data, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, fmt.Sprintf("%s/api/sessions/%d/%s", server, c.SessionID, action), bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+c.Instructor.Token)
+	req.Header.Set("Content-Type", "application/json")
+	sent := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("%s: HTTP %d", action, resp.StatusCode)
+	}
+	return sent
 }

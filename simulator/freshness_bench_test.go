@@ -24,8 +24,12 @@ import (
 // its own address: per-address limits and the kernel's per-address tables
 // see N clients, not one.
 func loopbackClient(i int) *http.Client {
-	local := &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/250), byte(i%250+1))}
-	d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+	return loopbackClientFrom(net.IPv4(127, 1, byte(i/250), byte(i%250+1)))
+}
+
+// loopbackClientFrom is an HTTP client whose connections leave from ip.
+func loopbackClientFrom(ip net.IP) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
 	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		Proxy: nil, DialContext: d.DialContext, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute,
 	}}
@@ -102,8 +106,7 @@ func BenchmarkProgressBurst(b *testing.B) {
 	raiseFileLimit(b, 3*n+500)
 	srv, students := benchServers(b)
 	ctx := context.Background()
-	const steps = 10
-	c, err := simulator.Setup(ctx, simulator.Config{Server: srv.URL, StudentServer: students.URL, Students: n, Steps: steps, Accounts: fastAccounts(srv), StepTimeout: time.Minute, Loopback: true})
+	c, err := simulator.Setup(ctx, simulator.Config{Server: srv.URL, StudentServer: students.URL, Students: n, Steps: maxBursts, Accounts: fastAccounts(srv), StepTimeout: time.Minute, Loopback: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,37 +114,18 @@ func BenchmarkProgressBurst(b *testing.B) {
 	if res, err := c.Start(ctx); err != nil || res.Received != n {
 		b.Fatalf("start: %v, %d/%d received", err, res.Received, n)
 	}
-	instructor := openWatch(b, srv.WSURL(fmt.Sprintf("/ws/session/%d/instructor/?token=%s", c.SessionID, c.Instructor.Token)), "student_progress", "status")
-	defer instructor.conn.Close()
-	dashboard := openWatch(b, srv.WSURL(fmt.Sprintf("/ws/dashboard/lecture/%d/?token=%s", c.LectureID, c.Instructor.Token)), "progress_update", "new_status")
-	defer dashboard.conn.Close()
 	clients := make([]*http.Client, n)
 	for i := range clients {
 		clients[i] = loopbackClient(i)
 	}
-	// lat: the bursts on open connections (a phone's, after it joined and
-	// read the lesson over keep-alive); cold: the first burst, each student
-	// connecting first.
-	var lat, cold, fresh, dfresh []time.Duration
-	var rates []float64
-	i := 0
-	defer statementStats(b)()
-	for b.Loop() {
-		if i >= steps {
-			b.Fatalf("at most %d bursts (use -benchtime %dx)", steps, steps)
-		}
-		sub := c.Subtasks[i]
-		i++
-		watchTarget.Store(int64(n) * int64(i))
-		body, _ := json.Marshal(map[string]any{"subtask_id": sub.ID, "status": "COMPLETED"})
-		start := time.Now()
-		took := make([]time.Duration, n)
-		var failed atomic.Int64
+	runBursts(b, srv, c, func(subtaskID int64) (start, end time.Time, took []time.Duration, failed int64) {
+		body, _ := json.Marshal(map[string]any{"subtask_id": subtaskID, "status": "COMPLETED"})
+		start = time.Now()
+		took = make([]time.Duration, n)
+		var failures atomic.Int64
 		var wg sync.WaitGroup
 		for k, s := range c.Students {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, students.URL+"/api/progress/update", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+s.Token)
 				req.Header.Set("Content-Type", "application/json")
@@ -149,23 +133,57 @@ func BenchmarkProgressBurst(b *testing.B) {
 				resp, err := clients[k].Do(req)
 				took[k] = time.Since(t0)
 				if err != nil {
-					failed.Add(1)
+					failures.Add(1)
 					return
 				}
 				_, _ = bytes.NewBuffer(nil).ReadFrom(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					failed.Add(1)
+					failures.Add(1)
 				}
-			}()
+			})
 		}
 		wg.Wait()
-		elapsed := time.Since(start)
-		if f := failed.Load(); f > 0 {
-			b.Fatalf("burst %d: %d of %d commands failed", i, f, n)
+		return start, time.Now(), took, failures.Load()
+	})
+}
+
+// maxBursts: the class has this many subtasks, one burst each.
+const maxBursts = 10
+
+// runBursts is the measured part of the burst benchmarks: with the
+// instructor's session socket and the lecture dashboard socket open and
+// read, fire(subtask) sends one burst (every student completes it) and
+// returns when it started and ended, each command's time and how many
+// failed.
+func runBursts(b *testing.B, srv *apptest.Server, c *simulator.Class, fire func(subtaskID int64) (start, end time.Time, took []time.Duration, failed int64)) {
+	n := len(c.Students)
+	instructor := openWatch(b, srv.WSURL(fmt.Sprintf("/ws/session/%d/instructor/?token=%s", c.SessionID, c.Instructor.Token)), "student_progress", "status")
+	defer instructor.conn.Close()
+	dashboard := openWatch(b, srv.WSURL(fmt.Sprintf("/ws/dashboard/lecture/%d/?token=%s", c.LectureID, c.Instructor.Token)), "progress_update", "new_status")
+	defer dashboard.conn.Close()
+	// lat: the bursts on open connections (a phone's, after it joined and
+	// read the lesson over keep-alive); cold: the first burst, each student
+	// connecting first.
+	var lat, cold, fresh, dfresh []time.Duration
+	var coldRate float64
+	var rates []float64
+	i := 0
+	defer statementStats(b)()
+	for b.Loop() {
+		if i >= maxBursts {
+			b.Fatalf("at most %d bursts (use -benchtime %dx)", maxBursts, maxBursts)
 		}
-		if i == 1 && b.N > 1 {
-			cold = took
+		sub := c.Subtasks[i]
+		i++
+		watchTarget.Store(int64(n) * int64(i))
+		start, end, took, failed := fire(sub.ID)
+		elapsed := end.Sub(start)
+		if failed > 0 {
+			b.Fatalf("burst %d: %d of %d commands failed", i, failed, n)
+		}
+		if i == 1 {
+			cold, coldRate = took, float64(n)/elapsed.Seconds()
 		} else {
 			lat = append(lat, took...)
 			rates = append(rates, float64(n)/elapsed.Seconds())
@@ -191,14 +209,15 @@ func BenchmarkProgressBurst(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	if lat == nil { // one burst: it is all there is
+		lat, rates = cold, []float64{coldRate}
+	}
 	raw, rawRate := rawInserts(b, srv, n)
 	l := simulator.Summarize(lat)
 	b.ReportMetric(msOf(l.P50), "cmd-p50-ms")
 	b.ReportMetric(msOf(l.P99), "cmd-p99-ms")
 	b.ReportMetric(msOf(l.Max), "cmd-max-ms")
-	if cold != nil {
-		b.ReportMetric(msOf(simulator.Summarize(cold).P99), "cold-p99-ms")
-	}
+	b.ReportMetric(msOf(simulator.Summarize(cold).P99), "cold-p99-ms")
 	var sum float64
 	for _, r := range rates {
 		sum += r
