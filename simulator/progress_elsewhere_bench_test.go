@@ -22,7 +22,7 @@ import (
 // and HTTP connections alone.
 func BenchmarkProgressBurstElsewhere(b *testing.B) {
 	n := burstSize()
-	raiseFileLimit(b, 2*n+500)
+	raiseFileLimit(b, n+500) // the server side of the students' connections
 	srv, students := benchServers(b)
 	ctx := context.Background()
 	c, err := simulator.Setup(ctx, simulator.Config{Server: srv.URL, StudentServer: students.URL, Students: n, Steps: maxBursts, Accounts: fastAccounts(srv), NoSockets: true})
