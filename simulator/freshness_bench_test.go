@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -177,7 +180,9 @@ func runBursts(b *testing.B, srv *apptest.Server, c *simulator.Class, fire func(
 		sub := c.Subtasks[i]
 		i++
 		watchTarget.Store(int64(n) * int64(i))
+		stopProfile := profileBurst(b, i)
 		start, end, took, failed := fire(sub.ID)
+		stopProfile()
 		elapsed := end.Sub(start)
 		if failed > 0 {
 			b.Fatalf("burst %d: %d of %d commands failed", i, failed, n)
@@ -251,4 +256,35 @@ func rawInserts(b *testing.B, srv *apptest.Server, n int) (simulator.Summary, fl
 	}
 	wg.Wait()
 	return simulator.Summarize(took), float64(n) / time.Since(start).Seconds()
+}
+
+// profileBurst, with LOCKSTEP_BENCH_PROFILE=DIR, writes CPU and block
+// profiles of burst i alone (DIR/burst-<i>.cpu, .block): a whole-run
+// profile is mostly the class's set-up.
+func profileBurst(b *testing.B, i int) (stop func()) {
+	dir := os.Getenv("LOCKSTEP_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("burst-%d.cpu", i)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	runtime.SetBlockProfileRate(int(time.Millisecond))
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		runtime.SetBlockProfileRate(0)
+		bf, err := os.Create(filepath.Join(dir, fmt.Sprintf("burst-%d.block", i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bf.Close()
+		if err := pprof.Lookup("block").WriteTo(bf, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
