@@ -68,7 +68,13 @@ func (a *Announcer) Announce(ctx context.Context, producer string, from, to uint
 		a.log.Error("live: read recorded messages", "producer", producer, "error", err)
 		return
 	}
-	if len(msgs) == 0 {
+	a.Deliver(ctx, producer, msgs)
+}
+
+// Deliver delivers messages producer recorded in a batch that committed, as
+// Announce does once it read them back.
+func (a *Announcer) Deliver(ctx context.Context, producer string, msgs []Message) {
+	if a == nil || len(msgs) == 0 {
 		return
 	}
 	if a.hub != nil {

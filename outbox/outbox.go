@@ -9,10 +9,13 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,16 +70,71 @@ type Querier interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }
 
+// key is a message's identity in the outbox.
+type key struct {
+	channel  string
+	position uint64
+}
+
+// Collector keeps what Record stored under a context from Collecting, so
+// that once the transaction committed its messages can be delivered as
+// recorded, without reading them back. A producer's runner collects only
+// when every Record of the transaction takes effect or none does (no
+// savepoint rolled back part of it).
+type Collector struct {
+	mu    sync.Mutex
+	msgs  []Message
+	index map[key]int
+}
+
+type collectorKey struct{}
+
+// Collecting returns ctx carrying a new Collector for the Records made
+// under it.
+func Collecting(ctx context.Context) (context.Context, *Collector) {
+	c := &Collector{index: map[key]int{}}
+	return context.WithValue(ctx, collectorKey{}, c), c
+}
+
+// CollectorOf is the Collector ctx carries (nil: none).
+func CollectorOf(ctx context.Context) *Collector {
+	c, _ := ctx.Value(collectorKey{}).(*Collector)
+	return c
+}
+
+// add keeps m; a message recorded again at the same channel and position
+// replaces it, as in the table.
+func (c *Collector) add(m Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := key{m.Channel, m.Position}
+	if i, ok := c.index[k]; ok {
+		c.msgs[i].Payload = m.Payload
+		return
+	}
+	c.index[k] = len(c.msgs)
+	c.msgs = append(c.msgs, m)
+}
+
+// Messages returns what was recorded, in position then channel order (as
+// Recorded returns it).
+func (c *Collector) Messages() []Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Clone(c.msgs)
+	slices.SortFunc(out, func(a, b Message) int {
+		return cmp.Or(cmp.Compare(a.Position, b.Position), cmp.Compare(a.Channel, b.Channel))
+	})
+	return out
+}
+
 // Record stores messages in the outbox inside a projector's transaction, in
 // one statement. Recording the same channel and position again (a rebuild)
-// replaces it; within one call the last one wins.
+// replaces it; within one call the last one wins. Under a context from
+// Collecting, the collector keeps them too.
 func Record(ctx context.Context, tx pgx.Tx, producer string, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
-	}
-	type key struct {
-		channel  string
-		position uint64
 	}
 	index := make(map[key]int, len(msgs))
 	channels := make([]string, 0, len(msgs))
@@ -102,6 +160,11 @@ func Record(ctx context.Context, tx pgx.Tx, producer string, msgs ...Message) er
 		channels, positions, payloads, producer)
 	if err != nil {
 		return fmt.Errorf("outbox: record %d messages from %s at %d: %w", len(channels), channels[0], positions[0], err)
+	}
+	if c := CollectorOf(ctx); c != nil {
+		for i := range channels {
+			c.add(Message{Channel: channels[i], Position: uint64(positions[i]), Payload: json.RawMessage(payloads[i])})
+		}
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
+	"github.com/lockstep/lockstep/outbox"
 	"github.com/lockstep/lockstep/pgdb"
 )
 
@@ -379,28 +380,26 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.BatchTimeout)
 	defer cancel()
 	records := decode(batch)
+	// Applied whole or not at all, the batch's outbox messages can be
+	// delivered as recorded (announceBatch); isolating rolls parts back, and
+	// its messages are read back instead.
+	actx := bctx
+	if !isolate {
+		actx, _ = outbox.Collecting(bctx)
+	}
 	name := r.Name()
 	last := batch[len(batch)-1]
 	var handleErr error
 	var park bool
 	var quarantined int64
-	err := pgx.BeginFunc(bctx, r.cfg.Pool, func(tx pgx.Tx) error {
-		// A batch's read models and its checkpoint commit together, and both
-		// derive from the durable log: a crash that loses the last batches
-		// loses them together, and the runner applies them again. So the
-		// commit need not wait for its WAL flush (the appends still do).
-		// Both in one round trip.
-		var cur int64
-		start := &pgx.Batch{}
-		start.Queue(`SET LOCAL synchronous_commit = off`)
-		start.Queue(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).QueryRow(func(row pgx.Row) error { return row.Scan(&cur) })
-		if err := tx.SendBatch(bctx, start).Close(); err != nil {
-			return fmt.Errorf("lock checkpoint: %w", err)
-		}
-		if uint64(cur) != prev {
-			return errCheckpointMoved
-		}
-		if isolate {
+	var err error
+	if !isolate {
+		handleErr, err = r.applyWhole(bctx, actx, prev, records)
+	} else {
+		err = pgx.BeginFunc(bctx, r.cfg.Pool, func(tx pgx.Tx) error {
+			if err := r.lockCheckpoint(bctx, tx, prev); err != nil {
+				return err
+			}
 			var held int64
 			if err := tx.QueryRow(bctx, `SELECT count(*) FROM projection_quarantine WHERE projector = $1`, name).Scan(&held); err != nil {
 				return err
@@ -423,13 +422,10 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 				r.log.Error("event quarantined: the projector skips it and goes on", "position", f.rec.Position, "stream", f.rec.Stream, "type", f.rec.Type, "error", f.err)
 			}
 			quarantined = held + int64(len(failed))
-		} else if err := handleAll(bctx, r.cfg.Projector, tx, records); err != nil {
-			handleErr = err
+			_, err := tx.Exec(bctx, checkpointSQL, name, int64(last.Position))
 			return err
-		}
-		_, err := tx.Exec(bctx, `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`, name, int64(last.Position))
-		return err
-	})
+		})
+	}
 	if err != nil {
 		if handleErr != nil && (park || r.ownFailure(bctx, handleErr)) {
 			return &HandleError{From: prev, Park: park, Err: handleErr}
@@ -443,7 +439,94 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 		}
 	})
 	if ac, ok := r.cfg.Projector.(AfterCommitter); ok {
-		ac.AfterCommit(bctx, records)
+		ac.AfterCommit(actx, records)
+	}
+	return nil
+}
+
+// checkpointSQL moves a locked checkpoint row ($1) to position $2.
+const checkpointSQL = `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`
+
+// lockCheckpoint starts a batch's transaction: it locks the checkpoint row,
+// which must still say prev (else errCheckpointMoved). A batch's read models
+// and its checkpoint commit together, and both derive from the durable log:
+// a crash that loses the last batches loses them together, and the runner
+// applies them again. So the commit need not wait for its WAL flush (the
+// appends still do). Both in one round trip.
+func (r *Runner) lockCheckpoint(ctx context.Context, tx pgx.Tx, prev uint64) error {
+	var cur int64
+	start := &pgx.Batch{}
+	start.Queue(`SET LOCAL synchronous_commit = off`)
+	start.Queue(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, r.Name()).QueryRow(func(row pgx.Row) error { return row.Scan(&cur) })
+	if err := tx.SendBatch(ctx, start).Close(); err != nil {
+		return fmt.Errorf("lock checkpoint: %w", err)
+	}
+	if uint64(cur) != prev {
+		return errCheckpointMoved
+	}
+	return nil
+}
+
+// applyWhole applies records in one transaction with the checkpoint, which
+// begins only when the projector first uses it (lazyTx). When it never
+// does, the batch changes no read model and only the checkpoint moves, in
+// one round trip (skipTo). handleErr is the projector's Handle failure; err
+// is any failure.
+func (r *Runner) applyWhole(bctx, actx context.Context, prev uint64, records []Record) (handleErr, err error) {
+	lt := &lazyTx{ctx: bctx, begin: func(ctx context.Context) (pgx.Tx, error) {
+		tx, err := r.cfg.Pool.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.lockCheckpoint(ctx, tx, prev); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, err
+		}
+		return tx, nil
+	}}
+	defer lt.rollback(bctx)
+	last := records[len(records)-1].Position
+	if err := handleAll(actx, r.cfg.Projector, lt, records); err != nil {
+		if lt.err != nil {
+			return nil, lt.err // it could not begin: not the projector's failure
+		}
+		return err, err
+	}
+	if !lt.begun() {
+		return nil, r.skipTo(bctx, prev, last)
+	}
+	if _, err := lt.tx.Exec(bctx, checkpointSQL, r.Name(), int64(last)); err != nil {
+		return nil, err
+	}
+	if err := lt.tx.Commit(bctx); err != nil {
+		return nil, err
+	}
+	lt.tx = nil
+	return nil, nil
+}
+
+// skipTo moves the checkpoint from prev to pos for a batch that changed no
+// read model: one round trip, no lock held across it, the commit not
+// waiting for its WAL flush (see lockCheckpoint). errCheckpointMoved when
+// the checkpoint no longer says prev.
+func (r *Runner) skipTo(ctx context.Context, prev, pos uint64) error {
+	var ok bool
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`SET LOCAL synchronous_commit = off`)
+	b.Queue(checkpointSQL+` AND position = $3 RETURNING true`, r.Name(), int64(pos), int64(prev)).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&ok)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errCheckpointMoved
+		}
+		return err
+	})
+	b.Queue(`COMMIT`)
+	if err := r.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, errCheckpointMoved) {
+			return err
+		}
+		return fmt.Errorf("move checkpoint of %s to %d: %w", r.Name(), pos, err)
 	}
 	return nil
 }

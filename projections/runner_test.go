@@ -30,7 +30,10 @@ type logProjector struct {
 	delay      time.Duration
 	failOn     atomic.Value // string: event type that fails
 	failOnInit string       // failOn until set
-	applied    atomic.Int64
+	// wanted, when set, is the only event type applied: the others are
+	// passed over without touching the transaction.
+	wanted  string
+	applied atomic.Int64
 }
 
 func (p *logProjector) Name() string { return p.name }
@@ -44,6 +47,9 @@ func (p *logProjector) Handle(ctx context.Context, tx pgx.Tx, r projections.Reco
 	}
 	if f != "" && r.Type == f {
 		return fmt.Errorf("cannot project %s", r.Type)
+	}
+	if p.wanted != "" && r.Type != p.wanted {
+		return nil
 	}
 	if p.delay > 0 {
 		time.Sleep(p.delay)

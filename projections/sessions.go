@@ -27,10 +27,12 @@ func SessionInstructorChannel(sessionID int64) string {
 	return "session:" + strconv.FormatInt(sessionID, 10) + ":instructor"
 }
 
-// Announcer publishes the live messages a projector recorded for a range of
-// positions once its batch committed (*live.Announcer).
+// Announcer publishes the live messages a projector recorded once its batch
+// committed (*live.Announcer): the messages as recorded (Deliver), or those
+// recorded for a range of positions, read back from the outbox (Announce).
 type Announcer interface {
 	Announce(ctx context.Context, producer string, from, to uint64)
+	Deliver(ctx context.Context, producer string, msgs []outbox.Message)
 }
 
 // InstructorMessageFunc turns an event the sessions projector does not know

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +16,37 @@ import (
 	"github.com/lockstep/lockstep/domain"
 	"github.com/lockstep/lockstep/eventstore"
 	"github.com/lockstep/lockstep/eventstore/postgres"
+	"github.com/lockstep/lockstep/outbox"
 	"github.com/lockstep/lockstep/pgtest"
 	"github.com/lockstep/lockstep/projections"
 )
 
 type announced struct{ from, to uint64 }
 
-type fakeAnnouncer struct{ calls []announced }
+type fakeAnnouncer struct {
+	calls     []announced
+	delivered []outbox.Message // as recorded, without a read back
+}
 
 func (a *fakeAnnouncer) Announce(_ context.Context, producer string, from, to uint64) {
 	if producer == projections.SessionsProjector {
 		a.calls = append(a.calls, announced{from, to})
 	}
+}
+
+func (a *fakeAnnouncer) Deliver(_ context.Context, producer string, msgs []outbox.Message) {
+	if producer == projections.SessionsProjector && len(msgs) > 0 {
+		a.calls = append(a.calls, announced{msgs[0].Position, msgs[len(msgs)-1].Position})
+		a.delivered = append(a.delivered, msgs...)
+	}
+}
+
+func messagesText(msgs []outbox.Message) string {
+	var b strings.Builder
+	for _, m := range msgs {
+		fmt.Fprintf(&b, "%s %d %s\n", m.Channel, m.Position, m.Payload)
+	}
+	return b.String()
 }
 
 func testHelpMessage(_ context.Context, _ pgx.Tx, r projections.Record) (int64, any, bool, error) {
@@ -113,6 +133,14 @@ func TestSessionsProjector(t *testing.T) {
 	}
 	if len(ann.calls) == 0 || ann.calls[0].from == 0 {
 		t.Fatalf("nothing announced: %v", ann.calls)
+	}
+	// What was delivered as recorded is what the outbox holds, in order.
+	stored, err := outbox.Recorded(ctx, db.Pool, projections.SessionsProjector, 0, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := messagesText(ann.delivered), messagesText(stored); got != want || len(stored) == 0 {
+		t.Fatalf("delivered without a read back:\n%s\nthe outbox holds:\n%s", got, want)
 	}
 
 	// Rebuilding from zero gives the same read models and messages.
