@@ -234,27 +234,47 @@ type sharedCall struct {
 	done chan struct{}
 	val  int64
 	err  error
+	// gen is the wake-up generation when the run started (set under
+	// Store.mu before it runs; see shareSince), notStarted until then.
+	gen uint64
+	// waiters is how many callers joined it (guarded by Store.mu).
+	waiters int
 }
+
+// notStarted is the generation of a run that has not started: any caller
+// may join it.
+const notStarted = math.MaxUint64
 
 // share waits for the first run of fn (in q) that starts after this call.
 func (s *Store) share(ctx context.Context, q *shared, fn func(ctx context.Context) (int64, error)) (int64, error) {
+	return s.shareSince(ctx, q, notStarted, fn)
+}
+
+// shareSince is share for a caller that needs only a run started at wake-up
+// generation gen or later (see wakeup): it also joins the run in progress
+// when that one started late enough.
+func (s *Store) shareSince(ctx context.Context, q *shared, gen uint64, fn func(ctx context.Context) (int64, error)) (int64, error) {
 	s.mu.Lock()
 	if s.closed() {
 		s.mu.Unlock()
 		return 0, eventstore.ErrClosed
 	}
-	c := q.queued
+	var c *sharedCall
 	switch {
-	case c != nil: // queued after the running one started: ours too
+	case q.running != nil && q.running.gen >= gen:
+		c = q.running // started late enough, or not started yet
+	case q.queued != nil:
+		c = q.queued // starts after the running one: late enough
 	case q.running != nil:
-		c = &sharedCall{done: make(chan struct{})}
+		c = &sharedCall{done: make(chan struct{}), gen: notStarted}
 		q.queued = c
 	default:
-		c = &sharedCall{done: make(chan struct{})}
+		c = &sharedCall{done: make(chan struct{}), gen: notStarted}
 		q.running = c
 		s.wg.Add(1)
 		go s.runShared(q, c, fn)
 	}
+	c.waiters++
 	s.mu.Unlock()
 	select {
 	case <-c.done:
@@ -287,6 +307,7 @@ func (s *Store) runShared(q *shared, c *sharedCall, fn func(ctx context.Context)
 		q.lastStart = time.Now()
 		s.mu.Lock()
 		q.runs++
+		c.gen = s.wake.generation()
 		s.mu.Unlock()
 		qctx, qcancel := context.WithTimeout(ctx, sharedQueryTimeout)
 		c.val, c.err = fn(qctx)
@@ -783,12 +804,12 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, handle eventstore.H
 			return eventstore.ErrClosed
 		}
 		// Before reading, so no notification is lost: the reads below start
-		// after this, and see every append that fired earlier.
-		woken := s.wake.wait()
+		// after this, and see every append that fired earlier (gen).
+		woken, gen := s.wake.wait()
 		batch, atHead := s.tailAfter(pos, s.cfg.BatchSize)
 		more := len(batch) > 0 // the tail may hold more
 		if atHead && len(batch) == 0 && !haveBound {
-			if err := s.advanceTail(ctx); err != nil {
+			if err := s.advanceTail(ctx, gen); err != nil {
 				return fail(err)
 			}
 			batch, atHead = s.tailAfter(pos, s.cfg.BatchSize)
@@ -872,10 +893,12 @@ func (s *Store) tailAfter(pos uint64, limit int) ([]eventstore.Event, bool) {
 }
 
 // advanceTail reads the events after the tail, below a fresh bound, for every
-// subscription waiting: a caller gets the first advance that starts after its
-// call.
-func (s *Store) advanceTail(ctx context.Context) error {
-	_, err := s.share(ctx, &s.tailQ, func(ctx context.Context) (int64, error) {
+// subscription waiting: a caller gets the first advance that starts at wake-up
+// generation gen or later. The subscriptions a wake-up wakes thus share one
+// read, the one that started after it, instead of each after the first
+// waiting for the next (at least ReadInterval later).
+func (s *Store) advanceTail(ctx context.Context, gen uint64) error {
+	_, err := s.shareSince(ctx, &s.tailQ, gen, func(ctx context.Context) (int64, error) {
 		bound, err := s.bound(ctx)
 		if err != nil {
 			return 0, err
@@ -918,16 +941,25 @@ func (s *Store) advanceTail(ctx context.Context) error {
 	return err
 }
 
-// wakeup is a broadcast: wait returns a channel closed by the next fire.
+// wakeup is a broadcast: wait returns a channel closed by the next fire,
+// and how many fires came before it (the generation). A read that starts
+// at generation g sees every append whose fire came before it.
 type wakeup struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu  sync.Mutex
+	ch  chan struct{}
+	gen uint64
 }
 
-func (w *wakeup) wait() <-chan struct{} {
+func (w *wakeup) wait() (<-chan struct{}, uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ch
+	return w.ch, w.gen
+}
+
+func (w *wakeup) generation() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen
 }
 
 func (w *wakeup) fire() {
@@ -935,6 +967,7 @@ func (w *wakeup) fire() {
 	defer w.mu.Unlock()
 	close(w.ch)
 	w.ch = make(chan struct{})
+	w.gen++
 }
 
 // startListener runs one LISTEN connection (outside the pool) for every
