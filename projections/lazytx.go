@@ -10,8 +10,9 @@ import (
 // lazyTx is a batch's transaction that begins only when the projector first
 // uses it. A batch the projector has nothing to do with (a help projector
 // meeting a class's progress, the lectures projector meeting a step) then
-// costs no transaction: the runner only moves the checkpoint (skipTo). With
-// a Pipelined projector, queued writes begin it when they are sent.
+// begins none, nor does a Pipelined projector's batch that only writes: the
+// runner sends what there is whole, with the checkpoint's move (sendWhole).
+// A read, or a pipeline grown past maxQueued, begins it.
 type lazyTx struct {
 	ctx   context.Context // the batch's: for the methods that take none
 	begin func(context.Context) (pgx.Tx, error)

@@ -123,26 +123,40 @@ func handleAll(ctx context.Context, p Projector, tx pgx.Tx, records []Record) er
 // encoded after it sent the batch's first messages, which would end the
 // transaction the isolation works in.
 func handleRecords(ctx context.Context, p Projector, tx pgx.Tx, records []Record, pipeline bool) error {
-	ptx := tx
-	var pipe *pipelineTx
-	if pl, ok := p.(Pipelined); ok && pl.Pipelined() && pipeline {
-		pipe = newPipelineTx(tx)
-		ptx = pipe
-	}
-	if bh, ok := p.(BatchHandler); ok {
-		if err := bh.HandleBatch(ctx, ptx, records); err != nil {
-			return fmt.Errorf("batch of %d events ending at position %d: %w", len(records), records[len(records)-1].Position, err)
-		}
-	} else {
-		for _, rec := range records {
-			if err := p.Handle(ctx, ptx, rec); err != nil {
-				return fmt.Errorf("%s at position %d (%s): %w", rec.Type, rec.Position, rec.Stream, err)
-			}
-		}
+	ptx, pipe := pipelineFor(p, tx, pipeline)
+	if err := dispatch(ctx, p, ptx, records); err != nil {
+		return err
 	}
 	if pipe != nil {
 		if err := pipe.flush(ctx); err != nil {
 			return fmt.Errorf("batch of %d events ending at position %d: %w", len(records), records[len(records)-1].Position, err)
+		}
+	}
+	return nil
+}
+
+// pipelineFor is tx, pipelined (pipe) when pipeline is set and the
+// projector allows it.
+func pipelineFor(p Projector, tx pgx.Tx, pipeline bool) (pgx.Tx, *pipelineTx) {
+	if pl, ok := p.(Pipelined); ok && pl.Pipelined() && pipeline {
+		pipe := newPipelineTx(tx)
+		return pipe, pipe
+	}
+	return tx, nil
+}
+
+// dispatch hands records to the projector: to HandleBatch when it has one,
+// else to Handle one by one.
+func dispatch(ctx context.Context, p Projector, tx pgx.Tx, records []Record) error {
+	if bh, ok := p.(BatchHandler); ok {
+		if err := bh.HandleBatch(ctx, tx, records); err != nil {
+			return fmt.Errorf("batch of %d events ending at position %d: %w", len(records), records[len(records)-1].Position, err)
+		}
+		return nil
+	}
+	for _, rec := range records {
+		if err := p.Handle(ctx, tx, rec); err != nil {
+			return fmt.Errorf("%s at position %d (%s): %w", rec.Type, rec.Position, rec.Stream, err)
 		}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lockstep/lockstep/domain"
@@ -467,36 +468,49 @@ func (r *Runner) lockCheckpoint(ctx context.Context, tx pgx.Tx, prev uint64) err
 	return nil
 }
 
-// applyWhole applies records in one transaction with the checkpoint, which
-// begins only when the projector first uses it (lazyTx). When it never
-// does, the batch changes no read model and only the checkpoint moves, in
-// one round trip (skipTo). handleErr is the projector's Handle failure; err
-// is any failure.
+// applyWhole applies records in one transaction that moves the checkpoint
+// from prev to the batch's last position. The transaction begins only when
+// the projector reads (lazyTx): the writes of a Pipelined projector that
+// only writes, and a batch the projector passes over, are sent with the
+// checkpoint's move in one round trip (sendWhole). handleErr is the
+// projector's Handle failure; err is any failure.
 func (r *Runner) applyWhole(bctx, actx context.Context, prev uint64, records []Record) (handleErr, err error) {
+	last := records[len(records)-1].Position
 	lt := &lazyTx{ctx: bctx, begin: func(ctx context.Context) (pgx.Tx, error) {
 		tx, err := r.cfg.Pool.Begin(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if err := r.lockCheckpoint(ctx, tx, prev); err != nil {
+		b := &pgx.Batch{}
+		queueMove(b, r.Name(), prev, last)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			_ = tx.Rollback(ctx)
-			return nil, err
+			return nil, r.moveFailed(err, last)
 		}
 		return tx, nil
 	}}
 	defer lt.rollback(bctx)
-	last := records[len(records)-1].Position
-	if err := handleAll(actx, r.cfg.Projector, lt, records); err != nil {
+	tx, pipe := pipelineFor(r.cfg.Projector, lt, true)
+	fail := func(err error) (error, error) {
 		if lt.err != nil {
 			return nil, lt.err // it could not begin: not the projector's failure
 		}
 		return err, err
 	}
-	if !lt.begun() {
-		return nil, r.skipTo(bctx, prev, last)
+	if err := dispatch(actx, r.cfg.Projector, tx, records); err != nil {
+		return fail(err)
 	}
-	if _, err := lt.tx.Exec(bctx, checkpointSQL, r.Name(), int64(last)); err != nil {
-		return nil, err
+	if !lt.begun() {
+		var queued *pgx.Batch
+		if pipe != nil {
+			queued = pipe.batch
+		}
+		return r.sendWhole(bctx, prev, last, queued)
+	}
+	if pipe != nil {
+		if err := pipe.flush(bctx); err != nil {
+			return fail(fmt.Errorf("batch of %d events ending at position %d: %w", len(records), last, err))
+		}
 	}
 	if err := lt.tx.Commit(bctx); err != nil {
 		return nil, err
@@ -505,30 +519,90 @@ func (r *Runner) applyWhole(bctx, actx context.Context, prev uint64, records []R
 	return nil, nil
 }
 
-// skipTo moves the checkpoint from prev to pos for a batch that changed no
-// read model: one round trip, no lock held across it, the commit not
-// waiting for its WAL flush (see lockCheckpoint). errCheckpointMoved when
-// the checkpoint no longer says prev.
-func (r *Runner) skipTo(ctx context.Context, prev, pos uint64) error {
-	var ok bool
+// queueMove queues the start of a batch's transaction: its commit need not
+// wait for its WAL flush (see lockCheckpoint), and the checkpoint moves from
+// prev to last, locked until the end (projection_checkpoint_move, migration
+// 00066: it fails with LS409 when the checkpoint no longer says prev).
+func queueMove(b *pgx.Batch, name string, prev, last uint64) {
+	b.Queue(`SET LOCAL synchronous_commit = off`)
+	b.Queue(`SELECT projection_checkpoint_move($1, $2, $3)`, name, int64(prev), int64(last))
+}
+
+// checkpointMovedCode is the SQLSTATE projection_checkpoint_move raises.
+const checkpointMovedCode = "LS409"
+
+// moveFailed is errCheckpointMoved for a batch failing because the
+// checkpoint moved; else err, said so.
+func (r *Runner) moveFailed(err error, to uint64) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == checkpointMovedCode {
+		return errCheckpointMoved
+	}
+	return fmt.Errorf("batch of %s ending at position %d: %w", r.Name(), to, err)
+}
+
+// sendWhole sends a batch's writes (queued; nil for none) in one round
+// trip, in a transaction that moves the checkpoint from prev to last
+// first: BEGIN, queueMove, the writes, COMMIT. Any failure but a moved
+// checkpoint is returned as handleErr too, as the pipelined writes'
+// failures are (apply tells the database's from the projector's): pgx
+// fails the whole batch, from its first statement on, when one write's
+// arguments cannot be encoded.
+func (r *Runner) sendWhole(ctx context.Context, prev, last uint64, queued *pgx.Batch) (handleErr, err error) {
+	conn, err := r.cfg.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(`SET LOCAL synchronous_commit = off`)
-	b.Queue(checkpointSQL+` AND position = $3 RETURNING true`, r.Name(), int64(pos), int64(prev)).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&ok)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errCheckpointMoved
-		}
-		return err
-	})
-	b.Queue(`COMMIT`)
-	if err := r.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
-		if errors.Is(err, errCheckpointMoved) {
-			return err
-		}
-		return fmt.Errorf("move checkpoint of %s to %d: %w", r.Name(), pos, err)
+	queueMove(b, r.Name(), prev, last)
+	opening := len(b.QueuedQueries)
+	writes := 0
+	if queued != nil {
+		writes = len(queued.QueuedQueries)
+		b.QueuedQueries = append(b.QueuedQueries, queued.QueuedQueries...)
 	}
-	return nil
+	b.Queue(`COMMIT`)
+	br := conn.SendBatch(ctx, b)
+	abort := func() {
+		_ = br.Close()
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+		}
+	}
+	failed := func(err error) (error, error) {
+		abort()
+		if err = r.moveFailed(err, last); errors.Is(err, errCheckpointMoved) {
+			return nil, err
+		}
+		return err, err
+	}
+	for range opening {
+		if _, err := br.Exec(); err != nil {
+			return failed(err)
+		}
+	}
+	for i := range writes {
+		if _, err := br.Exec(); err != nil {
+			return failed(fmt.Errorf("pipelined statement %d of %d: %w", i+1, writes, err))
+		}
+	}
+	if _, err := br.Exec(); err != nil {
+		return failed(err)
+	}
+	if err := br.Close(); err != nil {
+		return failed(err)
+	}
+	return nil, nil
+}
+
+// skipTo moves the checkpoint from prev to pos for a batch that changed no
+// read model, in one round trip; errCheckpointMoved when the checkpoint no
+// longer says prev.
+func (r *Runner) skipTo(ctx context.Context, prev, pos uint64) error {
+	_, err := r.sendWhole(ctx, prev, pos, nil)
+	return err
 }
 
 // ownFailure tells whether err, returned by the projector's Handle, is the
