@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/lockstep/lockstep/bus"
@@ -253,4 +254,59 @@ func BenchmarkPublish(b *testing.B) {
 
 func kafkaPartition(m *message.Message) (int32, bool) {
 	return kafka.MessagePartitionFromCtx(m.Context())
+}
+
+// TestPostgresPublishWakesIdleSubscribersElsewhere: with a poll interval of
+// an hour, an idle subscriber of another process (its own bus and pool on
+// the same database) gets what is published because the publish wakes it
+// (LISTEN/NOTIFY), not because it polled; another topic's messages do not
+// wake it.
+func TestPostgresPublishWakesIdleSubscribersElsewhere(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.NewEmpty(t)
+	pub := apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: db.Pool, PollInterval: time.Hour})
+	other, err := pgxpool.New(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	b := apptest.NewBus(t, bus.Config{Backend: bus.BackendPostgres, Pool: other, PollInterval: time.Hour})
+	sub, err := b.FanOutSubscriber("wake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := sub.Subscribe(ctx, "wake.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // idle: its listener connected, its backoff grown
+	before := bus.NotifiedWakes(sub)
+	// Another topic's messages do not wake it.
+	for i := range 3 {
+		if err := pub.Publish(ctx, "wake.other", message.NewMessage(fmt.Sprint(i), []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := bus.NotifiedWakes(sub) - before; n != 0 {
+		t.Fatalf("another topic's messages woke the subscriber %d times", n)
+	}
+	for i := range 3 {
+		time.Sleep(200 * time.Millisecond)
+		if err := pub.Publish(ctx, "wake.test", message.NewMessage(fmt.Sprint(i), []byte(fmt.Sprint(i)))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-msgs:
+			if string(m.Payload) != fmt.Sprint(i) {
+				t.Fatalf("got %q, want %d", m.Payload, i)
+			}
+			m.Ack()
+		case <-time.After(30 * time.Second):
+			t.Fatalf("message %d not delivered", i)
+		}
+	}
+	if n := bus.NotifiedWakes(sub) - before; n == 0 {
+		t.Fatal("no idle wait was ended by a publish: the subscriber found the messages by polling")
+	}
 }

@@ -3,7 +3,10 @@ package bus
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,10 +33,11 @@ type postgresBackend struct {
 	offsets wsql.DefaultPostgreSQLOffsetsAdapter
 	wlog    watermill.LoggerAdapter
 	ready   sync.Map // topic → struct{}: tables exist
+	waker   *waker   // postgres_wake.go
 }
 
 func newPostgres(cfg Config, wlog watermill.LoggerAdapter) (*postgresBackend, error) {
-	return &postgresBackend{
+	p := &postgresBackend{
 		cfg:  cfg,
 		pool: cfg.Pool,
 		db:   stdlib.OpenDBFromPool(cfg.Pool),
@@ -42,7 +46,9 @@ func newPostgres(cfg Config, wlog watermill.LoggerAdapter) (*postgresBackend, er
 			SubscribeBatchSize:  cfg.BatchSize,
 		},
 		wlog: wlog,
-	}, nil
+	}
+	p.waker = newWaker(p)
+	return p, nil
 }
 
 // ensureTopic creates the topic's tables once per process, under an advisory
@@ -76,7 +82,7 @@ func (p *postgresBackend) publish(ctx context.Context, topic string, msgs []*mes
 	if err := p.ensureTopic(ctx, topic); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		for start := 0; start < len(msgs); start += postgresInsertChunk {
 			chunk := msgs[start:min(start+postgresInsertChunk, len(msgs))]
 			q, err := p.schema.InsertQuery(topic, chunk)
@@ -89,31 +95,54 @@ func (p *postgresBackend) publish(ctx context.Context, topic string, msgs []*mes
 		}
 		return nil
 	})
+	if err == nil {
+		p.waker.published(topic)
+	}
+	return err
 }
 
 func (p *postgresBackend) subscriber(group string, fromEnd bool) (message.Subscriber, error) {
+	p.waker.run()
+	return &postgresSubscriber{p: p, group: group, fromEnd: fromEnd, topics: map[string]*topicSubscriber{}}, nil
+}
+
+// topicSubscriber is a group's watermill-sql subscriber of one topic: its
+// idle waits end when that topic gets a message.
+type topicSubscriber struct {
+	inner   *wsql.Subscriber
+	backoff *adaptiveBackoff
+}
+
+func (p *postgresBackend) newTopicSubscriber(group, topic string) (*topicSubscriber, error) {
 	ackDeadline := p.cfg.AckDeadline
+	backoff := newAdaptiveBackoff(p.cfg.PollInterval, max(p.cfg.PollInterval, 500*time.Millisecond))
+	backoff.idle = newNotifiedWait(p.waker, topic)
 	inner, err := wsql.NewSubscriber(p.db, wsql.SubscriberConfig{
 		ConsumerGroup:  group,
 		AckDeadline:    &ackDeadline,
 		PollInterval:   p.cfg.PollInterval,
 		ResendInterval: p.cfg.ResendInterval,
 		RetryInterval:  max(p.cfg.PollInterval, 500*time.Millisecond),
-		BackoffManager: newAdaptiveBackoff(p.cfg.PollInterval, max(p.cfg.PollInterval, 500*time.Millisecond)),
+		BackoffManager: backoff,
 		SchemaAdapter:  p.schema,
 		OffsetsAdapter: p.offsets,
 	}, p.wlog)
 	if err != nil {
 		return nil, err
 	}
-	return &postgresSubscriber{p: p, inner: inner, group: group, fromEnd: fromEnd}, nil
+	return &topicSubscriber{inner: inner, backoff: backoff}, nil
 }
 
+// postgresSubscriber is a consumer group's subscriber: one watermill-sql
+// subscriber per topic it subscribes to.
 type postgresSubscriber struct {
 	p       *postgresBackend
-	inner   *wsql.Subscriber
 	group   string
 	fromEnd bool
+
+	mu     sync.Mutex
+	topics map[string]*topicSubscriber
+	closed bool
 }
 
 func (s *postgresSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -135,15 +164,45 @@ func (s *postgresSubscriber) Subscribe(ctx context.Context, topic string) (<-cha
 			return nil, fmt.Errorf("position group %s at the end of %s: %w", s.group, topic, err)
 		}
 	}
-	return s.inner.Subscribe(ctx, topic)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	ts, ok := s.topics[topic]
+	if !ok {
+		var err error
+		if ts, err = s.p.newTopicSubscriber(s.group, topic); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.topics[topic] = ts
+	}
+	s.mu.Unlock()
+	return ts.inner.Subscribe(ctx, topic)
 }
 
-func (s *postgresSubscriber) Close() error { return s.inner.Close() }
+func (s *postgresSubscriber) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	topics := slices.Collect(maps.Values(s.topics))
+	s.mu.Unlock()
+	var errs []error
+	for _, ts := range topics {
+		ts.backoff.idle.close()
+		errs = append(errs, ts.inner.Close())
+	}
+	return errors.Join(errs...)
+}
 
 func (p *postgresBackend) ping(ctx context.Context) error { return p.pool.Ping(ctx) }
 
-// close releases the database/sql wrapper; the pool belongs to the caller.
-func (p *postgresBackend) close() error { return p.db.Close() }
+// close stops the notifications and releases the database/sql wrapper; the
+// pool belongs to the caller.
+func (p *postgresBackend) close() error {
+	p.waker.close()
+	return p.db.Close()
+}
 
 // adaptiveBackoff decides how long a subscriber waits before its next query.
 // watermill-sql's default waits the whole poll interval after every empty
@@ -151,11 +210,14 @@ func (p *postgresBackend) close() error { return p.db.Close() }
 // invisible (its publisher's transaction, or another one older than it, is
 // still open): waiting a full interval then caps a busy consumer at a few
 // messages per interval. This one polls again after 1 ms, doubling while the
-// queries stay empty, up to the poll interval when the topic is idle.
+// queries stay empty, up to the poll interval when the topic is idle; and a
+// publish (of any process on the database) ends the wait at once and starts
+// the brief polls over (idle).
 type adaptiveBackoff struct {
 	inner watermillBackoff
 	poll  time.Duration
 	empty atomic.Int32
+	idle  *notifiedWait // nil: wait the whole backoff
 }
 
 type watermillBackoff = wsql.BackoffManager
@@ -173,8 +235,18 @@ func (b *adaptiveBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool
 		return 0
 	}
 	n := b.empty.Add(1)
-	if n > 16 {
-		return b.poll
+	d := b.poll
+	if n <= 16 {
+		d = min(b.poll, time.Millisecond<<(n-1))
 	}
-	return min(b.poll, time.Millisecond<<(n-1))
+	if b.idle == nil {
+		return d
+	}
+	if b.idle.wait(d) {
+		// A message was published, but it stays invisible to the query
+		// while a transaction older than its own is open: poll briefly
+		// again, as right after a message.
+		b.empty.Store(0)
+	}
+	return 0
 }

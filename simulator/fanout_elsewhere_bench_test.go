@@ -2,6 +2,7 @@ package simulator_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,7 +24,9 @@ import (
 // HTTP call until the last student's step_changed (the clocks are the same
 // machine's). Also reported: the server's peak RSS (this process: the
 // server and the instructor). Sizes: 1,000, and 10,000 with
-// LOCKSTEP_BENCH_BIG=1.
+// LOCKSTEP_BENCH_BIG=1. LOCKSTEP_BENCH_STEP_GAP (a duration) pauses before
+// each step, as an instructor explaining does: the system is idle when the
+// step comes (its pollers backed off).
 func BenchmarkFanOutElsewhere(b *testing.B) {
 	sizes := []int{1000}
 	if os.Getenv("LOCKSTEP_BENCH_BIG") != "" {
@@ -32,6 +35,10 @@ func BenchmarkFanOutElsewhere(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("students=%d", n), func(b *testing.B) {
 			raiseFileLimit(b, n+500)
+			gap, err := time.ParseDuration(cmp.Or(os.Getenv("LOCKSTEP_BENCH_STEP_GAP"), "0s"))
+			if err != nil {
+				b.Fatalf("LOCKSTEP_BENCH_STEP_GAP: %v", err)
+			}
 			srv, students := benchServers(b)
 			ctx := context.Background()
 			c, err := simulator.Setup(ctx, simulator.Config{
@@ -68,6 +75,7 @@ func BenchmarkFanOutElsewhere(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
+				time.Sleep(gap)
 				first, last := arrived(command("next-step", map[string]any{"next_subtask_id": c.Subtasks[i%2].ID}))
 				firsts, lasts = append(firsts, first), append(lasts, last)
 			}
