@@ -51,12 +51,23 @@ func lockstepBinary(t testing.TB) string {
 // freeAddr is a free 127.0.0.1 port.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddrs(t, 1)[0]
+}
+
+// freeAddrs is n different free 127.0.0.1 ports: each is held until all are
+// picked, since the kernel may hand a port just closed out again.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // server is one `lockstep serve` process.
@@ -89,7 +100,8 @@ func (s *server) metricsURL() string {
 // METRICS_ADDR) and waits for /readyz.
 func startServer(t testing.TB, databaseURL string, env ...string) *server {
 	t.Helper()
-	s := &server{Addr: freeAddr(t), MetricsAddr: freeAddr(t), log: new(bytes.Buffer), done: make(chan struct{})}
+	addrs := freeAddrs(t, 2)
+	s := &server{Addr: addrs[0], MetricsAddr: addrs[1], log: new(bytes.Buffer), done: make(chan struct{})}
 	s.cmd = exec.Command(lockstepBinary(t), "serve")
 	s.cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+databaseURL, "HTTP_ADDR="+s.Addr, "METRICS_ADDR="+s.MetricsAddr,
