@@ -398,7 +398,7 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 		handleErr, err = r.applyWhole(bctx, actx, prev, records)
 	} else {
 		err = pgx.BeginFunc(bctx, r.cfg.Pool, func(tx pgx.Tx) error {
-			if err := r.lockCheckpoint(bctx, tx, prev); err != nil {
+			if err := r.startBatch(bctx, tx, prev, last.Position); err != nil {
 				return err
 			}
 			var held int64
@@ -423,8 +423,7 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 				r.log.Error("event quarantined: the projector skips it and goes on", "position", f.rec.Position, "stream", f.rec.Stream, "type", f.rec.Type, "error", f.err)
 			}
 			quarantined = held + int64(len(failed))
-			_, err := tx.Exec(bctx, checkpointSQL, name, int64(last.Position))
-			return err
+			return nil
 		})
 	}
 	if err != nil {
@@ -445,25 +444,12 @@ func (r *Runner) apply(ctx context.Context, prev uint64, batch []eventstore.Even
 	return nil
 }
 
-// checkpointSQL moves a locked checkpoint row ($1) to position $2.
-const checkpointSQL = `UPDATE projection_checkpoints SET position = $2, status = 'running', last_error = '', failures = 0, updated_at = now() WHERE name = $1`
-
-// lockCheckpoint starts a batch's transaction: it locks the checkpoint row,
-// which must still say prev (else errCheckpointMoved). A batch's read models
-// and its checkpoint commit together, and both derive from the durable log:
-// a crash that loses the last batches loses them together, and the runner
-// applies them again. So the commit need not wait for its WAL flush (the
-// appends still do). Both in one round trip.
-func (r *Runner) lockCheckpoint(ctx context.Context, tx pgx.Tx, prev uint64) error {
-	var cur int64
-	start := &pgx.Batch{}
-	start.Queue(`SET LOCAL synchronous_commit = off`)
-	start.Queue(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, r.Name()).QueryRow(func(row pgx.Row) error { return row.Scan(&cur) })
-	if err := tx.SendBatch(ctx, start).Close(); err != nil {
-		return fmt.Errorf("lock checkpoint: %w", err)
-	}
-	if uint64(cur) != prev {
-		return errCheckpointMoved
+// startBatch starts a batch's transaction (queueMove), in one round trip.
+func (r *Runner) startBatch(ctx context.Context, tx pgx.Tx, prev, last uint64) error {
+	b := &pgx.Batch{}
+	queueMove(b, r.Name(), prev, last)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return r.moveFailed(err, last)
 	}
 	return nil
 }
@@ -481,11 +467,9 @@ func (r *Runner) applyWhole(bctx, actx context.Context, prev uint64, records []R
 		if err != nil {
 			return nil, err
 		}
-		b := &pgx.Batch{}
-		queueMove(b, r.Name(), prev, last)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if err := r.startBatch(ctx, tx, prev, last); err != nil {
 			_ = tx.Rollback(ctx)
-			return nil, r.moveFailed(err, last)
+			return nil, err
 		}
 		return tx, nil
 	}}
@@ -519,10 +503,14 @@ func (r *Runner) applyWhole(bctx, actx context.Context, prev uint64, records []R
 	return nil, nil
 }
 
-// queueMove queues the start of a batch's transaction: its commit need not
-// wait for its WAL flush (see lockCheckpoint), and the checkpoint moves from
-// prev to last, locked until the end (projection_checkpoint_move, migration
-// 00066: it fails with LS409 when the checkpoint no longer says prev).
+// queueMove queues the start of a batch's transaction. A batch's read models
+// and its checkpoint commit together, and both derive from the durable log:
+// a crash that loses the last batches loses them together, and the runner
+// applies them again. So the commit need not wait for its WAL flush (the
+// appends still do). And the checkpoint moves from prev to last, locked
+// until the end (projection_checkpoint_move, migration 00066: it fails with
+// LS409 when the checkpoint no longer says prev, as after a rebuild or
+// another runner's batch).
 func queueMove(b *pgx.Batch, name string, prev, last uint64) {
 	b.Queue(`SET LOCAL synchronous_commit = off`)
 	b.Queue(`SELECT projection_checkpoint_move($1, $2, $3)`, name, int64(prev), int64(last))
@@ -595,14 +583,6 @@ func (r *Runner) sendWhole(ctx context.Context, prev, last uint64, queued *pgx.B
 		return failed(err)
 	}
 	return nil, nil
-}
-
-// skipTo moves the checkpoint from prev to pos for a batch that changed no
-// read model, in one round trip; errCheckpointMoved when the checkpoint no
-// longer says prev.
-func (r *Runner) skipTo(ctx context.Context, prev, pos uint64) error {
-	_, err := r.sendWhole(ctx, prev, pos, nil)
-	return err
 }
 
 // ownFailure tells whether err, returned by the projector's Handle, is the
